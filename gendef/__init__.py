@@ -1,0 +1,21 @@
+"""GenDeF: videos as a canonical image warped by a generative deformation field.
+
+``from gendef import CanonicalVideo, GenDeF``. Heavy pieces (torch networks,
+the decomposer) are imported lazily so that ``import gendef`` stays cheap.
+"""
+from .video import CanonicalVideo, CanonicalVideoError
+
+__version__ = "0.1.0"
+__all__ = ["CanonicalVideo", "CanonicalVideoError", "GenDeF", "decompose", "__version__"]
+
+
+def __getattr__(name):
+    if name == "GenDeF":
+        from .model import GenDeF
+
+        return GenDeF
+    if name == "decompose":
+        from .decompose import decompose
+
+        return decompose
+    raise AttributeError(f"module 'gendef' has no attribute {name!r}")
