@@ -1,0 +1,391 @@
+"""Pictures of what the model does: flow colours, tracks, mask overlays, exports.
+
+Everything the studio shows besides the raw video is drawn here (numpy/OpenCV
+only) so the app stays free of array maths and the CLI can reuse the same views.
+Images are float32 [H, W, 3] in [0, 1] unless stated; masks are bool.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "flow_to_color",
+    "color_wheel",
+    "deformation_strip",
+    "draw_tracks",
+    "overlay_masks",
+    "cutout",
+    "side_by_side",
+    "rgba_from_editor_layers",
+    "resize_image",
+    "tracks_to_json",
+    "tracks_to_csv",
+    "masks_to_zip",
+    "point_colors",
+]
+
+
+# --------------------------------------------------------------------------------------
+# flow / deformation
+# --------------------------------------------------------------------------------------
+def flow_to_color(flow, max_magnitude: Optional[float] = None) -> np.ndarray:
+    """Flow [H, W, 2] (dx, dy) -> uint8 RGB; hue = direction, saturation = magnitude.
+
+    Hue 0 (red) points right (+x), 90 degrees points down (+y, image rows grow
+    downwards), 180 (cyan) left, 270 up; zero motion is white. ``max_magnitude``
+    fixes the scale so several frames can share one (default: this flow's max).
+    """
+    f = np.asarray(flow, dtype=np.float32)
+    if f.ndim != 3 or f.shape[2] != 2:
+        raise ValueError(f"flow must be shaped [H, W, 2], got {tuple(f.shape)}")
+    f = np.where(np.isfinite(f), f, 0.0).astype(np.float32)
+    mag = np.sqrt(f[..., 0] ** 2 + f[..., 1] ** 2)
+    if max_magnitude is None:
+        max_magnitude = float(mag.max()) if mag.size else 0.0
+    max_magnitude = float(max_magnitude)
+    if not np.isfinite(max_magnitude) or max_magnitude < 0:
+        raise ValueError(f"max_magnitude must be a non-negative number, got {max_magnitude}")
+    scale = max_magnitude if max_magnitude > 1e-12 else 1.0
+    hue = (np.degrees(np.arctan2(f[..., 1], f[..., 0])) + 360.0) % 360.0
+    sat = np.clip(mag / scale, 0.0, 1.0)
+    hsv = np.stack([hue, sat, np.ones_like(sat)], axis=-1).astype(np.float32)
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def color_wheel(size: int = 64) -> np.ndarray:
+    """Legend for :func:`flow_to_color`: uint8 [size, size, 3], white outside the disc."""
+    c = (size - 1) / 2.0
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    flow = np.stack([xs - c, ys - c], axis=-1)
+    img = flow_to_color(flow, max_magnitude=max(c, 1e-6))
+    img[np.hypot(xs - c, ys - c) > c] = 255
+    return img
+
+
+def _frame_identity(video) -> np.ndarray:
+    """Where each frame pixel would sample with no motion (frame centred on the canvas)."""
+    from .video import identity_grid
+
+    h, w = video.frame_size
+    hc, wc = video.canvas_size
+    return identity_grid(h, w, 1, offset=((wc - w) / 2.0, (hc - h) / 2.0))[0]
+
+
+def _fit_height(img: np.ndarray, height: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    new_w = max(1, int(round(w * height / h)))
+    interp = cv2.INTER_NEAREST if height >= h else cv2.INTER_AREA
+    return cv2.resize(img, (new_w, height), interpolation=interp)
+
+
+def deformation_strip(video, num: int = 4, tile: int = 128, gap: int = 2) -> np.ndarray:
+    """Canonical image + ``num`` evenly spaced frames, and under each frame its displacement.
+
+    Top row: canonical, frames; bottom row: a colour-wheel legend, then
+    ``grid - identity`` of each frame on one shared scale (so strengths compare).
+    Small models are upscaled with nearest neighbour so their pixels stay visible.
+    """
+    num = int(num)
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    tile = int(tile)
+    if tile < 8:
+        raise ValueError(f"tile must be >= 8 pixels, got {tile}")
+    t = video.num_frames
+    idx = np.unique(np.linspace(0, t - 1, min(num, t)).round().astype(int))
+    frames = video.frames()[idx]
+    disp = video.grid[idx] - _frame_identity(video)[None]
+    scale = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
+    top = [_fit_height(_u8(video.canonical), tile)] + [_fit_height(_u8(f), tile) for f in frames]
+    bottom = [_fit_height(color_wheel(64), tile)] + [
+        _fit_height(flow_to_color(d, max_magnitude=scale), tile) for d in disp
+    ]
+    bottom[0] = _pad_to_width(bottom[0], top[0].shape[1])
+    rows = [_hstack(top, gap), _hstack(bottom, gap)]
+    width = max(r.shape[1] for r in rows)
+    rows = [_pad_to_width(r, width) for r in rows]
+    sep = np.full((gap, width, 3), 255, np.uint8)
+    return np.concatenate([rows[0], sep, rows[1]], axis=0)
+
+
+def _u8(img: np.ndarray) -> np.ndarray:
+    a = np.asarray(img)
+    if a.dtype == np.uint8:
+        return a
+    return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _hstack(tiles, gap: int) -> np.ndarray:
+    h = tiles[0].shape[0]
+    parts = []
+    for i, t in enumerate(tiles):
+        if i:
+            parts.append(np.full((h, gap, 3), 255, np.uint8))
+        parts.append(t)
+    return np.concatenate(parts, axis=1)
+
+
+def _pad_to_width(img: np.ndarray, width: int) -> np.ndarray:
+    extra = width - img.shape[1]
+    if extra <= 0:
+        return img
+    left = extra // 2
+    return np.pad(img, ((0, 0), (left, extra - left), (0, 0)), constant_values=255)
+
+
+# --------------------------------------------------------------------------------------
+# tracks
+# --------------------------------------------------------------------------------------
+def point_colors(n: int) -> np.ndarray:
+    """n well separated RGB colours in [0, 1] (golden-angle hues), stable across calls."""
+    hues = (np.arange(n) * 137.508) % 360.0
+    hsv = np.stack([hues, np.full(n, 0.9), np.ones(n)], axis=-1).astype(np.float32)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0] if n else np.zeros((0, 3), np.float32)
+
+
+def _video_frames(frames, name: str = "frames") -> np.ndarray:
+    f = np.asarray(frames)
+    if f.ndim != 4 or f.shape[-1] != 3:
+        raise ValueError(f"{name} must be shaped [T, H, W, 3], got {tuple(f.shape)}")
+    if f.dtype == np.uint8:
+        return f.astype(np.float32) / 255.0
+    return f.astype(np.float32)
+
+
+def _tracks(positions, visible, num_frames: Optional[int] = None):
+    pos = np.asarray(positions, dtype=np.float64)
+    vis = np.asarray(visible).astype(bool)
+    if pos.ndim != 3 or pos.shape[2] != 2:
+        raise ValueError(f"positions must be shaped [T, N, 2], got {tuple(pos.shape)}")
+    if vis.shape != pos.shape[:2]:
+        raise ValueError(f"visible must be shaped {pos.shape[:2]} (like positions), got {tuple(vis.shape)}")
+    if num_frames is not None and pos.shape[0] != num_frames:
+        raise ValueError(f"tracks have {pos.shape[0]} frames but the video has {num_frames}")
+    vis = vis & np.isfinite(pos).all(-1)
+    return pos, vis
+
+
+def draw_tracks(frames, positions, visible, radius: Optional[int] = None, trail: int = 8) -> np.ndarray:
+    """Dots at each point's position plus a fading trail over the last ``trail`` frames.
+
+    A point is drawn in frame t only while it is visible in t, and trail segments
+    only join consecutive frames where it was visible, so occluded or off-screen
+    stretches leave no marks.
+    """
+    out = _video_frames(frames).copy()
+    t, h, w, _ = out.shape
+    pos, vis = _tracks(positions, visible, t)
+    n = pos.shape[1]
+    if radius is None:
+        radius = max(1, int(round(min(h, w) / 64)))
+    radius = max(1, int(radius))
+    thickness = max(1, radius // 2)
+    colors = point_colors(n)
+    shift = 4
+    k = float(1 << shift)
+    fixed = np.round(pos * k)
+    for f in range(t):
+        img = out[f]
+        for i in range(n):
+            if not vis[f, i]:
+                continue
+            col = tuple(float(c) for c in colors[i])
+            for s in range(max(1, f - int(trail) + 1), f + 1):
+                if vis[s - 1, i] and vis[s, i]:
+                    p0 = (int(fixed[s - 1, i, 0]), int(fixed[s - 1, i, 1]))
+                    p1 = (int(fixed[s, i, 0]), int(fixed[s, i, 1]))
+                    cv2.line(img, p0, p1, col, thickness, cv2.LINE_AA, shift)
+            centre = (int(fixed[f, i, 0]), int(fixed[f, i, 1]))
+            cv2.circle(img, centre, int(radius * k), col, -1, cv2.LINE_AA, shift)
+    return np.clip(out, 0.0, 1.0)
+
+
+def tracks_to_json(positions, visible, fps: float) -> str:
+    """Trajectories as JSON: per point, per frame (frame, time, x, y, visible)."""
+    pos, vis = _tracks(positions, visible)
+    fps = float(fps)
+    if not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    points = []
+    for i in range(pos.shape[1]):
+        track = []
+        for f in range(pos.shape[0]):
+            x, y = pos[f, i]
+            track.append(
+                {
+                    "frame": f,
+                    "time": round(f / fps, 6),
+                    "x": round(float(x), 3) if np.isfinite(x) else None,
+                    "y": round(float(y), 3) if np.isfinite(y) else None,
+                    "visible": bool(vis[f, i]),
+                }
+            )
+        points.append({"id": i, "track": track})
+    doc = {"fps": fps, "num_frames": int(pos.shape[0]), "num_points": int(pos.shape[1]), "points": points}
+    return json.dumps(doc, indent=1)
+
+
+def tracks_to_csv(positions, visible) -> str:
+    """Trajectories as CSV with columns frame,point,x,y,visible (one row per frame and point)."""
+    pos, vis = _tracks(positions, visible)
+    buf = io.StringIO()
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(["frame", "point", "x", "y", "visible"])
+    for f in range(pos.shape[0]):
+        for i in range(pos.shape[1]):
+            x, y = pos[f, i]
+            wr.writerow(
+                [f, i, f"{x:.3f}" if np.isfinite(x) else "", f"{y:.3f}" if np.isfinite(y) else "", int(vis[f, i])]
+            )
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# masks
+# --------------------------------------------------------------------------------------
+def _masks_like(frames: np.ndarray, masks) -> np.ndarray:
+    m = np.asarray(masks)
+    if m.shape != frames.shape[:3]:
+        raise ValueError(f"masks must be shaped {frames.shape[:3]} (like the frames), got {tuple(m.shape)}")
+    return m.astype(bool)
+
+
+def _rgb(color, name: str) -> np.ndarray:
+    c = np.asarray(color, dtype=np.float32).reshape(-1)
+    if c.shape != (3,) or not np.all(np.isfinite(c)):
+        raise ValueError(f"{name} must be an (r, g, b) triple in [0, 1], got {color!r}")
+    if c.max() > 1.0:
+        c = c / 255.0
+    return np.clip(c, 0.0, 1.0)
+
+
+def overlay_masks(frames, masks, color=(1.0, 0.0, 0.0), alpha: float = 0.5) -> np.ndarray:
+    """Tint the masked pixels of every frame with ``color`` (opacity ``alpha``)."""
+    f = _video_frames(frames)
+    m = _masks_like(f, masks)
+    a = float(np.clip(alpha, 0.0, 1.0))
+    out = f.copy()
+    out[m] = (1.0 - a) * f[m] + a * _rgb(color, "color")
+    return out
+
+
+def cutout(frames, masks, background=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Keep the masked pixels, replace the rest with ``background``."""
+    f = _video_frames(frames)
+    m = _masks_like(f, masks)
+    out = np.empty_like(f)
+    out[...] = _rgb(background, "background")
+    out[m] = f[m]
+    return out
+
+
+def masks_to_zip(masks, path: Union[str, os.PathLike]) -> Path:
+    """Per-frame masks -> a zip of 8-bit PNGs (0 / 255), mask_0000.png, mask_0001.png, ..."""
+    m = np.asarray(masks)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3:
+        raise ValueError(f"masks must be shaped [T, H, W], got {tuple(m.shape)}")
+    path = Path(path)
+    if path.suffix.lower() != ".zip":
+        path = path.with_name(path.name + ".zip")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digits = max(4, len(str(len(m) - 1)))
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for t, mask in enumerate(m):
+            ok, png = cv2.imencode(".png", np.where(mask.astype(bool), 255, 0).astype(np.uint8))
+            if not ok:
+                raise ValueError(f"could not encode mask {t} as PNG")
+            zf.writestr(f"mask_{t:0{digits}d}.png", png.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# layout / editor helpers
+# --------------------------------------------------------------------------------------
+def side_by_side(a, b, gap: int = 2) -> np.ndarray:
+    """Two videos next to each other (e.g. original | edited) with a white gap."""
+    fa = _video_frames(a, "a")
+    fb = _video_frames(b, "b")
+    if fa.shape[:3] != fb.shape[:3]:
+        raise ValueError(f"videos differ in frames/size: {fa.shape[:3]} vs {fb.shape[:3]}")
+    gap = max(0, int(gap))
+    sep = np.ones(fa.shape[:2] + (gap, 3), np.float32)
+    return np.concatenate([fa, sep, fb], axis=2)
+
+
+def resize_image(img, size: Sequence[int]) -> np.ndarray:
+    """Resize to (h, w) keeping dtype; bool masks and label images use nearest neighbour."""
+    a = np.asarray(img)
+    if a.ndim not in (2, 3):
+        raise ValueError(f"image must be [H, W] or [H, W, C], got {tuple(a.shape)}")
+    h, w = int(size[0]), int(size[1])
+    if h < 1 or w < 1:
+        raise ValueError(f"size must be positive, got {(h, w)}")
+    if a.shape[:2] == (h, w):
+        return a.copy()
+    if a.dtype == bool:
+        r = cv2.resize(a.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        return r.astype(bool).reshape((h, w) + a.shape[2:])
+    src = a.astype(np.float32) if a.dtype not in (np.uint8, np.float32) else a
+    shrink = h < a.shape[0] and w < a.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    if a.ndim == 3 and a.shape[2] > 4:
+        r = np.stack([cv2.resize(src[..., c], (w, h), interpolation=interp) for c in range(a.shape[2])], -1)
+    else:
+        r = cv2.resize(src, (w, h), interpolation=interp)
+    return r.reshape((h, w) + a.shape[2:]).astype(a.dtype, copy=False)
+
+
+def rgba_from_editor_layers(background, layers) -> np.ndarray:
+    """Flatten Gradio ImageEditor layers into one RGBA edit, float32 [H, W, 4] in [0, 1].
+
+    Layers are composited in order ("over"); alpha is the union of the layer
+    alphas, so pixels no stroke touched stay fully transparent and the edit
+    leaves the rest of the video untouched. The background only fixes the size
+    (and lets an RGB layer count as painted where it differs from it).
+    """
+    bg = np.asarray(background) if background is not None else None
+    if bg is None or bg.ndim != 3 or bg.shape[2] not in (3, 4):
+        raise ValueError("background must be an image shaped [H, W, 3] or [H, W, 4]")
+    h, w = bg.shape[:2]
+    bg_rgb = _float01(bg[..., :3])
+    rgb = np.zeros((h, w, 3), np.float32)
+    alpha = np.zeros((h, w, 1), np.float32)
+    for k, layer in enumerate(layers or []):
+        if layer is None:
+            continue
+        lay = np.asarray(layer)
+        if lay.ndim != 3 or lay.shape[2] not in (3, 4):
+            raise ValueError(f"layer {k} must be shaped [H, W, 4] (RGBA), got {tuple(lay.shape)}")
+        if lay.shape[:2] != (h, w):
+            lay = cv2.resize(lay, (w, h), interpolation=cv2.INTER_NEAREST)
+        lf = _float01(lay)
+        if lf.shape[2] == 4:
+            la = lf[..., 3:4]
+        else:
+            la = (np.abs(lf - bg_rgb).max(-1, keepdims=True) > 1.0 / 255.0).astype(np.float32)
+        lrgb = lf[..., :3]
+        new_alpha = la + alpha * (1.0 - la)
+        safe = np.where(new_alpha > 0, new_alpha, 1.0)
+        rgb = np.where(new_alpha > 0, (lrgb * la + rgb * alpha * (1.0 - la)) / safe, 0.0)
+        alpha = new_alpha
+    return np.concatenate([rgb, alpha], axis=-1).astype(np.float32)
+
+
+def _float01(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    return np.clip(a.astype(np.float32), 0.0, 1.0)
