@@ -1,0 +1,300 @@
+"""GenDeF = G_c (canonical image) + G_d (deformation field) + bilinear warp.
+
+Saved as config.json + model.safetensors through huggingface_hub's mixin, so a
+local folder and a Hub repo id load the same way and no pickle is ever read.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+
+from .models.canonical import CanonicalGenerator
+from .models.deformation import DeformationGenerator
+from .models.motion import MotionEncoder
+from .video import CanonicalVideo, normalized_to_pixels
+
+__all__ = ["GenDeF", "CheckpointError"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be found, read or matched to the model (user-facing message)."""
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    """Independent, reproducible random streams for canonical and motion latents."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, stream]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class GenDeF(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="gendef",
+    tags=["video-generation", "gan", "gendef"],
+):
+    def __init__(
+        self,
+        resolution: int = 64,
+        z_dim: int = 128,
+        w_dim: int = 128,
+        channel_base: int = 8192,
+        channel_max: int = 256,
+        mapping_layers: int = 4,
+        canonical_feature_layer: Optional[int] = None,
+        canonical_feature_dim: int = 32,
+        use_canonical_feature: bool = True,
+        deformation_channel_base: int = 4096,
+        deformation_channel_max: int = 128,
+        deformation_mapping_layers: int = 2,
+        motion_noise_dim: int = 64,
+        motion_code_dim: int = 64,
+        motion_anchor_spacing: float = 16.0,
+        time_num_freqs: int = 16,
+        time_min_period: float = 16.0,
+        time_max_period: float = 1024.0,
+        fps: float = 16.0,
+    ):
+        super().__init__()
+        self.resolution = int(resolution)
+        self.z_dim = int(z_dim)
+        self.fps = float(fps)
+        self.canonical = CanonicalGenerator(
+            resolution=resolution,
+            z_dim=z_dim,
+            w_dim=w_dim,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            mapping_layers=mapping_layers,
+            feature_layer=canonical_feature_layer,
+        )
+        self.motion = MotionEncoder(
+            noise_dim=motion_noise_dim,
+            code_dim=motion_code_dim,
+            anchor_spacing=motion_anchor_spacing,
+            num_freqs=time_num_freqs,
+            min_period=time_min_period,
+            max_period=time_max_period,
+        )
+        self.deformation = DeformationGenerator(
+            resolution=resolution,
+            z_dim=z_dim,
+            w_dim=w_dim,
+            motion_dim=self.motion.out_dim,
+            canonical_channels=self.canonical.feature_channels,
+            canonical_feature_dim=canonical_feature_dim,
+            channel_base=deformation_channel_base,
+            channel_max=deformation_channel_max,
+            mapping_layers=deformation_mapping_layers,
+            use_canonical_feature=use_canonical_feature,
+        )
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, resolution), torch.linspace(-1, 1, resolution), indexing="ij")
+        self.register_buffer("base_grid", torch.stack([xs, ys], dim=-1), persistent=False)  # m
+
+    # ------------------------------------------------------------------ forward pass
+    @property
+    def device(self) -> torch.device:
+        return self.canonical.const.device
+
+    def make_latents(self, batch: int, num_frames: int, generator=None, device=None):
+        """(z_c, z_d, motion_noise) drawn from one generator (training convenience)."""
+        device = device or self.device
+        z_c = torch.randn(batch, self.z_dim, generator=generator).to(device)
+        z_d = torch.randn(batch, self.z_dim, generator=generator).to(device)
+        noise = self.motion.make_noise(batch, max(num_frames - 1, 0), generator=generator, device=device)
+        return z_c, z_d, noise
+
+    def warp(self, canonical: torch.Tensor, grid_norm: torch.Tensor) -> torch.Tensor:
+        """x_t = T(x_c, m + dm_t): canonical [B,3,R,R] in [-1,1], grid [B,T,H,W,2] -> frames [B,T,3,H,W].
+
+        Outside the canonical image counts as black, exactly as ``cv2.remap`` with
+        a zero border renders a CanonicalVideo, so training and rendering agree.
+        """
+        b, t, h, w, _ = grid_norm.shape
+        src = ((canonical + 1) * 0.5).repeat_interleave(t, dim=0)
+        out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+        return (out * 2 - 1).reshape(b, t, 3, h, w)
+
+    def generate(
+        self,
+        z_c: torch.Tensor,
+        z_d: torch.Tensor,
+        motion_noise: torch.Tensor,
+        times: torch.Tensor,
+        truncation_psi: float = 1.0,
+        noise_mode: str = "random",
+        canonical=None,
+    ) -> dict:
+        """One pass of the whole generator.
+
+        Returns canonical [B,3,R,R], grid_norm [B,T,R,R,2] (m + dm_t in [-1,1]),
+        grid_px (same in canonical pixels), frames [B,T,3,R,R] (all in [-1,1]).
+        ``canonical`` = (image, feature) reuses an already computed G_c output.
+        """
+        if times.ndim == 1:
+            times = times[None].expand(z_c.shape[0], -1)
+        img, feat = canonical if canonical is not None else self.canonical(z_c, truncation_psi, noise_mode)
+        u = self.motion(motion_noise, times)
+        delta = self.deformation(z_d, u, feat, truncation_psi)  # [B,T,2,R,R]
+        grid = self.base_grid.to(delta.dtype) + delta.permute(0, 1, 3, 4, 2)
+        frames = self.warp(img, grid)
+        return {
+            "canonical": img,
+            "feature": feat,
+            "grid_norm": grid,
+            "grid_px": normalized_to_pixels(grid, (self.resolution, self.resolution)),
+            "frames": frames,
+        }
+
+    forward = generate
+
+    # ------------------------------------------------------------------ sampling API
+    @torch.no_grad()
+    def sample_batch(
+        self,
+        seeds: Sequence[int],
+        num_frames: int = 16,
+        truncation_psi: float = 1.0,
+        motion_seeds: Optional[Sequence[Optional[int]]] = None,
+        fps: Optional[float] = None,
+        frame_chunk: int = 16,
+        start_time: float = 0.0,
+        progress=None,
+    ) -> List[CanonicalVideo]:
+        """Many videos in one batch. Frames are generated in chunks to bound memory (128+ frames)."""
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            return []
+        if num_frames < 1:
+            raise ValueError("num_frames must be >= 1")
+        motion_seeds = list(motion_seeds) if motion_seeds is not None else [None] * len(seeds)
+        if len(motion_seeds) != len(seeds):
+            raise ValueError("motion_seeds must match seeds in length")
+        motion_seeds = [s if m is None else int(m) for s, m in zip(seeds, motion_seeds)]
+        dev = self.device
+        was_training = self.training
+        self.eval()
+        try:
+            z_c = torch.cat([torch.randn(1, self.z_dim, generator=_generator(s, 0)) for s in seeds]).to(dev)
+            z_d = torch.cat([torch.randn(1, self.z_dim, generator=_generator(m, 1)) for m in motion_seeds]).to(dev)
+            last_t = start_time + num_frames - 1
+            noise = torch.cat(
+                [self.motion.make_noise(1, last_t, generator=_generator(m, 2)) for m in motion_seeds]
+            ).to(dev)
+            canon = self.canonical(z_c, truncation_psi, "const")
+            grids = []
+            times_all = torch.arange(num_frames, dtype=torch.float32) + float(start_time)
+            for i, s in enumerate(range(0, num_frames, frame_chunk)):
+                times = times_all[s : s + frame_chunk].to(dev)
+                out = self.generate(z_c, z_d, noise, times, truncation_psi, "const", canonical=canon)
+                grids.append(out["grid_px"].float().cpu())
+                if progress is not None:
+                    progress(min(1.0, (s + len(times)) / num_frames), "sampling frames")
+            grid = torch.cat(grids, dim=1).numpy()
+            images = ((canon[0].float().clamp(-1, 1) + 1) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
+        finally:
+            self.train(was_training)
+        fps = float(fps or self.fps)
+        return [
+            CanonicalVideo(
+                canonical=images[i],
+                grid=grid[i],
+                fps=fps,
+                metadata={"source": "gendef", "seed": seeds[i], "motion_seed": motion_seeds[i], "truncation_psi": truncation_psi},
+            )
+            for i in range(len(seeds))
+        ]
+
+    def sample(
+        self,
+        seed: int = 0,
+        num_frames: int = 16,
+        truncation_psi: float = 1.0,
+        motion_seed: Optional[int] = None,
+        fps: Optional[float] = None,
+        progress=None,
+    ) -> CanonicalVideo:
+        """One video. Same seeds -> identical result; a new motion_seed keeps the canonical image."""
+        return self.sample_batch([seed], num_frames, truncation_psi, [motion_seed], fps, progress=progress)[0]
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "GenDeF":
+        """Load a folder or Hub repo (config.json + model.safetensors) with a clear error on failure."""
+        name = str(pretrained_model_name_or_path)
+        p = Path(name)
+        if p.exists() and p.is_dir():
+            missing = [f for f in ("config.json", "model.safetensors") if not (p / f).is_file()]
+            if missing:
+                raise CheckpointError(f"{name}: not a GenDeF checkpoint (missing {', '.join(missing)})")
+            try:
+                json.loads((p / "config.json").read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise CheckpointError(f"{name}/config.json is not valid JSON ({e})") from None
+        elif not _looks_like_repo_id(name):
+            raise CheckpointError(f"{name}: no such checkpoint folder (and not a Hub repo id like 'owner/name')")
+        try:
+            kwargs.setdefault("strict", True)
+            model = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except CheckpointError:
+            raise
+        except TypeError as e:
+            raise CheckpointError(f"{name}: config.json does not match this GenDeF version ({e})") from None
+        except Exception as e:  # safetensors/hub/network errors all become one clear message
+            raise CheckpointError(f"{name}: cannot load checkpoint ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        model.eval()
+        return model
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision=None,
+        cache_dir=None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token=None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ):
+        """safetensors only: the mixin's pickle fallback is deliberately not offered."""
+        from safetensors.torch import load_model
+
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, "model.safetensors")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            model_file = hf_hub_download(
+                repo_id=model_id,
+                filename="model.safetensors",
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        missing, unexpected = load_model(model, model_file, strict=False, device=str(map_location))
+        if strict and (missing or unexpected):
+            raise CheckpointError(
+                f"{model_id}: weights do not match the config (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        return model
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/"))

@@ -1,0 +1,109 @@
+"""G_d: the deformation field generator (paper §3.1, appendix A, Fig. A1/A2).
+
+Per frame, a style from (z_d, u_t) drives StyleGAN-like synthesis blocks. At the
+start of every synthesis layer the canonical feature f_c, resized, is concatenated
+to the deformation feature, so the motion knows what it moves. Each block adds a
+residual to the up-sampled field; the last block predicts (multiplier, adder)
+with a zero-initialised ToOut, so a fresh G_d outputs exactly zero offsets and
+every frame starts as the canonical image.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToOutput, channels_for
+
+
+class DeformationGenerator(nn.Module):
+    def __init__(
+        self,
+        resolution: int = 64,
+        z_dim: int = 128,
+        w_dim: int = 128,
+        motion_dim: int = 96,
+        canonical_channels: int = 32,
+        canonical_feature_dim: int = 32,
+        channel_base: int = 4096,
+        channel_max: int = 128,
+        mapping_layers: int = 2,
+        use_canonical_feature: bool = True,
+    ):
+        super().__init__()
+        log2 = int(math.log2(resolution))
+        self.resolution = resolution
+        self.mapping = MappingNetwork(z_dim, w_dim, num_layers=mapping_layers)
+        self.frame_style = nn.Sequential(
+            EqualLinear(w_dim + motion_dim, w_dim, activation=True),
+            EqualLinear(w_dim, w_dim, activation=True),
+        )
+        self.use_canonical_feature = use_canonical_feature
+        fdim = canonical_feature_dim if use_canonical_feature else 0
+        self.feature_proj = EqualConv2d(canonical_channels, fdim, 1) if use_canonical_feature else None
+        ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
+        self.const = nn.Parameter(torch.randn(1, ch(4), 4, 4))
+        self.blocks = nn.ModuleList()
+        self.to_outs = nn.ModuleList()
+        self.blocks.append(nn.ModuleList([StyledConv(ch(4) + fdim, ch(4), w_dim, 4, use_noise=False)]))
+        self.to_outs.append(ToOutput(ch(4), 2, w_dim))
+        for i in range(3, log2 + 1):
+            r = 2**i
+            last = i == log2
+            self.blocks.append(
+                nn.ModuleList(
+                    [
+                        StyledConv(ch(r // 2) + fdim, ch(r), w_dim, r, upsample=True, use_noise=False),
+                        StyledConv(ch(r) + fdim, ch(r), w_dim, r, use_noise=False),
+                    ]
+                )
+            )
+            self.to_outs.append(ToOutput(ch(r), 4 if last else 2, w_dim, zero_init=last))
+        if log2 == 2:
+            raise ValueError("deformation resolution must be >= 8")
+        last = self.to_outs[-1]
+        with torch.no_grad():
+            last.bias.zero_()
+
+    def _with_feature(self, x: torch.Tensor, feat: Optional[torch.Tensor], frames: int) -> torch.Tensor:
+        if feat is None:
+            return x
+        f = F.interpolate(feat, size=x.shape[-2:], mode="bilinear", align_corners=False, antialias=feat.shape[-1] > x.shape[-1])
+        f = f.repeat_interleave(frames, dim=0).to(x.dtype)
+        return torch.cat([x, f], dim=1)
+
+    def forward(
+        self,
+        z_d: torch.Tensor,
+        motion: torch.Tensor,
+        canonical_feature: Optional[torch.Tensor],
+        truncation_psi: float = 1.0,
+    ) -> torch.Tensor:
+        """z_d [B, z], motion u [B, T, m], f_c [B, C, h, w] -> offsets [B, T, 2, R, R] (normalised units)."""
+        b, t, _ = motion.shape
+        wd = self.mapping(z_d, truncation_psi)  # [B, w]
+        style_in = torch.cat([wd[:, None].expand(-1, t, -1), motion.to(wd.dtype)], dim=-1).reshape(b * t, -1)
+        w = self.frame_style(style_in)
+        feat = None
+        if self.use_canonical_feature and canonical_feature is not None:
+            feat = self.feature_proj(canonical_feature)
+        x = self.const.expand(b * t, -1, -1, -1).to(w.dtype)
+        field = None
+        n = len(self.blocks)
+        for i, (layers, to_out) in enumerate(zip(self.blocks, self.to_outs)):
+            for layer in layers:
+                x = layer(self._with_feature(x, feat, t), w)
+            out = to_out(x, w)
+            if field is None:
+                field = out
+                continue
+            up = F.interpolate(field, scale_factor=2.0, mode="bilinear", align_corners=False)
+            if i == n - 1:
+                multiplier, adder = out.split(2, dim=1)
+                field = up * multiplier + adder
+            else:
+                field = up + out
+        return field.reshape(b, t, 2, field.shape[-2], field.shape[-1])
