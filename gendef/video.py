@@ -384,6 +384,10 @@ class CanonicalVideo:
     def load(cls, path: Union[str, os.PathLike, io.IOBase]) -> "CanonicalVideo":
         """Read an ``.npz`` written by :meth:`save`; any damage gives a CanonicalVideoError."""
         name = getattr(path, "name", path)
+        if isinstance(path, (str, os.PathLike)) and Path(path).is_file():
+            with open(path, "rb") as fh:
+                if fh.read(4) != b"PK\x03\x04":
+                    raise CanonicalVideoError(f"{name}: not a CanonicalVideo .npz file (wrong file type or corrupt)")
         try:
             with np.load(path, allow_pickle=False) as data:
                 missing = [k for k in ("canonical", "grid", "fps") if k not in data.files]

@@ -1,0 +1,232 @@
+"""``python -m gendef``: sample, render, propagate, track, decompose.
+
+Every command turns bad input into one line on stderr and a non-zero exit
+status; tracebacks are for bugs only (set GENDEF_DEBUG=1 to see them always).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
+
+
+class CLIError(ValueError):
+    pass
+
+
+def resolve_checkpoint(name: Optional[str]) -> str:
+    """The shipped default when no checkpoint is named."""
+    if name:
+        return name
+    if (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
+        return str(DEFAULT_CHECKPOINT)
+    raise CLIError(f"no checkpoint given and no default model at {DEFAULT_CHECKPOINT}; pass --checkpoint PATH_OR_HUB_ID")
+
+
+def parse_points(text: str) -> np.ndarray:
+    """'x,y;x,y' -> [N, 2]."""
+    pts = []
+    for chunk in text.replace(" ", "").split(";"):
+        if not chunk:
+            continue
+        parts = chunk.split(",")
+        if len(parts) != 2:
+            raise CLIError(f"bad point {chunk!r}: use 'x,y;x,y'")
+        try:
+            x, y = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise CLIError(f"bad point {chunk!r}: coordinates must be numbers") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise CLIError(f"bad point {chunk!r}: coordinates must be finite")
+        pts.append((x, y))
+    if not pts:
+        raise CLIError("no points given: use --points 'x,y;x,y'")
+    return np.array(pts, dtype=np.float64)
+
+
+def _load_doc(path: str):
+    from .video import CanonicalVideo
+
+    if not Path(path).is_file():
+        raise CLIError(f"{path}: no such file")
+    return CanonicalVideo.load(path)
+
+
+def _check_out(path: str, exts) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in exts:
+        raise CLIError(f"--out {path}: expected one of {', '.join(exts)}")
+    return p
+
+
+# ------------------------------------------------------------------------- commands
+def cmd_sample(args) -> int:
+    from .model import GenDeF
+
+    if not 1 <= args.frames <= 4096:
+        raise CLIError("--frames must be between 1 and 4096")
+    out = _check_out(args.out, (".npz",))
+    video_out = _check_out(args.video, (".mp4", ".gif")) if args.video else None
+    model = GenDeF.from_pretrained(resolve_checkpoint(args.checkpoint))
+    vid = model.sample(
+        seed=args.seed,
+        num_frames=args.frames,
+        truncation_psi=args.truncation,
+        motion_seed=args.motion_seed,
+        fps=args.fps,
+    )
+    vid.save(out)
+    print(f"wrote {out} ({vid.num_frames} frames, {vid.frame_size[1]}x{vid.frame_size[0]})")
+    if video_out:
+        vid.to_video(video_out)
+        print(f"wrote {video_out}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    out = _check_out(args.out, (".mp4", ".gif"))
+    vid = _load_doc(args.doc)
+    vid.to_video(out, fps=args.fps)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_propagate(args) -> int:
+    import cv2
+
+    from .videoio import read_image
+
+    out = _check_out(args.out, (".mp4", ".gif", ".npz"))
+    vid = _load_doc(args.doc)
+    img = read_image(args.image)
+    hc, wc = vid.canvas_size
+    if img.shape[:2] != (hc, wc):
+        if not args.resize:
+            raise CLIError(
+                f"{args.image} is {img.shape[1]}x{img.shape[0]} but the canonical image is {wc}x{hc}; "
+                "pass --resize to scale it"
+            )
+        img = cv2.resize(img, (wc, hc), interpolation=cv2.INTER_AREA)
+    if out.suffix.lower() == ".npz":
+        if img.shape[2] == 4:
+            a = img[..., 3:4].astype(np.float32) / 255.0
+            base = vid.canonical
+            img = img[..., :3].astype(np.float32) / 255.0 * a + base * (1 - a)
+        vid.with_canonical(img).save(out)
+    else:
+        vid.to_video(out, image=img, fps=args.fps)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_track(args) -> int:
+    vid = _load_doc(args.doc)
+    pts = parse_points(args.points)
+    if args.frame0:
+        pts = vid.frame_to_canonical(pts, frame=0).astype(np.float64)
+    pos, vis = vid.track(pts)
+    result = {
+        "fps": vid.fps,
+        "canonical_points": pts.tolist(),
+        "tracks": [
+            {
+                "point": i,
+                "x": [round(float(v), 4) for v in pos[:, i, 0]],
+                "y": [round(float(v), 4) for v in pos[:, i, 1]],
+                "visible": [bool(v) for v in vis[:, i]],
+            }
+            for i in range(len(pts))
+        ],
+    }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result))
+        print(f"wrote {args.json} ({len(pts)} points x {vid.num_frames} frames)")
+    else:
+        for i in range(len(pts)):
+            for t in range(vid.num_frames):
+                state = "" if vis[t, i] else " (hidden)"
+                print(f"point {i} frame {t}: {pos[t, i, 0]:.3f}, {pos[t, i, 1]:.3f}{state}")
+    return 0
+
+
+def cmd_decompose(args) -> int:
+    from . import decompose as dec
+
+    return int(dec.run_decompose_command(args) or 0)
+
+
+# ------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gendef", description="GenDeF: videos as a canonical image + deformation field.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("sample", help="sample a video from a GenDeF checkpoint into a CanonicalVideo .npz")
+    s.add_argument("--checkpoint", help="folder with config.json + model.safetensors, or a Hub repo id (default: the shipped model)")
+    s.add_argument("--seed", type=int, default=0, help="canonical (content) seed")
+    s.add_argument("--motion-seed", type=int, default=None, help="motion seed (default: same as --seed); change it for new motion, same content")
+    s.add_argument("--frames", type=int, default=16, help="number of frames (default 16)")
+    s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1.0)")
+    s.add_argument("--fps", type=float, default=None)
+    s.add_argument("--out", required=True, help="output .npz")
+    s.add_argument("--video", help="also write an .mp4 or .gif")
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("render", help="render a CanonicalVideo .npz to .mp4/.gif")
+    r.add_argument("doc", help="CanonicalVideo .npz")
+    r.add_argument("--out", required=True, help="output .mp4 or .gif")
+    r.add_argument("--fps", type=float, default=None)
+    r.set_defaults(func=cmd_render)
+
+    g = sub.add_parser("propagate", help="propagate an edited canonical image (RGB or RGBA overlay) through the video")
+    g.add_argument("doc", help="CanonicalVideo .npz")
+    g.add_argument("--image", required=True, help="edited canonical image (.png; RGBA = overlay on the original)")
+    g.add_argument("--out", required=True, help="output .mp4/.gif, or .npz for an edited CanonicalVideo")
+    g.add_argument("--resize", action="store_true", help="scale the image to the canonical size if it differs")
+    g.add_argument("--fps", type=float, default=None)
+    g.set_defaults(func=cmd_propagate)
+
+    t = sub.add_parser("track", help="track points given on the canonical image (or frame 0) through the video")
+    t.add_argument("doc", help="CanonicalVideo .npz")
+    t.add_argument("--points", required=True, help="'x,y;x,y' in canonical pixels (or frame-0 pixels with --frame0)")
+    t.add_argument("--frame0", action="store_true", help="points are given on frame 0")
+    t.add_argument("--json", help="write trajectories as JSON here")
+    t.set_defaults(func=cmd_track)
+
+    try:
+        from . import decompose as dec  # optional until the decomposer lands
+
+        d = sub.add_parser("decompose", help="decompose your own video into a CanonicalVideo .npz")
+        dec.add_decompose_arguments(d)
+        d.set_defaults(func=cmd_decompose)
+    except ImportError:
+        pass
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .model import CheckpointError  # noqa: F401  (imports torch lazily only here)
+    from .video import CanonicalVideoError
+    from .videoio import VideoIOError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, CanonicalVideoError, VideoIOError, CheckpointError, ValueError, OSError) as e:
+        if os.environ.get("GENDEF_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
