@@ -1,0 +1,37 @@
+"""GenDeF studio: ``python app.py`` locally (127.0.0.1) or as a Hugging Face Space (app_file: app.py)."""
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    on_space = bool(os.environ.get("SPACE_ID"))
+    # A Space tells us where to bind; locally stay on loopback unless asked otherwise.
+    default_host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1")
+    default_port = int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    p = argparse.ArgumentParser(description="GenDeF studio (Gradio)")
+    p.add_argument("--host", default=default_host, help="interface to bind (default %(default)s)")
+    p.add_argument("--port", type=int, default=default_port, help="port (default %(default)s)")
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="save_pretrained folder or hub id (default: $GENDEF_CHECKPOINT or checkpoints/default)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.checkpoint:
+        os.environ["GENDEF_CHECKPOINT"] = args.checkpoint
+    if not 0 < args.port < 65536:
+        sys.exit(f"error: --port must be 1..65535, got {args.port}")
+    from app.ui import build_demo, launch_kwargs
+
+    demo = build_demo(args.checkpoint)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True, **launch_kwargs())
+
+
+if __name__ == "__main__":
+    main()

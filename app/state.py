@@ -1,0 +1,72 @@
+"""Per-session studio state, kept in a ``gr.State`` so one user never sees another's work."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from gendef.video import CanonicalVideo
+
+# Per-session scratch folders live under one root so a crashed server leaves them in one place.
+SCRATCH_ROOT = Path(tempfile.gettempdir()) / "gendef-studio"
+
+
+@dataclass
+class Result:
+    """The last edit: what the result views show and what the export buttons write."""
+
+    kind: str
+    frames: np.ndarray
+    canonical: Optional[np.ndarray] = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class StudioState:
+    video: Optional[CanonicalVideo] = None
+    source: str = ""
+    checkpoint: str = ""
+    seed: int = 0
+    motion_seed: Optional[int] = None
+    scale: int = 1
+    result: Optional[Result] = None
+    seg_positive: list = field(default_factory=list)
+    seg_negative: list = field(default_factory=list)
+    seg_box: list = field(default_factory=list)
+    mask: Optional[np.ndarray] = None
+    track_points: list = field(default_factory=list)
+    tracks: Optional[tuple] = None
+    counter: int = 0
+    workdir: str = ""
+
+    def new_path(self, name: str) -> Path:
+        """A fresh file name in this session's folder (fresh so browsers never show a stale cached file)."""
+        if not self.workdir or not Path(self.workdir).is_dir():
+            SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
+            self.workdir = tempfile.mkdtemp(prefix="session-", dir=SCRATCH_ROOT)
+        self.counter += 1
+        stem, dot, ext = name.rpartition(".")
+        return Path(self.workdir) / f"{stem}-{self.counter:04d}{dot}{ext}"
+
+    def set_video(self, video: CanonicalVideo, source: str) -> None:
+        """A new video invalidates every edit, mask and track made on the previous one."""
+        self.video = video
+        self.source = source
+        self.clear_edits()
+
+    def clear_edits(self) -> None:
+        self.result = None
+        self.seg_positive, self.seg_negative, self.seg_box = [], [], []
+        self.mask = None
+        self.track_points = []
+        self.tracks = None
+
+
+def cleanup(state: Optional[StudioState]) -> None:
+    """gr.State delete callback: drop the session's files when the session expires."""
+    if isinstance(state, StudioState) and state.workdir:
+        shutil.rmtree(state.workdir, ignore_errors=True)

@@ -1,0 +1,181 @@
+"""The studio layout: build_demo() -> gr.Blocks. All behaviour lives in app.callbacks."""
+import gradio as gr
+
+from . import callbacks as cb
+from .models import default_checkpoint
+from .state import StudioState, cleanup
+
+EXAMPLE_CLIP = cb.EXAMPLE_CLIP
+EXAMPLE_NPZ = cb.EXAMPLE_NPZ
+
+SESSION_TTL_S = 2 * 3600
+CONCURRENCY = 2
+QUEUE_MAX = 32
+MAX_FILE_SIZE = f"{cb.MAX_UPLOAD_MB}mb"
+
+CSS = """
+#studio-title h1 {margin-bottom: 0}
+#model-notice {border-left: 4px solid var(--color-accent); padding-left: 10px}
+.clickable img {cursor: crosshair}
+#canonical-view img, #segment-image img, #track-image img {image-rendering: pixelated}
+#strip-view img {image-rendering: pixelated}
+"""
+
+
+def theme():
+    """System fonts only: a Space or an offline laptop must not wait on a font CDN."""
+    return gr.themes.Soft(
+        primary_hue="indigo",
+        secondary_hue="slate",
+        font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+def launch_kwargs() -> dict:
+    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE)
+
+
+def build_demo(checkpoint=None) -> gr.Blocks:
+    checkpoint = checkpoint or default_checkpoint()
+    with gr.Blocks(title="GenDeF studio") as demo:
+        state = gr.State(StudioState(), time_to_live=SESSION_TTL_S, delete_callback=cleanup)
+        gr.Markdown(
+            "# GenDeF studio\n"
+            "A video is a **canonical image** warped by a **deformation field**. Edit the image once "
+            "(paint, restyle, segment, pick points) and the field carries the edit through every frame.",
+            elem_id="studio-title",
+        )
+        notice = gr.Markdown("", elem_id="model-notice")
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300):
+                with gr.Tabs():
+                    with gr.Tab("Sample", id="tab-sample"):
+                        ckpt = gr.Textbox(checkpoint, label="Checkpoint", info="folder, hub id, or checkpoints/default", elem_id="checkpoint")
+                        with gr.Row():
+                            seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
+                            fps = gr.Slider(1, 60, value=16, step=1, label="fps", elem_id="fps")
+                        frames = gr.Slider(cb.MIN_FRAMES, cb.MAX_FRAMES, value=16, step=1, label="Frames", elem_id="frames")
+                        psi = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Truncation ψ", elem_id="psi")
+                        with gr.Row():
+                            sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-btn")
+                            motion_btn = gr.Button("New motion", elem_id="new-motion-btn")
+                    with gr.Tab("Upload clip", id="tab-upload"):
+                        clip = gr.File(label=f"Video clip (≤ {cb.MAX_UPLOAD_MB} MB)", file_types=list(cb.VIDEO_EXTS), elem_id="clip-file")
+                        with gr.Row():
+                            clip_frames = gr.Slider(cb.MIN_FRAMES, cb.MAX_FRAMES, value=32, step=1, label="Frames to use")
+                            clip_size = gr.Slider(cb.MIN_DECOMPOSE_SIZE, cb.MAX_DECOMPOSE_SIZE, value=128, step=32, label="Size (px)")
+                        clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
+                        decompose_btn = gr.Button("Decompose into canonical image + field", variant="primary")
+                        if EXAMPLE_CLIP.is_file():
+                            gr.Examples([[str(EXAMPLE_CLIP)]], inputs=[clip], label="Example clip")
+                    with gr.Tab("Open .npz", id="tab-open"):
+                        npz = gr.File(label="CanonicalVideo (.npz)", file_types=[".npz"], elem_id="npz-file")
+                        open_btn = gr.Button("Open", variant="primary", elem_id="open-btn")
+                        example_btn = gr.Button("Open the example (decomposed astronaut pan)", visible=EXAMPLE_NPZ.is_file(), elem_id="example-npz-btn")
+                status = gr.Markdown("", elem_id="status")
+            with gr.Column(scale=3):
+                with gr.Row():
+                    video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False, elem_id="video-view")
+                    canonical = gr.Image(label="Canonical image", interactive=False, elem_id="canonical-view", buttons=["download", "fullscreen"])
+                strip = gr.Image(label="Deformation field: canonical, frames, colour-coded displacement", interactive=False, elem_id="strip-view")
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                with gr.Tabs():
+                    with gr.Tab("Scribble", id="tab-scribble"):
+                        editor = gr.ImageEditor(
+                            label="Paint on the canonical image",
+                            type="numpy",
+                            image_mode="RGBA",
+                            sources=(),
+                            transforms=(),
+                            brush=gr.Brush(default_size=24, colors=["#ff2d2d", "#ffd400", "#19c37d", "#2f7bff", "#ffffff", "#000000"], color_mode="defaults"),
+                            eraser=gr.Eraser(default_size=24),
+                            layers=gr.LayerOptions(allow_additional_layers=True),
+                            canvas_size=(cb.DISPLAY_SIZE, cb.DISPLAY_SIZE),
+                            elem_id="scribble-editor",
+                        )
+                        scribble_btn = gr.Button("Apply scribble to the video", variant="primary", elem_id="apply-scribble-btn")
+                    with gr.Tab("Stylize", id="tab-stylize"):
+                        style_status = gr.Markdown(elem_id="stylize-status")
+                        prompt = gr.Textbox(label="Prompt", placeholder="a watercolor painting, vivid colours", elem_id="prompt")
+                        negative = gr.Textbox(label="Negative prompt", value="blurry, low quality")
+                        with gr.Row():
+                            control = gr.Dropdown(_control_types(), value="canny", label="Control")
+                            fast = gr.Checkbox(True, label="Few-step mode (LCM-LoRA)")
+                        with gr.Row():
+                            strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength")
+                            steps = gr.Slider(1, 50, value=4, step=1, label="Steps")
+                            style_seed = gr.Number(0, label="Seed", precision=0)
+                        style_btn = gr.Button("Stylize canonical image", variant="primary")
+                        gr.Markdown("**Offline looks** (OpenCV, no downloads)")
+                        with gr.Row():
+                            look = gr.Dropdown(cb.look_names(), value=(cb.look_names() or [None])[0], label="Look", elem_id="look")
+                            look_strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Look strength")
+                        look_btn = gr.Button("Apply look", elem_id="apply-look-btn")
+                    with gr.Tab("Segment", id="tab-segment"):
+                        seg_status = gr.Markdown(elem_id="segment-status")
+                        with gr.Row():
+                            seg_mode = gr.Radio(["positive", "negative", "box corner"], value="positive", label="Click adds")
+                            seg_backend = gr.Radio([cb.SEG_SAM, cb.SEG_GRABCUT], value=cb.SEG_GRABCUT, label="Segmenter")
+                        seg_image = gr.Image(label="Click on the object", interactive=False, elem_id="segment-image", elem_classes=["clickable"])
+                        seg_points = gr.Markdown()
+                        with gr.Row():
+                            seg_clear_btn = gr.Button("Clear clicks")
+                            seg_btn = gr.Button("Propagate mask to all frames", variant="primary", elem_id="apply-segment-btn")
+                    with gr.Tab("Track", id="tab-track"):
+                        track_where = gr.Radio([cb.TRACK_ON_CANONICAL, cb.TRACK_ON_FRAME0], value=cb.TRACK_ON_CANONICAL, label="Click on")
+                        track_image = gr.Image(label="Click points to track", interactive=False, elem_id="track-image", elem_classes=["clickable"])
+                        track_points = gr.Textbox(label="Tracked points (canonical x, y)", interactive=False, elem_id="track-points")
+                        track_json = gr.Code(label="Trajectories (JSON)", language="json", interactive=False, lines=6, max_lines=12, elem_id="track-json")
+                        track_clear_btn = gr.Button("Clear points")
+            with gr.Column(scale=2):
+                result_video = gr.Video(label="Result", autoplay=True, loop=True, interactive=False, elem_id="result-video")
+                comparison = gr.Video(label="Original | result", autoplay=True, loop=True, interactive=False, elem_id="comparison-video")
+                result_files = gr.File(label="Result files", file_count="multiple", interactive=False, elem_id="result-files")
+                with gr.Accordion("Export", open=True):
+                    export_which = gr.Radio(["result", "original"], value="result", label="Export")
+                    export_btn = gr.Button("Export mp4 + gif + .npz (+ masks / tracks)", elem_id="export-btn")
+                    export_files = gr.File(label="Exported files", file_count="multiple", interactive=False, elem_id="export-files")
+
+        load_outputs = [state, video, canonical, strip, editor, seg_image, track_image, result_video, comparison, result_files, track_json, track_points, seg_points, status, notice]
+        result_outputs = [state, result_video, comparison, result_files, status]
+        sample_inputs = [state, ckpt, seed, frames, psi, fps]
+
+        sample_btn.click(cb.sample, sample_inputs, load_outputs, concurrency_id="model")
+        motion_btn.click(cb.new_motion, sample_inputs, load_outputs, concurrency_id="model")
+        open_btn.click(cb.open_npz, [state, npz], load_outputs)
+        example_btn.click(cb.open_example, [state], load_outputs)
+        decompose_btn.click(cb.decompose_upload, [state, clip, clip_frames, clip_size, clip_start], load_outputs, concurrency_id="heavy", concurrency_limit=1)
+
+        scribble_btn.click(cb.apply_scribble, [state, editor], result_outputs)
+        style_btn.click(cb.apply_stylize, [state, prompt, negative, control, strength, steps, style_seed, fast], result_outputs, concurrency_id="heavy", concurrency_limit=1)
+        control.change(cb.stylize_status, [control], [style_status])
+        look_btn.click(cb.apply_look, [state, look, look_strength], result_outputs)
+
+        seg_image.select(cb.segment_click, [state, seg_mode, seg_backend], [state, seg_image, seg_points])
+        seg_clear_btn.click(cb.segment_clear, [state], [state, seg_image, seg_points])
+        seg_btn.click(cb.apply_segment, [state], result_outputs)
+
+        track_image.select(cb.track_click, [state, track_where], result_outputs + [track_json, track_points, track_image])
+        track_where.change(cb.track_view, [state, track_where], [track_image])
+        track_clear_btn.click(cb.track_clear, [state, track_where], [state, track_json, track_points, track_image])
+
+        export_btn.click(cb.export_all, [state, export_which], [export_files])
+
+        demo.load(lambda c: cb.stylize_status(c), [control], [style_status])
+        demo.load(cb.segment_status, None, [seg_status])
+        demo.load(cb.default_segmenter, None, [seg_backend])
+        demo.load(cb.sample, sample_inputs, load_outputs, concurrency_id="model")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_MAX)
+    return demo
+
+
+def _control_types() -> list:
+    try:
+        from gendef.editing.stylize import CONTROL_TYPES
+    except ImportError:
+        return ["canny"]
+    return list(CONTROL_TYPES)
