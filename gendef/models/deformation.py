@@ -71,7 +71,10 @@ class DeformationGenerator(nn.Module):
     def _with_feature(self, x: torch.Tensor, feat: Optional[torch.Tensor], frames: int) -> torch.Tensor:
         if feat is None:
             return x
-        f = F.interpolate(feat, size=x.shape[-2:], mode="bilinear", align_corners=False, antialias=feat.shape[-1] > x.shape[-1])
+        if feat.shape[-1] > x.shape[-1]:
+            f = F.adaptive_avg_pool2d(feat, x.shape[-2:])  # box filter: alias-free, any dtype
+        else:
+            f = F.interpolate(feat, size=x.shape[-2:], mode="bilinear", align_corners=False)
         f = f.repeat_interleave(frames, dim=0).to(x.dtype)
         return torch.cat([x, f], dim=1)
 
