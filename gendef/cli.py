@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         d = sub.add_parser("decompose", help="decompose your own video into a CanonicalVideo .npz")
         dec.add_decompose_arguments(d)
         d.set_defaults(func=cmd_decompose)
-    except ImportError:
+    except (ImportError, AttributeError):
         pass
     return p
 
