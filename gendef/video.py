@@ -88,22 +88,28 @@ def _bilinear_with_jacobian(grid: np.ndarray, fidx: np.ndarray, px: np.ndarray, 
     """Evaluate the piecewise-bilinear map grid[f] at (px, py) and its Jacobian.
 
     Outside the frame the edge cells are extrapolated linearly, so Newton steps can
-    leave the frame and report where an invisible point would be.
+    leave the frame and report where an invisible point would be. Gathers from the
+    flattened grid keep its dtype (no full float64 copy of a [T,H,W,2] grid).
     """
     _, h, w, _ = grid.shape
+    flat = grid.reshape(-1, 2)
     x0 = np.clip(np.floor(px), 0, max(w - 2, 0)).astype(np.int64)
     y0 = np.clip(np.floor(py), 0, max(h - 2, 0)).astype(np.int64)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
+    dx = 1 if w > 1 else 0
+    dy = w if h > 1 else 0
+    i00 = (fidx * h + y0) * w + x0
+    g00 = flat[i00].astype(np.float64)
+    g10 = flat[i00 + dx].astype(np.float64)
+    g01 = flat[i00 + dy].astype(np.float64)
+    g11 = flat[i00 + dx + dy].astype(np.float64)
     u = (px - x0)[:, None]
     v = (py - y0)[:, None]
-    g00 = grid[fidx, y0, x0]
-    g10 = grid[fidx, y0, x1]
-    g01 = grid[fidx, y1, x0]
-    g11 = grid[fidx, y1, x1]
-    val = (1 - u) * (1 - v) * g00 + u * (1 - v) * g10 + (1 - u) * v * g01 + u * v * g11
-    du = (1 - v) * (g10 - g00) + v * (g11 - g01)
-    dv = (1 - u) * (g01 - g00) + u * (g11 - g10)
+    a = g10 - g00
+    b = g01 - g00
+    c = g11 - g10 - g01 + g00
+    val = g00 + u * a + v * b + (u * v) * c
+    du = a + v * c
+    dv = b + u * c
     return val, du, dv
 
 
@@ -123,7 +129,9 @@ def invert_grid(
     Newton's method on the piecewise-bilinear grid converges in a few steps for
     smooth deformations; the coarse search only has to land in the right basin.
     """
-    grid = np.asarray(grid, dtype=np.float64)
+    grid = np.asarray(grid)
+    if grid.dtype not in (np.float32, np.float64):
+        grid = grid.astype(np.float32)
     t, h, w, _ = grid.shape
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim == 2:
@@ -133,13 +141,14 @@ def invert_grid(
         return np.zeros((t, 0, 2)), np.zeros((t, 0), dtype=bool)
     if init is None:
         init = _coarse_search(grid, pts)
-    p = np.array(init, dtype=np.float64).reshape(t * n, 2)
+    p = np.array(np.broadcast_to(init, (t, n, 2)), dtype=np.float64).reshape(t * n, 2)
     c = pts.reshape(t * n, 2)
     fidx = np.repeat(np.arange(t), n)
     lim = max(h, w) * 4.0
+    active = np.arange(t * n)
     for _ in range(iters):
-        val, du, dv = _bilinear_with_jacobian(grid, fidx, p[:, 0], p[:, 1])
-        r = c - val
+        val, du, dv = _bilinear_with_jacobian(grid, fidx[active], p[active, 0], p[active, 1])
+        r = c[active] - val
         a, b = du[:, 0], dv[:, 0]
         cc, d = du[:, 1], dv[:, 1]
         det = a * d - b * cc
@@ -149,23 +158,29 @@ def invert_grid(
         sy = np.where(safe, (-cc * r[:, 0] + a * r[:, 1]) / det, 0.0)
         step = np.stack([sx, sy], axis=-1)
         # damp huge steps (folds, near-singular cells) to keep iterations stable
-        norm = np.linalg.norm(step, axis=-1, keepdims=True)
+        norm = np.sqrt(sx * sx + sy * sy)[:, None]
         step = np.where(norm > 8.0, step * (8.0 / np.maximum(norm, 1e-12)), step)
-        p = np.clip(p + step, -lim, lim)
+        p[active] = np.clip(p[active] + step, -lim, lim)
+        moving = norm[:, 0] > 1e-7
+        active = active[moving]
+        if active.size == 0:
+            break
     val, _, _ = _bilinear_with_jacobian(grid, fidx, p[:, 0], p[:, 1])
     err = np.linalg.norm(c - val, axis=-1)
     return p.reshape(t, n, 2), (err < tol).reshape(t, n)
 
 
 def _coarse_search(grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Nearest grid sample on a ~24x24 sub-lattice of each frame (Newton's start)."""
+    """Nearest grid sample on a ~16x16 sub-lattice of each frame (Newton's start)."""
     t, h, w, _ = grid.shape
-    sy = max(1, h // 24)
-    sx = max(1, w // 24)
+    sy = max(1, h // 16)
+    sx = max(1, w // 16)
     ys = np.arange(0, h, sy)
     xs = np.arange(0, w, sx)
-    sub = grid[:, ys][:, :, xs].reshape(t, -1, 2)  # [T, M, 2]
-    d2 = ((pts[:, :, None, :] - sub[:, None, :, :]) ** 2).sum(-1)  # [T, N, M]
+    sub = grid[:, ys][:, :, xs].reshape(t, -1, 2).astype(np.float32)  # [T, M, 2]
+    q = pts.astype(np.float32)
+    # |q - s|^2 = |q|^2 - 2 q.s + |s|^2; the |q|^2 term does not change the argmin
+    d2 = (sub * sub).sum(-1)[:, None, :] - 2.0 * np.einsum("tnc,tmc->tnm", q, sub)
     k = d2.argmin(-1)
     iy, ix = np.divmod(k, len(xs))
     return np.stack([xs[ix], ys[iy]], axis=-1).astype(np.float64)
@@ -335,7 +350,7 @@ class CanonicalVideo:
         if np.any((pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)):
             raise CanonicalVideoError(f"points must lie inside the {w}x{h} frame")
         fidx = np.full(len(pts), frame)
-        val, _, _ = _bilinear_with_jacobian(self.grid.astype(np.float64), fidx, pts[:, 0], pts[:, 1])
+        val, _, _ = _bilinear_with_jacobian(self.grid, fidx, pts[:, 0], pts[:, 1])
         return val.astype(np.float32)
 
     def flows(self, space: str = "frame") -> np.ndarray:
