@@ -1,0 +1,106 @@
+"""Modulated transformation module (MTM, Yang et al. 2023; GenDeF §4.1 uses it in G_c and G_d).
+
+A modulated convolution whose kernel taps are moved per sample and per pixel by
+offsets that a small style-modulated conv predicts from the layer input, so the
+latent code can bend geometry instead of only re-weighting channels. The offset
+branch is zero-initialised: a fresh MTM layer is exactly the plain modulated
+convolution, so switching MTM on never changes what a new model starts from.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.ops import deform_conv2d
+
+from .layers import EqualLinear, ModulatedConv2d
+
+__all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in_mtm_range", "check_mtm_resolutions", "conv_or_deform"]
+
+
+class OffsetPredictor(nn.Module):
+    """Style-modulated conv -> (dy, dx) for every kernel tap at every output pixel; zero at init."""
+
+    def __init__(self, in_ch: int, kernel: int, style_dim: int, padding: int):
+        super().__init__()
+        self.kernel = kernel
+        self.padding = padding
+        self.weight = nn.Parameter(torch.zeros(2 * kernel * kernel, in_ch, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(2 * kernel * kernel))
+        self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
+        self.affine = EqualLinear(style_dim, in_ch, bias_init=1.0)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        s = self.affine(w).to(x.dtype)
+        weight = (self.weight * self.scale).to(x.dtype)
+        return F.conv2d(x * s[:, :, None, None], weight, self.bias.to(x.dtype), padding=self.padding)
+
+
+def conv_or_deform(x: torch.Tensor, weight: torch.Tensor, padding: int, offset: Optional[torch.Tensor]) -> torch.Tensor:
+    """One entry point so callers need not care whether MTM is on for this layer."""
+    if offset is None:
+        return F.conv2d(x, weight, padding=padding)
+    # torchvision's kernel has no half-precision CPU path and autocast lists it as fp32 anyway.
+    out = deform_conv2d(x.float(), offset.float(), weight.float(), padding=(padding, padding))
+    return out.to(x.dtype)
+
+
+class ModulatedDeformConv2d(ModulatedConv2d):
+    """Drop-in for ``layers.ModulatedConv2d`` with MTM offsets (same weights, plus ``offset.*``)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, style_dim: int, demodulate: bool = True, upsample: bool = False):
+        super().__init__(in_ch, out_ch, kernel, style_dim, demodulate=demodulate, upsample=upsample)
+        self.offset = OffsetPredictor(in_ch, kernel, style_dim, self.padding)
+
+    @classmethod
+    def from_plain(cls, conv: ModulatedConv2d) -> "ModulatedDeformConv2d":
+        k = conv.weight.shape[-1]
+        new = cls(conv.in_ch, conv.out_ch, k, conv.affine.weight.shape[1], demodulate=conv.demodulate, upsample=conv.upsample)
+        new.load_state_dict(conv.state_dict(), strict=False)
+        return new.to(conv.weight.device)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        s = self.affine(w)
+        weight = self.weight * self.scale
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        offset = self.offset(x, w)
+        out = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), self.padding, offset)
+        if self.demodulate:
+            d = torch.rsqrt((weight.pow(2).sum(dim=(2, 3))[None] * s.pow(2)[:, None, :]).sum(-1) + 1e-8)
+            out = out * d.to(out.dtype)[:, :, None, None]
+        return out
+
+
+def in_mtm_range(resolution: int, mtm_resolutions: Optional[Sequence[int]]) -> bool:
+    """mtm_resolutions = [min, max] (inclusive) picks the layers that get MTM; None = none."""
+    if not mtm_resolutions:
+        return False
+    lo, hi = int(mtm_resolutions[0]), int(mtm_resolutions[1])
+    return lo <= int(resolution) <= hi
+
+
+def check_mtm_resolutions(mtm_resolutions) -> Optional[tuple]:
+    """Normalise the config value, with a one-line error for anything that is not [min, max]."""
+    if mtm_resolutions is None:
+        return None
+    try:
+        lo, hi = (int(v) for v in mtm_resolutions)
+    except (TypeError, ValueError):
+        raise ValueError(f"mtm_resolutions must be [min, max], got {mtm_resolutions!r}") from None
+    if not 1 <= lo <= hi:
+        raise ValueError(f"mtm_resolutions must satisfy 1 <= min <= max, got {mtm_resolutions!r}")
+    return lo, hi
+
+
+def styled_conv_to_mtm(layers: Iterable[nn.Module], resolutions: Iterable[int], mtm_resolutions: Optional[Sequence[int]]) -> int:
+    """Swap ``StyledConv.conv`` for its MTM version at the chosen resolutions; returns how many."""
+    count = 0
+    for layer, res in zip(layers, resolutions):
+        if in_mtm_range(res, mtm_resolutions) and type(layer.conv) is ModulatedConv2d:
+            layer.conv = ModulatedDeformConv2d.from_plain(layer.conv)
+            count += 1
+    return count

@@ -1,0 +1,306 @@
+"""G_c with StyleGAN3's alias-free synthesis network (StyleGAN3-T), pure PyTorch.
+
+GenDeF §4.1 builds the canonical generator on StyleGAN3: its content is tied to
+continuous image coordinates instead of pixel positions, so a canonical image
+has no texture "stuck" to the pixel grid, which is what a warped canonical
+image needs. The network starts from Fourier features; every non-linearity
+runs at twice the sampling rate between a Kaiser-windowed sinc upsampling and
+downsampling filter; cutoffs grow geometrically and the last layers are
+critically sampled.
+
+Layer numbering follows the official code and the paper's Table 3: synthesis
+layers L0..L{n-1} and L{n} = ToRGB, with n = 14 at 256 px (n = 2*log2(R) - 2 in
+general, the same count as the StyleGAN2 backbone). ``feature_layer`` k in
+1..n picks L_k; the default n-1 is the last conv layer (the paper's layer 13).
+Features of layers that carry a margin are cropped to the image extent.
+
+Deliberate differences from the official code: one w for all layers (as the
+StyleGAN2 backbone here), style normalisation per sample rather than over the
+batch (so a sample never depends on its batch mates), plain PyTorch filters
+(no custom CUDA op), the input-magnitude EMA updated in training mode like a
+BatchNorm statistic, and optional MTM (deformable) convs.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import EqualLinear, MappingNetwork
+from .mtm import OffsetPredictor, check_mtm_resolutions, conv_or_deform, in_mtm_range
+
+__all__ = ["StyleGAN3Generator", "SynthesisInput", "AliasFreeLayer", "upfirdn2d", "lowpass_filter"]
+
+
+def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float) -> Optional[torch.Tensor]:
+    """Separable 1-D Kaiser-windowed sinc (None = identity for a 1-tap filter)."""
+    if numtaps == 1:
+        return None
+    import scipy.signal
+
+    return torch.as_tensor(scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs), dtype=torch.float32)
+
+
+def _fir_axis(x: torch.Tensor, f: torch.Tensor, dim: int, stride: int) -> torch.Tensor:
+    """Valid depthwise 1-D convolution (true convolution, so the filter is flipped) along H or W."""
+    c = x.shape[1]
+    k = f.flip(0).to(x.dtype)
+    if dim == 3:
+        weight, st = k.view(1, 1, 1, -1).expand(c, 1, 1, -1), (1, stride)
+    else:
+        weight, st = k.view(1, 1, -1, 1).expand(c, 1, -1, 1), (stride, 1)
+    return F.conv2d(x, weight, stride=st, groups=c)
+
+
+def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: int = 1, down: int = 1, padding=(0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
+    """Zero-stuff by ``up``, pad (x0, x1, y0, y1; negative crops), filter with f in x and y, keep every ``down``-th sample."""
+    b, c, h, w = x.shape
+    if up > 1:
+        x = F.pad(x.reshape(b, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(b, c, h * up, w * up)
+    x0, x1, y0, y1 = (int(p) for p in padding)
+    if any((x0, x1, y0, y1)):
+        x = F.pad(x, [x0, x1, y0, y1])
+    if f is None:
+        return x[:, :, ::down, ::down] * gain if gain != 1.0 else x[:, :, ::down, ::down]
+    f = f * math.sqrt(gain)
+    x = _fir_axis(x, f, 3, down)
+    return _fir_axis(x, f, 2, down)
+
+
+class SynthesisInput(nn.Module):
+    """Fourier features of continuous coordinates; w sets a rotation + translation of them.
+
+    ``transform`` (a 3x3 matrix, identity by default) is an extra user transform of
+    the input coordinates: translating it translates the whole output image, which
+    is how equivariance is tested and how a canonical image could be panned.
+    """
+
+    def __init__(self, w_dim: int, channels: int, size: int, sampling_rate: float, bandwidth: float):
+        super().__init__()
+        self.channels, self.size = int(channels), int(size)
+        self.sampling_rate, self.bandwidth = float(sampling_rate), float(bandwidth)
+        freqs = torch.randn(self.channels, 2)
+        radii = freqs.norm(dim=1, keepdim=True)
+        freqs = freqs / (radii * radii.square().exp().pow(0.25)) * self.bandwidth  # inside the band's disc
+        self.register_buffer("freqs", freqs)
+        self.register_buffer("phases", torch.rand(self.channels) - 0.5)
+        self.register_buffer("transform", torch.eye(3))
+        self.weight = nn.Parameter(torch.randn(self.channels, self.channels))
+        self.affine = EqualLinear(w_dim, 4)
+        with torch.no_grad():
+            self.affine.weight.zero_()
+            self.affine.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        b = w.shape[0]
+        t = self.affine(w).float()
+        t = t / t[:, :2].norm(dim=1, keepdim=True).clamp_min(1e-8)
+        rot = torch.eye(3, device=w.device).repeat(b, 1, 1)
+        rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1] = t[:, 0], -t[:, 1], t[:, 1], t[:, 0]
+        shift = torch.eye(3, device=w.device).repeat(b, 1, 1)
+        shift[:, 0, 2], shift[:, 1, 2] = -t[:, 2], -t[:, 3]
+        m = rot @ shift @ self.transform.float()[None]
+        phases = self.phases[None] + (self.freqs[None] @ m[:, :2, 2:]).squeeze(2)
+        freqs = self.freqs[None] @ m[:, :2, :2]
+        # a user transform may push frequencies out of band: fade them instead of aliasing
+        amp = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
+        # pixel centres in units where the image (not the margin) spans [-0.5, 0.5]
+        coords = (torch.arange(self.size, device=w.device, dtype=torch.float32) + 0.5 - self.size / 2) / self.sampling_rate
+        gy, gx = torch.meshgrid(coords, coords, indexing="ij")
+        grid = torch.stack([gx, gy], dim=-1)  # [S, S, 2]
+        x = torch.einsum("hwk,bck->bhwc", grid, freqs) + phases[:, None, None, :]
+        x = torch.sin(x * (2 * math.pi)) * amp[:, None, None, :]
+        x = x @ (self.weight / math.sqrt(self.channels)).t()
+        return x.permute(0, 3, 1, 2).contiguous()
+
+
+class AliasFreeLayer(nn.Module):
+    """Modulated conv -> bias -> upsample -> leaky ReLU -> downsample (or the 1x1 ToRGB)."""
+
+    def __init__(
+        self,
+        w_dim: int,
+        in_ch: int,
+        out_ch: int,
+        in_size: int,
+        out_size: int,
+        in_rate: int,
+        out_rate: int,
+        in_cutoff: float,
+        out_cutoff: float,
+        in_half_width: float,
+        out_half_width: float,
+        is_torgb: bool = False,
+        kernel: int = 3,
+        filter_size: int = 6,
+        lrelu_upsampling: int = 2,
+        conv_clamp: Optional[float] = 256.0,
+        magnitude_ema_beta: float = 0.999,
+        mtm: bool = False,
+    ):
+        super().__init__()
+        self.is_torgb = is_torgb
+        self.in_ch, self.out_ch = in_ch, out_ch
+        self.in_size, self.out_size = int(in_size), int(out_size)
+        self.in_rate, self.out_rate = int(in_rate), int(out_rate)
+        self.kernel = 1 if is_torgb else kernel
+        self.conv_clamp = conv_clamp
+        self.magnitude_ema_beta = magnitude_ema_beta
+        self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, self.kernel, self.kernel))
+        self.bias = nn.Parameter(torch.zeros(out_ch))
+        self.register_buffer("magnitude_ema", torch.ones(()))
+        self.offset = OffsetPredictor(in_ch, self.kernel, w_dim, self.kernel - 1) if mtm and not is_torgb else None
+
+        tmp_rate = max(self.in_rate, self.out_rate) * (1 if is_torgb else lrelu_upsampling)
+        self.up = int(round(tmp_rate / self.in_rate))
+        self.down = int(round(tmp_rate / self.out_rate))
+        up_taps = filter_size * self.up if self.up > 1 and not is_torgb else 1
+        down_taps = filter_size * self.down if self.down > 1 and not is_torgb else 1
+        for name, taps, cutoff, hw in (("up_filter", up_taps, in_cutoff, in_half_width), ("down_filter", down_taps, out_cutoff, out_half_width)):
+            f = lowpass_filter(taps, cutoff, hw * 2, tmp_rate)
+            self.register_buffer(name, f if f is not None else torch.ones(1), persistent=False)
+        self.up_taps, self.down_taps = up_taps, down_taps
+        # Pad so that exactly out_size samples survive the down-filter; the
+        # (total + up) // 2 split keeps sample centres aligned between layers.
+        total = (self.out_size - 1) * self.down + 1 - (self.in_size + self.kernel - 1) * self.up + up_taps + down_taps - 2
+        lo = (total + self.up) // 2
+        self.padding = (lo, total - lo, lo, total - lo)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.training and torch.is_grad_enabled():
+            with torch.no_grad():
+                self.magnitude_ema.copy_(torch.lerp(x.detach().float().square().mean(), self.magnitude_ema, self.magnitude_ema_beta))
+        input_gain = self.magnitude_ema.rsqrt()
+        s = self.affine(w).float()
+        weight = self.weight.float()
+        if self.is_torgb:
+            s = s / math.sqrt(self.in_ch * self.kernel**2)
+        else:
+            weight = weight * weight.square().mean().rsqrt()
+            s = s * s.square().mean(dim=1, keepdim=True).rsqrt()
+        offset = self.offset(x, w) if self.offset is not None else None
+        xs = x * (s * input_gain).to(x.dtype)[:, :, None, None]
+        y = conv_or_deform(xs, weight.to(x.dtype), self.kernel - 1, offset)
+        if not self.is_torgb:
+            d = torch.rsqrt((weight.square().sum(dim=(2, 3))[None] * s.square()[:, None, :]).sum(-1) + 1e-8)
+            y = y * d.to(y.dtype)[:, :, None, None]
+        y = y + self.bias.to(y.dtype)[None, :, None, None]
+        if self.is_torgb:
+            return y.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp else y
+        fu = self.up_filter if self.up_taps > 1 else None
+        fd = self.down_filter if self.down_taps > 1 else None
+        y = upfirdn2d(y, fu, up=self.up, padding=self.padding, gain=self.up**2)
+        y = F.leaky_relu(y, 0.2) * math.sqrt(2.0)
+        if self.conv_clamp:
+            y = y.clamp(-self.conv_clamp, self.conv_clamp)
+        return upfirdn2d(y, fd, down=self.down)
+
+
+class StyleGAN3Generator(nn.Module):
+    """Mapping + alias-free synthesis with the same interface as ``CanonicalGenerator``."""
+
+    def __init__(
+        self,
+        resolution: int = 64,
+        z_dim: int = 128,
+        w_dim: int = 128,
+        channel_base: int = 8192,
+        channel_max: int = 256,
+        mapping_layers: int = 2,
+        feature_layer: Optional[int] = None,
+        use_noise: bool = True,
+        num_layers: Optional[int] = None,
+        num_critical: int = 2,
+        first_cutoff: float = 2.0,
+        first_stopband: float = 2**2.1,
+        last_stopband_rel: float = 2**0.3,
+        margin_size: int = 10,
+        output_scale: float = 0.25,
+        mtm_resolutions: Optional[Sequence[int]] = None,
+    ):
+        super().__init__()
+        log2 = int(math.log2(resolution)) if resolution > 0 else 0
+        if 2**log2 != resolution or resolution < 8:
+            raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+        n = int(num_layers) if num_layers is not None else 2 * log2 - 2
+        if n <= num_critical:
+            raise ValueError(f"stylegan3 needs more than {num_critical} layers, got {n}")
+        self.resolution = resolution
+        self.z_dim = z_dim
+        self.output_scale = output_scale
+        self.mapping = MappingNetwork(z_dim, w_dim, num_layers=mapping_layers)
+        mtm_resolutions = check_mtm_resolutions(mtm_resolutions)
+
+        last_cutoff = resolution / 2
+        exps = np.minimum(np.arange(n + 1) / (n - num_critical), 1.0)
+        cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** exps
+        stopbands = first_stopband * (last_cutoff * last_stopband_rel / first_stopband) ** exps
+        rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, resolution))))
+        half_widths = np.maximum(stopbands, rates / 2) - cutoffs
+        sizes = rates + 2 * margin_size
+        sizes[-2:] = resolution
+        channels = np.rint(np.minimum(channel_base / 2 / cutoffs, channel_max)).astype(int).clip(min=1)
+        channels[-1] = 3
+        self.rates = [int(r) for r in rates]
+        self.sizes = [int(s) for s in sizes]
+        self.channels = [int(c) for c in channels]
+
+        self.input = SynthesisInput(w_dim, self.channels[0], self.sizes[0], rates[0], cutoffs[0])
+        self.layers = nn.ModuleList()
+        for i in range(n + 1):
+            p = max(i - 1, 0)
+            self.layers.append(
+                AliasFreeLayer(
+                    w_dim,
+                    self.channels[p],
+                    self.channels[i],
+                    self.sizes[p],
+                    self.sizes[i],
+                    self.rates[p],
+                    self.rates[i],
+                    cutoffs[p],
+                    cutoffs[i],
+                    half_widths[p],
+                    half_widths[i],
+                    is_torgb=i == n,
+                    mtm=in_mtm_range(self.rates[i], mtm_resolutions),
+                )
+            )
+        self.num_layers = n
+        if feature_layer is None:
+            feature_layer = n - 1
+        if not 1 <= feature_layer <= n:
+            raise ValueError(f"canonical_feature_layer must be in 1..{n}, got {feature_layer}")
+        self.feature_layer = feature_layer
+        self.feature_channels, self.feature_resolution = self.layer_shapes()[feature_layer - 1]
+
+    def layer_shapes(self) -> List[tuple]:
+        """(channels, resolution) of every selectable layer L1..Ln (features are cropped to the image extent)."""
+        return [(self.channels[i], self.rates[i]) for i in range(1, self.num_layers + 1)]
+
+    def _crop(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        m = (self.sizes[i] - self.rates[i]) // 2
+        return x[:, :, m : m + self.rates[i], m : m + self.rates[i]] if m > 0 else x
+
+    def synthesis(self, w: torch.Tensor, noise_mode: str = "random", feature_layer: Optional[int] = None):
+        """w [B, w_dim] -> (image [B,3,R,R] in about [-1, 1], feature of the chosen layer). No noise inputs: noise_mode is accepted for interface parity."""
+        layer = feature_layer or self.feature_layer
+        if not 1 <= layer <= self.num_layers:
+            raise ValueError(f"feature_layer must be in 1..{self.num_layers}, got {layer}")
+        x = self.input(w).to(w.dtype)
+        feat = None
+        for i, block in enumerate(self.layers):
+            x = block(x, w)
+            if i == layer and i < self.num_layers:
+                feat = self._crop(x, i)
+        img = x * self.output_scale if self.output_scale != 1 else x
+        return img, (feat if feat is not None else img)
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str = "random"):
+        w = self.mapping(z, truncation_psi)
+        return self.synthesis(w, noise_mode)
