@@ -7,13 +7,14 @@ RGB = 14 and the default canonical feature f_c is layer 13 (penultimate).
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .layers import MappingNetwork, StyledConv, ToOutput, channels_for
+from .mtm import check_mtm_resolutions, styled_conv_to_mtm
 
 
 class CanonicalGenerator(nn.Module):
@@ -27,6 +28,7 @@ class CanonicalGenerator(nn.Module):
         mapping_layers: int = 4,
         feature_layer: Optional[int] = None,
         use_noise: bool = True,
+        mtm_resolutions: Optional[Sequence[int]] = None,
     ):
         super().__init__()
         log2 = int(math.log2(resolution))
@@ -46,6 +48,7 @@ class CanonicalGenerator(nn.Module):
             self.convs.append(StyledConv(ch(r), ch(r), w_dim, r, use_noise=use_noise))
             self.conv_res += [r, r]
             self.to_rgbs.append(ToOutput(ch(r), 3, w_dim))
+        styled_conv_to_mtm(self.convs, self.conv_res, check_mtm_resolutions(mtm_resolutions))
         self.num_layers = len(self.convs) + 1  # + RGB output
         if feature_layer is None:
             feature_layer = self.num_layers - 1

@@ -10,13 +10,14 @@ every frame starts as the canonical image.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .layers import EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToOutput, channels_for
+from .mtm import check_mtm_resolutions, styled_conv_to_mtm
 
 
 class DeformationGenerator(nn.Module):
@@ -32,6 +33,7 @@ class DeformationGenerator(nn.Module):
         channel_max: int = 128,
         mapping_layers: int = 2,
         use_canonical_feature: bool = True,
+        mtm_resolutions: Optional[Sequence[int]] = None,
     ):
         super().__init__()
         log2 = int(math.log2(resolution))
@@ -62,6 +64,9 @@ class DeformationGenerator(nn.Module):
                 )
             )
             self.to_outs.append(ToOutput(ch(r), 4 if last else 2, w_dim, zero_init=last))
+        mtm_resolutions = check_mtm_resolutions(mtm_resolutions)
+        for r, layers in zip([4] + [2**i for i in range(3, log2 + 1)], self.blocks):
+            styled_conv_to_mtm(layers, [r] * len(layers), mtm_resolutions)
         if log2 == 2:
             raise ValueError("deformation resolution must be >= 8")
         last = self.to_outs[-1]
