@@ -19,9 +19,15 @@ from huggingface_hub import PyTorchModelHubMixin
 from .models.canonical import CanonicalGenerator
 from .models.deformation import DeformationGenerator
 from .models.motion import MotionEncoder
+from .models.mtm import check_mtm_resolutions
+from .models.stylegan3 import StyleGAN3Generator
 from .video import CanonicalVideo, normalized_to_pixels
 
 __all__ = ["GenDeF", "CheckpointError"]
+
+_BACKBONES = {"stylegan2": CanonicalGenerator, "stylegan3": StyleGAN3Generator}
+# MTM where coarse geometry is decided; the paper does not list its layers.
+DEFAULT_MTM_RESOLUTIONS = (8, 64)
 
 
 class CheckpointError(ValueError):
@@ -61,12 +67,18 @@ class GenDeF(
         time_min_period: float = 16.0,
         time_max_period: float = 1024.0,
         fps: float = 16.0,
+        canonical_backbone: str = "stylegan2",
+        mtm: bool = False,
+        mtm_resolutions: Optional[Sequence[int]] = None,
     ):
         super().__init__()
+        if canonical_backbone not in _BACKBONES:
+            raise ValueError(f"canonical_backbone must be one of {sorted(_BACKBONES)}, got {canonical_backbone!r}")
+        mtm_range = check_mtm_resolutions(mtm_resolutions or DEFAULT_MTM_RESOLUTIONS) if mtm else None
         self.resolution = int(resolution)
         self.z_dim = int(z_dim)
         self.fps = float(fps)
-        self.canonical = CanonicalGenerator(
+        self.canonical = _BACKBONES[canonical_backbone](
             resolution=resolution,
             z_dim=z_dim,
             w_dim=w_dim,
@@ -74,6 +86,7 @@ class GenDeF(
             channel_max=channel_max,
             mapping_layers=mapping_layers,
             feature_layer=canonical_feature_layer,
+            mtm_resolutions=mtm_range,
         )
         self.motion = MotionEncoder(
             noise_dim=motion_noise_dim,
@@ -94,6 +107,7 @@ class GenDeF(
             channel_max=deformation_channel_max,
             mapping_layers=deformation_mapping_layers,
             use_canonical_feature=use_canonical_feature,
+            mtm_resolutions=mtm_range,
         )
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, resolution), torch.linspace(-1, 1, resolution), indexing="ij")
         self.register_buffer("base_grid", torch.stack([xs, ys], dim=-1), persistent=False)  # m
@@ -101,7 +115,7 @@ class GenDeF(
     # ------------------------------------------------------------------ forward pass
     @property
     def device(self) -> torch.device:
-        return self.canonical.const.device
+        return self.base_grid.device
 
     def make_latents(self, batch: int, num_frames: int, generator=None, device=None):
         """(z_c, z_d, motion_noise) drawn from one generator (training convenience)."""
