@@ -34,19 +34,19 @@ _SUPERSAMPLE = 4  # anti-aliasing of the static silhouettes
 PALETTES = {
     "day": dict(zenith=(0.13, 0.33, 0.72), horizon=(0.62, 0.78, 0.93), lit=(1.0, 1.0, 1.0),
                 shadow=(0.52, 0.58, 0.68), ground=(0.06, 0.08, 0.07), glow=(1.0, 0.98, 0.9), glow_strength=0.15,
-                coverage=(0.15, 0.55), weight=0.32),
+                coverage=(0.15, 0.55), weight=0.4),
     "sunset": dict(zenith=(0.22, 0.27, 0.52), horizon=(1.0, 0.58, 0.28), lit=(1.0, 0.72, 0.5),
                    shadow=(0.42, 0.28, 0.38), ground=(0.07, 0.04, 0.05), glow=(1.0, 0.75, 0.4), glow_strength=0.6,
-                   coverage=(0.15, 0.55), weight=0.18),
+                   coverage=(0.15, 0.55), weight=0.16),
     "pink": dict(zenith=(0.3, 0.33, 0.62), horizon=(0.98, 0.62, 0.62), lit=(1.0, 0.78, 0.78),
                  shadow=(0.45, 0.38, 0.55), ground=(0.06, 0.05, 0.08), glow=(1.0, 0.8, 0.7), glow_strength=0.35,
-                 coverage=(0.2, 0.6), weight=0.1),
+                 coverage=(0.2, 0.6), weight=0.08),
     "overcast": dict(zenith=(0.56, 0.59, 0.64), horizon=(0.76, 0.78, 0.8), lit=(0.9, 0.91, 0.92),
                      shadow=(0.42, 0.44, 0.48), ground=(0.1, 0.11, 0.11), glow=(1.0, 1.0, 1.0), glow_strength=0.0,
                      coverage=(0.7, 0.95), softness=(0.8, 1.6), scale=(0.4, 1.0), absorb=(0.2, 0.5), weight=0.14),
     "dusk": dict(zenith=(0.04, 0.07, 0.2), horizon=(0.5, 0.38, 0.5), lit=(0.5, 0.42, 0.52),
                  shadow=(0.13, 0.12, 0.2), ground=(0.02, 0.02, 0.04), glow=(0.9, 0.5, 0.35), glow_strength=0.25,
-                 coverage=(0.15, 0.5), weight=0.14),
+                 coverage=(0.15, 0.5), weight=0.1),
     "storm": dict(zenith=(0.25, 0.28, 0.33), horizon=(0.55, 0.58, 0.6), lit=(0.68, 0.7, 0.74),
                   shadow=(0.18, 0.2, 0.24), ground=(0.04, 0.05, 0.05), glow=(1.0, 1.0, 1.0), glow_strength=0.0,
                   coverage=(0.55, 0.85), softness=(0.5, 1.2), scale=(0.4, 1.2), absorb=(0.6, 1.2), weight=0.12),
@@ -283,7 +283,10 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
     sx, sy = scene.sun
     dist = np.sqrt((xs[None, :] - sx) ** 2 + ((s[:, None] - sy) * (1.0 - scene.horizon)) ** 2)
     glow = scene.glow_strength * np.exp(-dist / scene.glow_radius)[..., None]
-    sky = np.broadcast_to(sky + glow * c["glow"], (res, res, 3)).astype(np.float32)
+    sky = sky + glow * c["glow"]
+    if scene.glow_strength > 0.2 and sy > 0.03:  # low sun: a small bright disk that clouds pass in front of
+        sky = sky + 1.5 * _smoothstep(0.03, 0.018, dist)[..., None] * c["glow"]
+    sky = np.broadcast_to(sky, (res, res, 3)).astype(np.float32)
 
     t = np.arange(t_n, dtype=np.float32)[:, None, None]
     img = np.broadcast_to(sky, (t_n, res, res, 3)).copy()
@@ -308,20 +311,19 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
         th = layer["morph"] * t
         cos_th, sin_th = np.cos(th), np.sin(th)
 
-        def density(ox, oz, blurred):
+        def look(ox, oz):
             f = _sample(tex, (px + ox) * texel, (pz + oz) * texel)
-            sharp = f[..., 0] * cos_th + f[..., 1] * sin_th
-            blur = f[..., 2] * cos_th + f[..., 3] * sin_th
-            return blur if blurred else sharp * (1.0 - soft) + blur * soft
+            return f[..., 0] * cos_th + f[..., 1] * sin_th, f[..., 2] * cos_th + f[..., 3] * sin_th
 
         thr = float(np.quantile(tex[..., 0], 1.0 - layer["coverage"]))
-        dens = density(0.0, 0.0, False)
+        sharp, blur = look(0.0, 0.0)
+        dens = sharp * (1.0 - soft) + blur * soft
         lx, lz = layer["light"]
         # Optical depth towards the sun from two blurred look-ups: sun-facing edges bright, cores and far sides dark.
-        depth_l = sum(np.maximum(density(lx * j, lz * j, True) - thr, 0.0) for j in (1, 2))
-        lit = np.exp(-layer["absorb"] * depth_l)
-        core = _smoothstep(0.0, 2.0, dens - thr)
-        lit = (lit * (1.0 - layer["dark"] * core))[..., None]
+        depth_l = sum(np.maximum(look(lx * j, lz * j)[1] - thr, 0.0) for j in (1, 2))
+        lit = np.exp(-layer["absorb"] * depth_l) * (1.0 - layer["dark"] * _smoothstep(0.0, 2.0, dens - thr))
+        puff = np.clip((sharp - blur) * (1.0 - soft), -1.5, 1.5)  # small-scale billows catch light unevenly
+        lit = np.clip(lit * (1.0 + 0.15 * puff), 0.0, 1.0)[..., None]
         alpha = (_smoothstep(thr, thr + layer["softness"], dens) * layer["opacity"])[..., None] * haze
         cloud = c["shadow"] + (c["lit"] - c["shadow"]) * lit
         cloud = cloud + 0.8 * glow[None] * c["glow"] * lit  # sun-side rims catch the glow
