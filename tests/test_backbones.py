@@ -1,0 +1,222 @@
+"""StyleGAN3 canonical generator and MTM layers: equivariance, zero-offset identity, shapes, config switches."""
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+from gendef import GenDeF, losses
+from gendef.model import CheckpointError
+from gendef.models.canonical import CanonicalGenerator
+from gendef.models.discriminator import Discriminator
+from gendef.models.layers import ModulatedConv2d
+from gendef.models.mtm import ModulatedDeformConv2d, check_mtm_resolutions, conv_or_deform
+from gendef.models.stylegan3 import StyleGAN3Generator, upfirdn2d
+
+
+def _sg3(resolution=32, seed=0, **kw):
+    torch.manual_seed(seed)
+    kw = {"channel_base": 16 * resolution, "channel_max": 16, **kw}
+    return StyleGAN3Generator(resolution, z_dim=8, w_dim=8, mapping_layers=1, **kw).eval()
+
+
+def _psnr(a, b):
+    peak = float(b.max() - b.min())
+    return 10 * math.log10(peak**2 / float((a - b).pow(2).mean()))
+
+
+@pytest.mark.parametrize("resolution,shift", [(32, 1), (32, 3), (64, 2)])
+def test_translating_fourier_input_shifts_the_image_by_whole_pixels(resolution, shift):
+    """A -d/R translation of the input coordinates moves the image d pixels right.
+
+    Early layers run at 16 samples per image, so these shifts are fractional
+    there: only the low-pass filtered non-linearities keep it exact. Tolerance:
+    PSNR > 40 dB over the interior (2 px border cut); the same comparison with
+    the wrong shift direction stays far below it.
+    """
+    g = _sg3(resolution)
+    w = g.mapping(torch.randn(3, 8, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        ref, _ = g.synthesis(w)
+        g.input.transform[0, 2] = -shift / resolution
+        moved, _ = g.synthesis(w)
+    c = 2
+    right = _psnr(moved[..., c:-c, shift + c : -c], ref[..., c:-c, c : -shift - c])
+    wrong = _psnr(moved[..., c:-c, c : -shift - c], ref[..., c:-c, shift + c : -c])
+    assert right > 40.0, right
+    assert wrong < 35.0, wrong
+
+
+def test_vertical_translation_also_matches():
+    g = _sg3(32)
+    w = g.mapping(torch.randn(2, 8, generator=torch.Generator().manual_seed(2)))
+    with torch.no_grad():
+        ref, _ = g.synthesis(w)
+        g.input.transform[1, 2] = -2 / 32
+        moved, _ = g.synthesis(w)
+    assert _psnr(moved[..., 4:-2, 2:-2], ref[..., 2:-4, 2:-2]) > 40.0
+
+
+def test_upfirdn2d_matches_scipy_upfirdn_on_each_axis():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 7)).astype(np.float32)
+    f = scipy.signal.firwin(12, 4.0, width=3.0, fs=32.0).astype(np.float32)
+    for up, down in ((2, 1), (1, 2), (2, 2)):
+        ref = scipy.signal.upfirdn(f, x, up=up, down=down, axis=1)
+        ref = scipy.signal.upfirdn(f, ref, up=up, down=down, axis=0) * up**2
+        t = len(f) - 1
+        got = upfirdn2d(torch.from_numpy(x)[None, None], torch.from_numpy(f), up=up, down=down, padding=(t, t, t, t), gain=up**2)[0, 0].numpy()
+        h, w = min(ref.shape[0], got.shape[0]), min(ref.shape[1], got.shape[1])
+        assert h >= 5 and w >= 7
+        np.testing.assert_allclose(got[:h, :w], ref[:h, :w], atol=1e-5)
+
+
+@pytest.mark.parametrize("upsample", [False, True])
+def test_zero_offset_mtm_layer_equals_plain_modulated_conv(upsample):
+    torch.manual_seed(0)
+    plain = ModulatedConv2d(6, 5, 3, 8, upsample=upsample)
+    mtm = ModulatedDeformConv2d.from_plain(plain)
+    assert mtm.offset.weight.abs().max() == 0 and mtm.offset.bias.abs().max() == 0
+    x, w = torch.randn(2, 6, 7, 7), torch.randn(2, 8)
+    torch.testing.assert_close(mtm(x, w), plain(x, w), atol=1e-5, rtol=1e-5)
+
+
+def test_mtm_offsets_move_taps_and_learn():
+    """Offset channels are (dy, dx) per tap: dx = +1 everywhere equals convolving the input shifted left."""
+    torch.manual_seed(0)
+    weight, x = torch.randn(3, 4, 3, 3), torch.randn(1, 4, 8, 8)
+    off = torch.zeros(1, 18, 8, 8)
+    off[:, 1::2] = 1.0
+    moved = conv_or_deform(x, weight, 1, off)
+    plain = torch.nn.functional.conv2d(x, weight, padding=1)
+    torch.testing.assert_close(moved[..., :-1], plain[..., 1:], atol=1e-5, rtol=1e-5)
+    mtm = ModulatedDeformConv2d(4, 3, 3, 8)
+    mtm(torch.randn(2, 4, 8, 8), torch.randn(2, 8)).square().mean().backward()
+    assert mtm.offset.weight.grad.abs().sum() > 0 and mtm.offset.bias.grad.abs().sum() > 0
+
+
+def test_stylegan3_with_zero_offset_mtm_renders_like_without():
+    plain = _sg3(16)
+    mtm = _sg3(16, mtm_resolutions=[8, 16])
+    assert sum(layer.offset is not None for layer in mtm.layers) == mtm.num_layers  # every conv, not ToRGB
+    missing, unexpected = mtm.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(".offset." in k for k in missing)
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(mtm(z)[0], plain(z)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_paper_layer_numbering_and_feature_shapes():
+    big = StyleGAN3Generator(256, z_dim=8, w_dim=8, channel_base=512, channel_max=16, mapping_layers=1)
+    assert big.num_layers == 14 and big.feature_layer == 13
+    shapes = big.layer_shapes()
+    assert len(shapes) == 14 and shapes[-1] == (3, 256) and shapes[12][1] == 256
+    assert (big.feature_channels, big.feature_resolution) == shapes[12]
+    assert [s[1] for s in shapes] == sorted(s[1] for s in shapes)  # sampling rate never drops
+    assert CanonicalGenerator(256, 8, 8, 512, 16, 1).num_layers == 14  # same count as the StyleGAN2 backbone
+
+    g = _sg3(16)
+    w = g.mapping(torch.randn(2, 8))
+    with torch.no_grad():
+        for k, (ch, res) in enumerate(g.layer_shapes(), start=1):
+            img, feat = g.synthesis(w, feature_layer=k)
+            assert img.shape == (2, 3, 16, 16)
+            assert feat.shape == (2, ch, res, res), k
+    with pytest.raises(ValueError, match="canonical_feature_layer must be in 1..6"):
+        _sg3(16, feature_layer=7)
+
+
+def test_magnitude_ema_tracks_inputs_only_while_training():
+    g = _sg3(16)
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        g(z)
+    assert all(float(layer.magnitude_ema) == 1.0 for layer in g.layers)
+    g.train()
+    g(z)[0].sum().backward()
+    assert any(float(layer.magnitude_ema) != 1.0 for layer in g.layers)
+
+
+@pytest.mark.parametrize("extra", [dict(canonical_backbone="stylegan3"), dict(canonical_backbone="stylegan3", mtm=True), dict(mtm=True)])
+def test_gendef_switches_save_load_and_start_from_the_canonical(tmp_path, tiny_gendef_kwargs, extra):
+    torch.manual_seed(0)
+    m = GenDeF(**tiny_gendef_kwargs, **extra)
+    vid = m.sample(seed=4, num_frames=5)
+    assert np.abs(vid.render() - vid.canonical[None]).max() < 1e-5  # zero-init G_d, zero MTM offsets
+    if extra.get("mtm"):
+        assert any(".offset." in k for k in m.deformation.state_dict())
+        assert any(".offset." in k for k in m.canonical.state_dict())
+    m.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["canonical_backbone"] == extra.get("canonical_backbone", "stylegan2") and cfg["mtm"] == extra.get("mtm", False)
+    back = GenDeF.from_pretrained(tmp_path)
+    assert type(back.canonical) is type(m.canonical)
+    again = back.sample(seed=4, num_frames=5)
+    assert np.allclose(again.canonical, vid.canonical, atol=1e-6)
+    batch = back.sample_batch([4, 9], num_frames=5)
+    assert np.allclose(batch[0].canonical, vid.canonical, atol=1e-5)
+
+
+def test_old_config_without_switches_loads_as_stylegan2(tmp_path, tiny_gendef_kwargs):
+    m = GenDeF(**tiny_gendef_kwargs)
+    m.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    for key in ("canonical_backbone", "mtm", "mtm_resolutions"):
+        cfg.pop(key, None)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert isinstance(GenDeF.from_pretrained(tmp_path).canonical, CanonicalGenerator)
+
+
+def test_bad_switches_give_one_line_errors(tmp_path, tiny_gendef_kwargs):
+    with pytest.raises(ValueError, match="canonical_backbone must be one of"):
+        GenDeF(**tiny_gendef_kwargs, canonical_backbone="stylegan9")
+    with pytest.raises(ValueError, match=r"mtm_resolutions must be \[min, max\]"):
+        check_mtm_resolutions("big")
+    with pytest.raises(ValueError, match="1 <= min <= max"):
+        GenDeF(**tiny_gendef_kwargs, mtm=True, mtm_resolutions=[64, 8])
+    GenDeF(**tiny_gendef_kwargs, canonical_backbone="stylegan3").save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["canonical_backbone"] = "stylegan2"  # weights no longer match the architecture
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError) as e:
+        GenDeF.from_pretrained(tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_a_few_adversarial_steps_train_stylegan3_and_mtm(tiny_gendef_kwargs):
+    """Stage 1 (G_c + image D) then stage 2 (everything on 3-frame clips) with the new backbone."""
+    torch.manual_seed(0)
+    g = GenDeF(**tiny_gendef_kwargs, canonical_backbone="stylegan3", mtm=True).train()
+    d = Discriminator(resolution=16, channel_base=128, channel_max=16)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    before = g.canonical.layers[0].weight.detach().clone()
+    for _ in range(2):
+        z = torch.randn(4, g.z_dim)
+        img, _ = g.canonical(z)
+        loss_d = losses.d_logistic(d(real), d(img.detach()))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = losses.g_nonsaturating(d(g.canonical(z)[0]))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        assert math.isfinite(loss_d.item()) and math.isfinite(loss_g.item())
+    assert (g.canonical.layers[0].weight - before).abs().max() > 0
+    times = torch.tensor([[0.0, 2.0, 5.0]] * 2)
+    offset = next(m for m in g.deformation.modules() if isinstance(m, ModulatedDeformConv2d)).offset
+    for _ in range(3):
+        out = g.generate(*g.make_latents(2, 6), times)
+        loss = losses.g_nonsaturating(d(out["frames"], times))
+        opt_g.zero_grad()
+        loss.backward()
+        assert g.deformation.to_outs[-1].conv.weight.grad.abs().sum() > 0
+        opt_g.step()
+    # once the zero-initialised ToOut has moved, gradients reach the MTM offset branch of G_d
+    assert offset.weight.grad.abs().sum() > 0
+    out = g.generate(*g.make_latents(2, 6), times)
+    assert (out["frames"] - out["canonical"][:, None]).abs().max() > 1e-4  # G_d now moves pixels
