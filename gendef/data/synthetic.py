@@ -72,7 +72,7 @@ class _Scene:
 
 
 def clip_seed(seed: int, index: int) -> int:
-    """Independent per-video seeds from a dataset seed (no overlap between datasets)."""
+    """Per-video seed: hashing (dataset seed, index) keeps videos independent across datasets too."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
@@ -110,7 +110,7 @@ def _make_scene(seed: int) -> _Scene:
     coverage = float(rng.uniform(*pal["coverage"]))
     speed = float(rng.uniform(0.006, 0.035))  # screen widths per frame at the top row
     angle = float(rng.uniform(0, 2 * np.pi))
-    main = dict(
+    deck = dict(
         coverage=coverage,
         softness=float(rng.uniform(*pal.get("softness", (0.5, 1.1)))),
         opacity=float(rng.uniform(0.85, 1.0)),
@@ -127,11 +127,11 @@ def _make_scene(seed: int) -> _Scene:
         dark=float(rng.uniform(0.1, 0.4)),
         detail=0.25,
     )
-    layers = [main]
+    layers = [deck]
     if rng.uniform() < 0.35:  # high thin streaks above the main deck
         s2 = speed * float(rng.uniform(0.3, 0.8))
         a2 = angle + float(rng.normal(0, 0.5))
-        layers.insert(0, dict(main, coverage=float(rng.uniform(0.3, 0.7)), softness=float(rng.uniform(0.6, 1.2)),
+        layers.insert(0, dict(deck, coverage=float(rng.uniform(0.3, 0.7)), softness=float(rng.uniform(0.6, 1.2)),
                               opacity=float(rng.uniform(0.25, 0.5)), beta=float(rng.uniform(2.4, 3.0)),
                               scale=float(rng.uniform(1.0, 2.0)), aniso=float(rng.uniform(3.0, 6.0)),
                               wind=(s2 * np.cos(a2), 0.6 * s2 * np.sin(a2)), dark=0.0, detail=0.1))
