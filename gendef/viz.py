@@ -21,6 +21,7 @@ __all__ = [
     "flow_to_color",
     "color_wheel",
     "deformation_strip",
+    "deformation_video",
     "draw_tracks",
     "overlay_masks",
     "cutout",
@@ -116,6 +117,18 @@ def deformation_strip(video, num: int = 4, tile: int = 128, gap: int = 2) -> np.
     rows = [_pad_to_width(r, width) for r in rows]
     sep = np.full((gap, width, 3), 255, np.uint8)
     return np.concatenate([rows[0], sep, rows[1]], axis=0)
+
+
+def deformation_video(video, max_magnitude: Optional[float] = None) -> np.ndarray:
+    """Every frame's displacement ``grid - identity`` as colours, float32 [T, H, W, 3].
+
+    One scale for the whole clip (default: its largest displacement), so the
+    colours' saturation is comparable from frame to frame.
+    """
+    disp = video.grid - _frame_identity(video)[None]
+    if max_magnitude is None:
+        max_magnitude = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
+    return np.stack([flow_to_color(d, max_magnitude) for d in disp]).astype(np.float32) / 255.0
 
 
 def _u8(img: np.ndarray) -> np.ndarray:
@@ -327,7 +340,7 @@ def side_by_side(a, b, gap: int = 2) -> np.ndarray:
 
 
 def resize_image(img, size: Sequence[int]) -> np.ndarray:
-    """Resize to (h, w) keeping dtype; bool masks and label images use nearest neighbour."""
+    """Resize to (h, w) keeping dtype; bool masks use nearest neighbour, RGBA is premultiplied."""
     a = np.asarray(img)
     if a.ndim not in (2, 3):
         raise ValueError(f"image must be [H, W] or [H, W, C], got {tuple(a.shape)}")
@@ -342,6 +355,17 @@ def resize_image(img, size: Sequence[int]) -> np.ndarray:
     src = a.astype(np.float32) if a.dtype not in (np.uint8, np.float32) else a
     shrink = h < a.shape[0] and w < a.shape[1]
     interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    if a.ndim == 3 and a.shape[2] == 4:
+        # RGBA: resample premultiplied so transparent pixels do not darken stroke edges
+        f = _float01(src)
+        pre = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
+        r = cv2.resize(pre, (w, h), interpolation=interp)
+        al = r[..., 3:]
+        rgb = np.where(al > 1e-6, r[..., :3] / np.maximum(al, 1e-6), 0.0)
+        out = np.clip(np.concatenate([rgb, al], -1), 0.0, 1.0).astype(np.float32)
+        if a.dtype == np.uint8:
+            return (out * 255.0 + 0.5).astype(np.uint8)
+        return out.astype(a.dtype, copy=False)
     if a.ndim == 3 and a.shape[2] > 4:
         r = np.stack([cv2.resize(src[..., c], (w, h), interpolation=interp) for c in range(a.shape[2])], -1)
     else:

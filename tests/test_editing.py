@@ -110,6 +110,14 @@ def test_grabcut_segments_disc_from_clicks():
     # off-centre click and a box alone also work
     assert _iou(grabcut_segment(img, positive=[(38, 40)]), disc) > 0.8
     assert _iou(grabcut_segment(img, box=(12, 16, 48, 52)), disc) > 0.8
+    assert _iou(grabcut_segment(img, positive=[(30, 34)], box=(12, 16, 48, 52)), disc) > 0.8
+    # a second disc of the same colour, not clicked, is left out
+    two = img.copy()
+    ys, xs = np.mgrid[0:64, 0:64]
+    other = (xs - 54) ** 2 + (ys - 8) ** 2 <= 36
+    two[other] = img[34, 30]
+    m = grabcut_segment(two, positive=[(30, 34)])
+    assert _iou(m, disc) > 0.8 and not (m & other).any()
     # a tiny (16 px) canonical image is upscaled internally and still segments
     small, sdisc = _disc_scene(16, 16, 8, 8, 4)
     assert _iou(grabcut_segment(small, positive=[(8, 8)]), sdisc) > 0.8
@@ -373,9 +381,14 @@ def test_stylizer_from_pretrained_local_folders_with_lcm_lora(tmp_path, no_netwo
     assert not torch.allclose(before[key], after[fused_key])  # the LoRA was fused into the UNet
     out = st(_photo(16, 24), "cat", steps=2, strength=1.0)
     assert out.shape == (16, 24, 3)
-    # without fast mode the scheduler stays as saved
-    st2 = Stylizer.from_pretrained(base=str(base), controlnet=str(cn), fast=False, local_files_only=True, size=None)
+    # without fast mode the scheduler stays as saved; the shared instance is rebuilt only on change
+    kw = dict(base=str(base), controlnet=str(cn), lcm_lora=str(lora), local_files_only=True, size=None)
+    st2 = stylize.get_stylizer(fast=False, **kw)
     assert not isinstance(st2.pipe.scheduler, LCMScheduler)
+    assert stylize.get_stylizer(fast=False, **kw) is st2
+    st3 = stylize.get_stylizer(fast=True, **kw)
+    assert st3 is not st2 and isinstance(st3.pipe.scheduler, LCMScheduler)
+    stylize._CACHED.clear()
 
 
 def test_weights_status_reports_missing_offline(tmp_path, no_network, monkeypatch):

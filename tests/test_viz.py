@@ -12,6 +12,7 @@ from gendef.viz import (
     color_wheel,
     cutout,
     deformation_strip,
+    deformation_video,
     draw_tracks,
     flow_to_color,
     masks_to_zip,
@@ -201,3 +202,31 @@ def test_masks_to_zip(tmp_path):
         assert names == ["mask_0000.png", "mask_0001.png", "mask_0002.png"]
         img = cv2.imdecode(np.frombuffer(zf.read("mask_0001.png"), np.uint8), cv2.IMREAD_UNCHANGED)
     assert img.shape == (5, 6) and img[2, 3] == 255 and img.sum() == 255
+
+
+def test_deformation_video_colours_each_frame_on_one_scale():
+    grid = identity_grid(6, 6, 3)
+    grid[1, ..., 1] += 1.0  # frame 1 moves down by 1
+    grid[2, ..., 1] += 2.0  # frame 2 moves down by 2
+    vid = CanonicalVideo(np.zeros((6, 6, 3), np.float32), grid)
+    dv = deformation_video(vid)
+    assert dv.shape == (3, 6, 6, 3) and dv.dtype == np.float32
+    np.testing.assert_allclose(dv[0], 1.0)  # no motion: white
+    h1, s1 = _hue_sat((dv[1, 3, 3] * 255).round().astype(np.uint8))
+    h2, s2 = _hue_sat((dv[2, 3, 3] * 255).round().astype(np.uint8))
+    assert abs(h2 - 90) < 2 and abs(s2 - 1) < 0.02 and abs(s1 - 0.5) < 0.02
+
+
+def test_deformation_video_centres_frame_on_larger_canvas():
+    grid = identity_grid(4, 4, 2, offset=(2.0, 2.0))  # 4x4 frames centred on an 8x8 canvas
+    vid = CanonicalVideo(np.zeros((8, 8, 3), np.float32), grid)
+    np.testing.assert_allclose(deformation_video(vid), 1.0)
+
+
+def test_resize_rgba_is_premultiplied():
+    rgba = np.zeros((4, 4, 4), np.float32)
+    rgba[:, :2] = (1.0, 0.0, 0.0, 1.0)  # opaque red on the left, transparent black right
+    small = resize_image(rgba, (2, 1))
+    np.testing.assert_allclose(small[0, 0], [1.0, 0.0, 0.0, 0.5], atol=1e-6)  # red stays red, half alpha
+    u8 = resize_image((rgba * 255).astype(np.uint8), (8, 8))
+    assert u8.dtype == np.uint8 and (u8[..., 0][u8[..., 3] > 0] == 255).all()

@@ -5,7 +5,7 @@ carries the edit through all frames. Heavy libraries (torch, diffusers,
 segment-anything) are imported inside the functions that need them.
 """
 from .looks import LOOKS, apply_look
-from .segment import DEFAULT_SAM, Segmenter, SegmentUnavailable, grabcut_segment, sam_status
+from .segment import DEFAULT_SAM, Segmenter, SegmentUnavailable, get_segmenter, grabcut_segment, sam_status
 from .stylize import (
     CONTROL_TYPES,
     DEFAULT_BASE,
@@ -13,6 +13,7 @@ from .stylize import (
     DEFAULT_LCM_LORA,
     StylizeUnavailable,
     Stylizer,
+    get_stylizer,
     make_control_image,
     weights_status,
 )
@@ -26,10 +27,12 @@ __all__ = [
     "DEFAULT_LCM_LORA",
     "StylizeUnavailable",
     "Stylizer",
+    "get_stylizer",
     "make_control_image",
     "weights_status",
     "DEFAULT_SAM",
     "Segmenter",
+    "get_segmenter",
     "SegmentUnavailable",
     "grabcut_segment",
     "sam_status",

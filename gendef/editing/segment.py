@@ -25,6 +25,7 @@ __all__ = [
     "grabcut_segment",
     "sam_status",
     "resolve_checkpoint",
+    "get_segmenter",
 ]
 
 DEFAULT_SAM = "vit_b"
@@ -342,3 +343,19 @@ def _colour_prior(img: np.ndarray, pos: np.ndarray, neg: np.ndarray, r: int) -> 
     keep = {int(labels[min(int(round(y)), h - 1), min(int(round(x)), w - 1)]) for x, y in pos}
     keep.discard(0)
     return np.isin(labels, sorted(keep))
+
+
+_CACHED: dict = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_segmenter(checkpoint: Optional[str] = None, model_type: str = DEFAULT_SAM, device: Optional[str] = None,
+                  local_files_only: bool = False) -> Segmenter:
+    """Process-wide SAM segmenter (loaded once; sessions share it, calls are serialised)."""
+    key = (resolve_checkpoint(checkpoint, model_type), _check_type(model_type), device)
+    with _CACHE_LOCK:
+        if _CACHED.get("key") != key:
+            _CACHED.clear()
+            _CACHED["segmenter"] = Segmenter.from_pretrained(checkpoint, model_type, device, local_files_only)
+            _CACHED["key"] = key
+        return _CACHED["segmenter"]

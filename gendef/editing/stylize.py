@@ -28,6 +28,7 @@ __all__ = [
     "make_control_image",
     "weights_status",
     "resolve_ids",
+    "get_stylizer",
 ]
 
 CONTROL_TYPES = ["canny", "lineart", "hed", "scribble", "depth"]
@@ -412,3 +413,30 @@ class Stylizer:
             res = resize_image(res, (h, w))
         _report(progress, 1.0, "stylized")
         return np.clip(np.nan_to_num(res), 0.0, 1.0).astype(np.float32)
+
+
+_CACHED: dict = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_stylizer(control: str = "canny", fast: bool = True, base: Optional[str] = None,
+                 controlnet: Optional[str] = None, device: Optional[str] = None, local_files_only: bool = False,
+                 progress: Optional[Callable] = None, size: Optional[int] = 512,
+                 lcm_lora: Optional[str] = None) -> Stylizer:
+    """Process-wide stylizer, rebuilt only when the models change.
+
+    A Stable Diffusion pipeline takes GBs of memory, so the app shares one
+    between sessions and keeps only the most recently requested configuration.
+    """
+    c = _check_control(control)
+    ids = resolve_ids(c, base, controlnet, lcm_lora)
+    key = (c, bool(fast), ids["base"], ids["controlnet"], ids["lcm_lora"], device, size)
+    with _CACHE_LOCK:
+        if _CACHED.get("key") != key:
+            _CACHED.clear()
+            _CACHED["stylizer"] = Stylizer.from_pretrained(
+                base=ids["base"], controlnet=ids["controlnet"], control=c, fast=fast, device=device,
+                local_files_only=local_files_only, progress=progress, lcm_lora=ids["lcm_lora"], size=size,
+            )
+            _CACHED["key"] = key
+        return _CACHED["stylizer"]
