@@ -69,6 +69,7 @@ class _Scene:
     layers: list  # cloud layers, dicts
     light: tuple  # (amplitude, period, phase, warm amplitude)
     silhouettes: list  # (kind, params) far to near
+    start: float  # cloud time of frame 0, so that no frame is special (undeformed, unmorphed)
 
 
 def clip_seed(seed: int, index: int) -> int:
@@ -119,9 +120,9 @@ def _make_scene(seed: int) -> _Scene:
         aniso=float(rng.uniform(1.0, 1.8)),
         wind=(speed * np.cos(angle), 0.6 * speed * np.sin(angle)),
         morph=float(rng.uniform(0.003, 0.012)),  # radians per frame of the density cross-fade
-        swirl=float(rng.uniform(0.02, 0.08)),  # screen widths of the smooth deformation
-        swirl_rate=float(rng.uniform(0.01, 0.03)),
-        swirl_freq=float(rng.uniform(0.5, 1.5)),
+        swirl=float(rng.uniform(0.008, 0.02)),  # screen widths; keeps the strain below ~25%
+        swirl_rate=float(rng.uniform(0.02, 0.06)),
+        swirl_freq=float(rng.uniform(0.4, 1.0)),
         light=_light_offset(rng, sun),
         absorb=float(rng.uniform(*pal.get("absorb", (0.25, 0.7)))),
         dark=float(rng.uniform(0.1, 0.4)),
@@ -165,7 +166,8 @@ def _make_scene(seed: int) -> _Scene:
         near["trees"] = [(float(rng.uniform(0, 1)), float(rng.uniform(0.04, 0.12)), float(rng.uniform(0.01, 0.03)),
                           bool(rng.uniform() < 0.5)) for _ in range(n)]
     silhouettes.append((str(kind), near))
-    return _Scene(colours, horizon, flatness, gamma, sun, glow_radius, glow_strength, layers, light, silhouettes)
+    start = float(rng.uniform(0, 1000))
+    return _Scene(colours, horizon, flatness, gamma, sun, glow_radius, glow_strength, layers, light, silhouettes, start)
 
 
 def _light_offset(rng, sun):
@@ -289,6 +291,7 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
     sky = np.broadcast_to(sky, (res, res, 3)).astype(np.float32)
 
     t = np.arange(t_n, dtype=np.float32)[:, None, None]
+    tc = t + np.float32(scene.start)
     img = np.broadcast_to(sky, (t_n, res, res, 3)).copy()
     n = int(2 ** np.ceil(np.log2(_PERIOD * res)))
     texel = n / _PERIOD
@@ -303,12 +306,12 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
         # Bounded, smooth, slowly turning displacement: clouds stretch and curl as they drift.
         d1x, d1z = np.sin(k * plane_z + ph[0]), np.cos(k * plane_x + ph[1])
         d2x, d2z = np.sin(k * plane_z * 0.7 + ph[2]), np.cos(k * plane_x * 1.3 + ph[3])
-        phi = layer["swirl_rate"] * t
+        phi = layer["swirl_rate"] * tc
         amp = layer["swirl"]
         wx, wz = layer["wind"]
-        px = plane_x + wx * t + amp * (d1x * np.sin(phi) + d2x * (1.0 - np.cos(phi)))
-        pz = plane_z + wz * t + amp * (d1z * np.sin(phi) + d2z * (1.0 - np.cos(phi)))
-        th = layer["morph"] * t
+        px = plane_x + wx * tc + amp * (d1x * np.sin(phi) + d2x * (1.0 - np.cos(phi)))
+        pz = plane_z + wz * tc + amp * (d1z * np.sin(phi) + d2z * (1.0 - np.cos(phi)))
+        th = layer["morph"] * tc
         cos_th, sin_th = np.cos(th), np.sin(th)
 
         def look(ox, oz):
