@@ -1,0 +1,324 @@
+"""Video datasets for the two training stages.
+
+Accepted layouts (the same ones StyleGAN-V uses, plus raw video files):
+
+* a folder with one sub-folder of frames per video (``root/video_a/000000.png``);
+* a ``.zip`` with the same layout (what ``python -m gendef.data.prepare`` writes);
+* a folder of video files (mp4, avi, webm, mov, mkv, gif).
+
+Stage 1 (:class:`FrameDataset`) yields single frames; stage 2 (:class:`ClipDataset`)
+yields a few frames per video sampled sparsely with their times, as in StyleGAN-V.
+Media that cannot be decoded is skipped with a warning and counted instead of
+killing a multi-day run; a dataset that is empty (or has no video long enough)
+is an error at start-up, where it is cheap to fix.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..videoio import IMAGE_EXTS, VIDEO_EXTS, VideoIOError, read_image, read_video
+
+__all__ = [
+    "DatasetError",
+    "VideoSource",
+    "FrameDataset",
+    "ClipDataset",
+    "scan_videos",
+    "resize_center_crop",
+    "sample_sparse_times",
+]
+
+log = logging.getLogger("gendef.data")
+
+
+class DatasetError(ValueError):
+    """The dataset cannot be used at all (message is user-facing)."""
+
+
+def resize_center_crop(img: np.ndarray, resolution: int) -> np.ndarray:
+    """Scale the short side to ``resolution`` then crop the centre square (uint8 in, uint8 out)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if (h, w) != (resolution, resolution):
+        s = resolution / min(h, w)
+        nh, nw = max(resolution, round(h * s)), max(resolution, round(w * s))
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        img = cv2.resize(img, (nw, nh), interpolation=interp)
+        y0, x0 = (nh - resolution) // 2, (nw - resolution) // 2
+        img = img[y0 : y0 + resolution, x0 : x0 + resolution]
+    return np.ascontiguousarray(img[..., :3])
+
+
+def sample_sparse_times(
+    num_frames: int, video_len: int, max_dist: int, rng: np.random.Generator
+) -> np.ndarray:
+    """StyleGAN-V's sparse sampling: first frame at 0, last at a random distance d < max_dist,
+    the others at distinct random positions in between; returns sorted offsets (ints)."""
+    span = min(max_dist, video_len)
+    if span < num_frames:
+        raise DatasetError(f"need {num_frames} frames but the video has {video_len}")
+    d = int(rng.integers(num_frames - 1, span))
+    inner = rng.choice(np.arange(1, d), size=num_frames - 2, replace=False) if num_frames > 2 else []
+    return np.sort(np.concatenate([[0], np.asarray(inner, dtype=np.int64), [d]])).astype(np.int64)
+
+
+@dataclass
+class VideoSource:
+    """One video: a list of frame names (folder/zip) or a video file with its frame count."""
+
+    name: str
+    kind: str  # "dir", "zip" or "file"
+    path: str
+    frames: Optional[List[str]]
+    length: int
+
+
+def _frame_names(names: Sequence[str]) -> List[str]:
+    return sorted(n for n in names if Path(n).suffix.lower() in IMAGE_EXTS and not Path(n).name.startswith("."))
+
+
+def _video_file_length(path: Path) -> int:
+    """Frame count of a video file, verified by decoding its first frame."""
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                return int(getattr(im, "n_frames", 1))
+        except Exception as e:  # PIL raises many types on garbage
+            raise VideoIOError(f"{path}: not a readable gif ({e})") from None
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise VideoIOError(f"{path}: cannot open video (corrupt or unsupported codec)")
+        ok, _ = cap.read()
+        if not ok:
+            raise VideoIOError(f"{path}: no decodable frames")
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
+    if n <= 0:
+        n = len(read_video(path, max_frames=100000)[0])
+    return n
+
+
+def scan_videos(root: Union[str, os.PathLike], min_frames: int = 1):
+    """Find the videos under ``root``; returns (sources, skipped) where skipped lists
+    'name: reason' for media that could not be opened or is too short."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"dataset {root}: no such file or folder")
+    sources: List[VideoSource] = []
+    skipped: List[str] = []
+    if root.is_file():
+        if root.suffix.lower() != ".zip":
+            raise DatasetError(f"dataset {root}: expected a folder or a .zip, got a {root.suffix or 'plain'} file")
+        try:
+            with zipfile.ZipFile(root) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DatasetError(f"dataset {root}: not a readable zip ({e})") from None
+        groups = {}
+        for n in _frame_names(names):
+            groups.setdefault(str(Path(n).parent), []).append(n)
+        for vid, frames in sorted(groups.items()):
+            sources.append(VideoSource(vid, "zip", str(root), frames, len(frames)))
+    else:
+        for child in sorted(root.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                frames = _frame_names(os.listdir(child))
+                if frames:
+                    sources.append(VideoSource(child.name, "dir", str(child), frames, len(frames)))
+                else:
+                    skipped.append(f"{child.name}: folder has no frames")
+            elif child.suffix.lower() in VIDEO_EXTS:
+                try:
+                    n = _video_file_length(child)
+                except VideoIOError as e:
+                    skipped.append(f"{child.name}: {e}")
+                    continue
+                sources.append(VideoSource(child.name, "file", str(child), None, n))
+    kept = []
+    for s in sources:
+        if s.length < min_frames:
+            skipped.append(f"{s.name}: {s.length} frame(s), need at least {min_frames}")
+        else:
+            kept.append(s)
+    return kept, skipped
+
+
+class _VideoDatasetBase(torch.utils.data.Dataset):
+    """Shared scanning, decoding, skip accounting and zip handles for both stages."""
+
+    min_frames = 1
+
+    def __init__(self, path, resolution: int, hflip: bool = False, seed: int = 0, max_retries: int = 20):
+        if int(resolution) < 1:
+            raise DatasetError("resolution must be a positive integer")
+        self.path = str(path)
+        self.resolution = int(resolution)
+        self.hflip = bool(hflip)
+        self.seed = int(seed)
+        self.max_retries = int(max_retries)
+        self.videos, self.skipped = scan_videos(path, self.min_frames)
+        for s in self.skipped:
+            log.warning("skipping %s", s)
+        if not self.videos:
+            what = "no readable videos" if not self.skipped else f"no usable videos ({len(self.skipped)} skipped)"
+            need = f" with at least {self.min_frames} frames" if self.min_frames > 1 else ""
+            raise DatasetError(
+                f"dataset {path}: {what}{need}; expected sub-folders of frames, a .zip of them, or video files"
+            )
+        self.num_skipped_at_runtime = 0
+        self._zip = None
+        self._zip_pid = None
+        self._rng = None
+        self._rng_pid = None
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped) + self.num_skipped_at_runtime
+
+    def _rng_for_process(self) -> np.random.Generator:
+        # Re-seeded per process/worker so DataLoader workers do not repeat each other.
+        pid = os.getpid()
+        if self._rng is None or self._rng_pid != pid:
+            info = torch.utils.data.get_worker_info()
+            wid = info.id if info is not None else 0
+            self._rng = np.random.default_rng([self.seed, wid, int(torch.initial_seed() % (2**31))])
+            self._rng_pid = pid
+        return self._rng
+
+    def _zipfile(self) -> zipfile.ZipFile:
+        pid = os.getpid()
+        if self._zip is None or self._zip_pid != pid:
+            self._zip = zipfile.ZipFile(self.path)
+            self._zip_pid = pid
+        return self._zip
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_zip"] = None
+        state["_rng"] = None
+        return state
+
+    def _read_frame(self, v: VideoSource, idx: int) -> np.ndarray:
+        if v.kind == "dir":
+            img = read_image(os.path.join(v.path, v.frames[idx]))
+        elif v.kind == "zip":
+            from PIL import Image
+
+            try:
+                data = self._zipfile().read(v.frames[idx])
+                with Image.open(io.BytesIO(data)) as im:
+                    img = np.asarray(im.convert("RGB"))
+            except Exception as e:
+                raise VideoIOError(f"{v.frames[idx]}: not a readable image ({e})") from None
+        else:
+            img = read_video(v.path, start=idx, num_frames=1)[0][0]
+        return resize_center_crop(img[..., :3], self.resolution)
+
+    def _read_frames(self, v: VideoSource, offsets: np.ndarray, start: int) -> np.ndarray:
+        if v.kind == "file":
+            clip = read_video(v.path, start=start, num_frames=int(offsets[-1]) + 1, max_frames=1 << 20)[0]
+            if len(clip) <= offsets[-1]:
+                raise VideoIOError(f"{v.path}: ended after {start + len(clip)} frames")
+            return np.stack([resize_center_crop(clip[o], self.resolution) for o in offsets])
+        return np.stack([self._read_frame(v, start + int(o)) for o in offsets])
+
+    def _to_tensor(self, frames: np.ndarray, flip: bool) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(127.5).sub_(1.0)
+        t = t.movedim(-1, -3)
+        return t.flip(-1) if flip else t
+
+    def _split_key(self, key):
+        """Items are indexed by ``i`` or ``(i, sample_seed)``; the seed makes every random choice of
+        the item reproducible (the trainer derives it from the step, so resumed runs repeat exactly)."""
+        if isinstance(key, (tuple, list)):
+            return int(key[0]) % len(self), np.random.default_rng(int(key[1]))
+        return int(key) % len(self), self._rng_for_process()
+
+    def _with_retries(self, index: int, rng: np.random.Generator, load):
+        """Call load(video) on ``index`` then on random other videos until one decodes."""
+        vi = index
+        for _ in range(self.max_retries):
+            v = self.videos[vi]
+            try:
+                return load(v, rng)
+            except VideoIOError as e:
+                self.num_skipped_at_runtime += 1
+                log.warning("skipping unreadable media (%d so far): %s", self.num_skipped, e)
+                vi = int(rng.integers(len(self.videos)))
+        raise DatasetError(f"dataset {self.path}: {self.max_retries} reads in a row failed; is the data corrupt?")
+
+
+class FrameDataset(_VideoDatasetBase):
+    """Stage 1: every frame of every video is an item; yields [3, R, R] in [-1, 1]."""
+
+    def __init__(self, path, resolution: int, **kwargs):
+        super().__init__(path, resolution, **kwargs)
+        self._starts = np.cumsum([0] + [v.length for v in self.videos])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, key) -> torch.Tensor:
+        index, rng = self._split_key(key)
+        vi = int(np.searchsorted(self._starts, index, side="right") - 1)
+        first = [index - int(self._starts[vi])]
+
+        def load(v, rng):
+            fi = first.pop() if first else int(rng.integers(v.length))
+            img = self._read_frame(v, fi)
+            return self._to_tensor(img, self.hflip and rng.random() < 0.5)
+
+        return self._with_retries(vi, rng, load)
+
+
+class ClipDataset(_VideoDatasetBase):
+    """Stage 2: yields ``(frames [K, 3, R, R] in [-1, 1], times [K] float)`` per video,
+    K frames sampled sparsely within ``max_dist`` consecutive frames; times start at 0."""
+
+    def __init__(self, path, resolution: int, num_frames: int = 3, max_dist: int = 32, **kwargs):
+        if num_frames < 2:
+            raise DatasetError("num_frames per clip must be >= 2")
+        if max_dist < num_frames:
+            raise DatasetError(f"max_dist ({max_dist}) must be >= num_frames ({num_frames})")
+        self.min_frames = int(num_frames)
+        self.num_frames = int(num_frames)
+        self.max_dist = int(max_dist)
+        super().__init__(path, resolution, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, key):
+        index, rng = self._split_key(key)
+
+        def load(v, rng):
+            offs = sample_sparse_times(self.num_frames, v.length, self.max_dist, rng)
+            start = int(rng.integers(0, v.length - offs[-1]))
+            frames = self._read_frames(v, offs, start)
+            return self._to_tensor(frames, self.hflip and rng.random() < 0.5), torch.from_numpy(offs).float()
+
+        return self._with_retries(index, rng, load)
+
+    def read_clip(self, index: int, start: int, num_frames: int) -> np.ndarray:
+        """Consecutive frames (uint8 [T, R, R, 3]) for metrics; shorter videos are returned whole."""
+        v = self.videos[index]
+        n = min(num_frames, v.length - start)
+        return self._read_frames(v, np.arange(n), start)

@@ -1,0 +1,169 @@
+"""Turn a folder of videos into StyleGAN-V's frame layout.
+
+``python -m gendef.data.prepare SRC DST --resolution 256`` writes
+``DST/<video>/000000.png ...`` (or the same inside ``DST.zip``), resized and
+centre-cropped, so training never decodes full-resolution video again.
+Videos are streamed frame by frame, so long videos never sit in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+import zipfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from ..videoio import IMAGE_EXTS, VIDEO_EXTS, VideoIOError, read_image
+from .datasets import DatasetError, resize_center_crop
+
+__all__ = ["prepare_dataset", "iter_video_frames", "main"]
+
+log = logging.getLogger("gendef.data")
+
+
+def iter_video_frames(path: Path) -> Iterator[np.ndarray]:
+    """Yield uint8 RGB frames of a video file, a gif or a folder of frames, one at a time."""
+    path = Path(path)
+    if path.is_dir():
+        for f in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+            yield read_image(f)[..., :3]
+        return
+    if path.suffix.lower() == ".gif":
+        from PIL import Image, ImageSequence
+
+        try:
+            with Image.open(path) as im:
+                for fr in ImageSequence.Iterator(im):
+                    yield np.asarray(fr.convert("RGB"))
+        except OSError as e:
+            raise VideoIOError(f"{path}: not a readable gif ({e})") from None
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise VideoIOError(f"{path}: cannot open video (corrupt or unsupported codec)")
+        while True:
+            ok, fr = cap.read()
+            if not ok:
+                break
+            yield cv2.cvtColor(fr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def _encode_png(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def prepare_dataset(
+    src,
+    dst,
+    resolution: int = 256,
+    max_frames: Optional[int] = None,
+    every: int = 1,
+    min_frames: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Convert every video under ``src`` into frames under ``dst`` (a folder, or a zip when it ends
+    in .zip). Returns counts {'videos', 'frames', 'skipped'}; unreadable videos are skipped."""
+    from tqdm import tqdm
+
+    src, dst = Path(src), Path(dst)
+    if resolution < 8:
+        raise DatasetError("--resolution must be at least 8")
+    if every < 1:
+        raise DatasetError("--every must be >= 1")
+    if not src.is_dir():
+        raise DatasetError(f"{src}: not a folder of videos")
+    items = sorted(
+        p
+        for p in src.iterdir()
+        if not p.name.startswith(".") and (p.suffix.lower() in VIDEO_EXTS or (p.is_dir() and any(
+            f.suffix.lower() in IMAGE_EXTS for f in p.iterdir())))
+    )
+    if not items:
+        raise DatasetError(f"{src}: no videos found (extensions {', '.join(VIDEO_EXTS)} or folders of frames)")
+    as_zip = dst.suffix.lower() == ".zip"
+    if dst.exists() and (as_zip or any(dst.iterdir())):
+        raise DatasetError(f"{dst}: already exists and is not empty; choose a new destination")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".partial")
+    zf = zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) if as_zip else None
+    if not as_zip:
+        dst.mkdir(parents=True, exist_ok=True)
+    counts = {"videos": 0, "frames": 0, "skipped": 0}
+    bar = tqdm(items, desc="videos", unit="video", disable=not progress)
+    try:
+        for item in bar:
+            name = item.stem if item.is_file() else item.name
+            frames = []
+            try:
+                for i, fr in enumerate(iter_video_frames(item)):
+                    if i % every:
+                        continue
+                    frames.append(_encode_png(resize_center_crop(fr, resolution)))
+                    if max_frames and len(frames) >= max_frames:
+                        break
+            except VideoIOError as e:
+                log.warning("skipping %s", e)
+                counts["skipped"] += 1
+                continue
+            if len(frames) < min_frames:
+                log.warning("skipping %s: %d frame(s), need %d", item.name, len(frames), min_frames)
+                counts["skipped"] += 1
+                continue
+            for j, data in enumerate(frames):
+                rel = f"{name}/{j:06d}.png"
+                if zf is not None:
+                    zf.writestr(rel, data)
+                else:
+                    out = dst / rel
+                    out.parent.mkdir(exist_ok=True)
+                    out.write_bytes(data)
+            counts["videos"] += 1
+            counts["frames"] += len(frames)
+            bar.set_postfix(frames=counts["frames"], skipped=counts["skipped"])
+    finally:
+        if zf is not None:
+            zf.close()
+    if as_zip:
+        tmp.replace(dst)
+    if counts["videos"] == 0:
+        raise DatasetError(f"{src}: none of the {len(items)} videos could be read")
+    return counts
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m gendef.data.prepare",
+        description="Convert a folder of videos into the frame layout used for training (folder or .zip).",
+    )
+    p.add_argument("src", help="folder of video files (mp4/avi/webm/gif/...) or of frame folders")
+    p.add_argument("dst", help="output folder, or a path ending in .zip")
+    p.add_argument("--resolution", type=int, default=256)
+    p.add_argument("--max-frames", type=int, default=None, help="keep at most this many frames per video")
+    p.add_argument("--every", type=int, default=1, help="keep every n-th frame")
+    p.add_argument("--min-frames", type=int, default=3, help="skip videos shorter than this (stage 2 needs 3)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        c = prepare_dataset(args.src, args.dst, args.resolution, args.max_frames, args.every, args.min_frames)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {c['videos']} videos, {c['frames']} frames to {args.dst}; skipped {c['skipped']} unreadable/short")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
