@@ -76,8 +76,11 @@ def sam_status(checkpoint: Optional[str] = None, model_type: str = DEFAULT_SAM, 
     """(available, message) for SAM; reads only the disk, never downloads."""
     from huggingface_hub import try_to_load_from_cache
 
-    t = _check_type(model_type)
-    repo, filename = resolve_checkpoint(checkpoint, t)
+    try:
+        t = _check_type(model_type)
+        repo, filename = resolve_checkpoint(checkpoint, t)
+    except ValueError as e:
+        return False, f"{e}. Click segmentation falls back to GrabCut."
     if filename is None:
         if Path(repo).is_file():
             return True, f"Ready: SAM {t} from {repo}."

@@ -355,7 +355,13 @@ class Stylizer:
     def __call__(self, image, prompt: str, negative_prompt: str = "", strength: float = 0.6, steps: int = 4,
                  guidance: float = 1.0, seed: int = 0, control_scale: float = 1.0,
                  progress: Optional[Callable] = None, control_image=None) -> np.ndarray:
-        """Stylised image, float32 [H, W, 3] in [0, 1], same size as ``image``."""
+        """Stylised image, float32 [H, W, 3] in [0, 1], same size as ``image``.
+
+        ``strength``: how far from the input the result may go (img2img);
+        ``steps``: denoising steps that actually run (the cost), whatever the strength;
+        ``guidance`` <= 1 disables classifier-free guidance (LCM's usual setting,
+        the negative prompt is then unused).
+        """
         import cv2
         import torch
 
@@ -394,10 +400,16 @@ class Stylizer:
             output_type="np",
         )
         if self.img2img:
-            # img2img runs int(steps * strength) steps: keep at least one
-            n_run = max(1, int(steps * strength))
+            # diffusers' img2img runs only the last int(N * strength) of N steps; choose N so
+            # that ``steps`` is the number that actually runs (what the user waits for)
+            n_total = math.ceil(steps / strength - 1e-9)
+            limit = getattr(self.pipe.scheduler.config, "original_inference_steps", None) if self.fast else None
+            if limit:
+                n_total = min(n_total, int(limit))
+            n_total = max(n_total, math.ceil(1.0 / strength - 1e-9), 1)
+            n_run = max(1, min(int(n_total * strength), n_total))
             kwargs.update(image=Image.fromarray(work), control_image=Image.fromarray(ctrl), strength=strength,
-                          num_inference_steps=max(steps, math.ceil(1.0 / strength)))
+                          num_inference_steps=n_total)
         else:
             n_run = steps
             kwargs.update(image=Image.fromarray(ctrl), num_inference_steps=steps)
