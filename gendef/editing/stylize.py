@@ -265,9 +265,10 @@ def _short(e: BaseException) -> str:
 
 
 def _report(progress, frac: float, desc: str):
+    """Call ``progress(fraction, text)``: fits gr.Progress and plain two-argument callbacks."""
     if progress is not None:
         try:
-            progress(float(frac), desc=desc)
+            progress(float(frac), desc)
         except TypeError:
             progress(float(frac))
 
