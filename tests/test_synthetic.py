@@ -36,6 +36,15 @@ def test_time_is_absolute_so_short_clips_are_prefixes():
     assert np.array_equal(render_clip(3, 6, 32), render_clip(3, 12, 32)[:6])
 
 
+def test_same_seed_same_sky_at_any_resolution():
+    small = render_clip(2, 3, 32).astype(np.float32)
+    big = render_clip(2, 3, 64)
+    down = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in big]).astype(np.float32)
+    other = render_clip(3, 3, 32).astype(np.float32)
+    assert np.abs(small - down).mean() < 8
+    assert np.abs(small - other).mean() > 20
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_motion_is_smooth_and_accumulates(seed):
     clip = render_clip(seed, 32, 64).astype(np.float32)

@@ -223,22 +223,37 @@ def horizon_mask(seed: int, resolution: int = 64) -> np.ndarray:
     return cov >= 1.0 - 1e-6
 
 
-def _fbm_texture(rng, n: int, layer: dict, res: int) -> np.ndarray:
+def _hash_normal(key: int, ky: np.ndarray, kx: np.ndarray, channel: int) -> np.ndarray:
+    """Complex normal per integer frequency (splitmix64 hash): the same for every texture size,
+    so one seed gives the same clouds at 64 px and 256 px (the larger just has finer detail)."""
+    with np.errstate(over="ignore"):
+        idx = ((ky.astype(np.int64) + (1 << 20)) << 22 | kx.astype(np.int64) << 2 | channel).astype(np.uint64)
+        z = idx * np.uint64(0x9E3779B97F4A7C15) + np.uint64(key)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u1 = ((z >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0 ** 32
+    u2 = ((z & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) / 2.0 ** 32
+    return np.sqrt(-2.0 * np.log(u1)) * np.exp(2j * np.pi * u2)
+
+
+def _fbm_texture(key: int, n: int, layer: dict, res: int) -> np.ndarray:
     """Periodic fBm by spectral synthesis: [n+1, n+1, 4] = two independent fields, then both blurred.
 
     Each channel has zero mean and unit std, so one threshold gives the same coverage everywhere.
     """
-    fy = np.fft.fftfreq(n)[:, None] * n / _PERIOD  # cycles per screen width
-    fx = np.fft.rfftfreq(n)[None, :] * n / _PERIOD
+    ky = np.fft.fftfreq(n, 1.0 / n).astype(np.int64)[:, None]  # cycles per texture period
+    kx = np.arange(n // 2 + 1, dtype=np.int64)[None, :]
+    fy, fx = ky / _PERIOD, kx / _PERIOD  # cycles per screen width
     f = np.sqrt((fx * layer["aniso"]) ** 2 + fy ** 2)
     f[0, 0] = 1.0
     lo, hi = layer["scale"], res * layer["detail"]  # detail 1/4: finest features about 2 px at the top row
     amp = f ** (-layer["beta"] / 2) * (1.0 - np.exp(-(f / lo) ** 2)) * np.exp(-(f / hi) ** 2)
     amp[0, 0] = 0.0
-    blur = np.exp(-(f / (res / 24.0)) ** 2)
+    blur = np.exp(-(f / 2.5) ** 2)  # lighting and the far, squeezed rows see only the large shapes
     sharp, soft = [], []
-    for _ in range(2):
-        spec = (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)) * amp
+    for ch in range(2):
+        spec = _hash_normal(key, np.broadcast_to(ky, amp.shape), np.broadcast_to(kx, amp.shape), ch) * amp
         sharp.append(np.fft.irfft2(spec, s=(n, n)))
         soft.append(np.fft.irfft2(spec * blur, s=(n, n)))
     tex = np.stack([(c - c.mean()) / (c.std() + 1e-12) for c in sharp + soft], -1).astype(np.float32)
@@ -267,7 +282,7 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
     _check(seed, num_frames, resolution)
     seed, t_n, res = int(seed), int(num_frames), int(resolution)
     scene = _make_scene(seed)
-    rng = np.random.default_rng([seed, res])
+    rng = np.random.default_rng([seed, 1])  # resolution-independent, like the scene
     c = scene.colours
 
     # Screen -> sky-plane coordinates (screen widths; 1 unit = the frame width at the top row).
@@ -300,7 +315,7 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
     squeeze = ((1.0 + e) / (s + e)) ** 2
     soft = np.clip((squeeze - 1.5) / 3.0, 0.0, 1.0)[None, :, None]
     for layer in scene.layers:
-        tex = _fbm_texture(rng, n, layer, res)
+        tex = _fbm_texture(int(rng.integers(1 << 63)), n, layer, res)
         k = layer["swirl_freq"] * 2 * np.pi
         ph = rng.uniform(0, 2 * np.pi, 4)
         # Bounded, smooth, slowly turning displacement: clouds stretch and curl as they drift.
