@@ -336,12 +336,12 @@ def _colour_prior(img: np.ndarray, pos: np.ndarray, neg: np.ndarray, r: int) -> 
     step = max(1, len(bg) // 256)
     bg = bg[::step]
     fg = fg[:: max(1, len(fg) // 256)]
-    flat = lab.reshape(-1, 1, 3)
-    near = np.empty(len(flat), bool)
-    for s in range(0, len(flat), 16384):  # chunks keep memory bounded on large images
-        c = flat[s : s + 16384]
-        near[s : s + 16384] = ((c - fg[None]) ** 2).sum(-1).min(-1) < ((c - bg[None]) ** 2).sum(-1).min(-1)
-    near = near.reshape(h, w).astype(np.uint8)
+    from scipy.spatial import cKDTree
+
+    flat = lab.reshape(-1, 3)
+    d_fg = cKDTree(fg).query(flat, k=1)[0]
+    d_bg = cKDTree(bg).query(flat, k=1)[0]
+    near = (d_fg < d_bg).reshape(h, w).astype(np.uint8)
     _, labels = cv2.connectedComponents(near, connectivity=8)
     keep = {int(labels[min(int(round(y)), h - 1), min(int(round(x)), w - 1)]) for x, y in pos}
     keep.discard(0)
