@@ -181,10 +181,11 @@ class AliasFreeLayer(nn.Module):
         if self.is_torgb:
             s = s / math.sqrt(self.in_ch * self.kernel**2)
         else:
-            weight = weight * weight.square().mean().rsqrt()
+            weight = weight * weight.square().mean(dim=(1, 2, 3), keepdim=True).rsqrt()
             s = s * s.square().mean(dim=1, keepdim=True).rsqrt()
+        x = x * input_gain.to(x.dtype)
         offset = self.offset(x, w) if self.offset is not None else None
-        xs = x * (s * input_gain).to(x.dtype)[:, :, None, None]
+        xs = x * s.to(x.dtype)[:, :, None, None]
         y = conv_or_deform(xs, weight.to(x.dtype), self.kernel - 1, offset)
         if not self.is_torgb:
             d = torch.rsqrt((weight.square().sum(dim=(2, 3))[None] * s.square()[:, None, :]).sum(-1) + 1e-8)
