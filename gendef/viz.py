@@ -382,7 +382,12 @@ def rgba_from_editor_layers(background, layers) -> np.ndarray:
     (and lets an RGB layer count as painted where it differs from it).
     """
     bg = np.asarray(background) if background is not None else None
-    if bg is None or bg.ndim != 3 or bg.shape[2] not in (3, 4):
+    if bg is None:
+        first = next((np.asarray(x) for x in layers or [] if x is not None), None)
+        if first is None or first.ndim != 3:
+            raise ValueError("nothing to flatten: the editor has no background and no layers")
+        bg = np.zeros(first.shape[:2] + (3,), np.uint8)
+    if bg.ndim != 3 or bg.shape[2] not in (3, 4):
         raise ValueError("background must be an image shaped [H, W, 3] or [H, W, 4]")
     h, w = bg.shape[:2]
     bg_rgb = _float01(bg[..., :3])

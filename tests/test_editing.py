@@ -200,6 +200,9 @@ def test_sam_status_and_loading_offline(tmp_path, no_network, monkeypatch):
     (tmp_path / "models--ybelkada--segment-anything" / "refs" / "main").write_text("a" * 40)
     ok, msg = sam_status(cache_dir=tmp_path)
     assert ok and "cached" in msg
+    # ... and fetched from the cache by the real hub code path, which then rejects the junk file
+    with pytest.raises(SegmentUnavailable, match="weights-only checkpoint"):
+        Segmenter.from_pretrained(cache_dir=tmp_path)
     # a missing local path and a non-SAM / pickled checkpoint give clear errors
     ok, msg = sam_status(checkpoint=str(tmp_path / "nope.pth"))
     assert not ok and "does not exist" in msg
@@ -335,6 +338,19 @@ def test_stylizer_runs_tiny_controlnet_pipeline(tmp_path):
         st(img, "x", strength=0)
     with pytest.raises(ValueError, match="steps"):
         st(img, "x", steps=0)
+
+
+def test_stylizer_txt2img_controlnet_pipeline(tmp_path):
+    from diffusers import StableDiffusionControlNetPipeline
+
+    pipe = StableDiffusionControlNetPipeline(**_tiny_pipe(tmp_path).components)
+    pipe.set_progress_bar_config(disable=True)
+    st = Stylizer(pipe, control="canny", fast=False)
+    assert not st.img2img
+    seen = []
+    out = st(_photo(20, 28), "cat", steps=3, guidance=1.0, progress=lambda f, d=None: seen.append(d))
+    assert out.shape == (20, 28, 3) and np.isfinite(out).all()
+    assert [d for d in seen if d and d.startswith("diffusion")] == [f"diffusion step {i}/3" for i in (1, 2, 3)]
 
 
 def test_stylizer_lcm_scheduler_path(tmp_path):

@@ -163,8 +163,14 @@ def test_rgba_from_editor_layers_alpha_logic():
     # no layers: a fully transparent edit of the background's size
     assert (rgba_from_editor_layers(np.zeros((5, 7, 4), np.uint8), [])[..., 3] == 0).all()
     assert rgba_from_editor_layers(np.zeros((5, 7, 4), np.uint8), []).shape == (5, 7, 4)
+    # no background (blank canvas): the layers alone fix the size
+    np.testing.assert_allclose(rgba_from_editor_layers(None, [red])[1, 1], [1, 0, 0, 1])
+    with pytest.raises(ValueError, match="no background and no layers"):
+        rgba_from_editor_layers(None, [])
     with pytest.raises(ValueError, match="background"):
-        rgba_from_editor_layers(None, [red])
+        rgba_from_editor_layers(np.zeros((4, 4)), [red])
+    with pytest.raises(ValueError, match="layer 0"):
+        rgba_from_editor_layers(bg, [np.zeros((6, 6))])
 
 
 def test_resize_image_keeps_dtype_and_masks_binary():
