@@ -34,7 +34,7 @@ def test_translating_fourier_input_shifts_the_image_by_whole_pixels(resolution, 
     Early layers run at 16 samples per image, so these shifts are fractional
     there: only the low-pass filtered non-linearities keep it exact. Tolerance:
     PSNR > 40 dB over the interior (2 px border cut); the same comparison with
-    the wrong shift direction stays far below it.
+    the wrong shift direction fails it (measured: 79-105 dB right, 22-31 dB wrong).
     """
     g = _sg3(resolution)
     w = g.mapping(torch.randn(3, 8, generator=torch.Generator().manual_seed(1)))
@@ -46,7 +46,7 @@ def test_translating_fourier_input_shifts_the_image_by_whole_pixels(resolution, 
     right = _psnr(moved[..., c:-c, shift + c : -c], ref[..., c:-c, c : -shift - c])
     wrong = _psnr(moved[..., c:-c, c : -shift - c], ref[..., c:-c, shift + c : -c])
     assert right > 40.0, right
-    assert wrong < 35.0, wrong
+    assert wrong < 40.0, wrong  # the same tolerance rejects a shift the other way
 
 
 def test_vertical_translation_also_matches():
