@@ -9,7 +9,6 @@ import functools
 import json
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -30,7 +29,6 @@ MAX_UPLOAD_MB = 50
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
 MAX_FRAME_SIDE, MAX_CANVAS_SIDE = 512, 1024
 DISPLAY_SIZE = 512
-SD_SIZE = 512
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_CLIP = EXAMPLES / "astronaut_pan.mp4"
 EXAMPLE_NPZ = EXAMPLES / "astronaut_pan.npz"
@@ -56,7 +54,7 @@ def friendly(fn):
         except _USER_ERRORS as e:
             raise gr.Error(_one_line(e), print_exception=False) from None
         except Exception as e:
-            if e.__class__.__name__ in ("StylizeUnavailable", "SegmentUnavailable"):
+            if e.__class__.__name__ in ("StylizeUnavailable", "SegmentUnavailable", "DecomposeError"):
                 raise gr.Error(_one_line(e), print_exception=False) from None
             log.exception("studio callback %s failed", fn.__name__)
             raise gr.Error(_one_line(f"Something went wrong ({e.__class__.__name__}: {e})")) from None
@@ -150,6 +148,7 @@ def _loaded_outputs(state: StudioState, progress, notice: Optional[str] = None):
     state.scale = display_scale(max(v.canvas_size))
     progress(0.8, desc="rendering views")
     video_path = _write_mp4(state, v.frames(), "video.mp4")
+    field_path = _write_mp4(state, _viz().deformation_video(v), "deformation.mp4")
     canon = _display_canonical(state)
     strip = _viz().deformation_strip(v, num=4)
     editor = {"background": canon, "layers": [], "composite": canon}
@@ -157,6 +156,7 @@ def _loaded_outputs(state: StudioState, progress, notice: Optional[str] = None):
     return (
         state,
         video_path,
+        field_path,
         canon,
         strip,
         editor,
@@ -368,44 +368,39 @@ def apply_scribble(state, editor_value, progress=gr.Progress()):
 # ---------------------------------------------------------------------------------------
 # 3b. stylize (ControlNet) and offline looks
 # ---------------------------------------------------------------------------------------
-_STYLIZERS: dict = {}
-_STYLIZER_LOCK = threading.Lock()
+_OVERRIDES: dict = {}
 
 
-def stylize_status(control: str = "canny") -> str:
+def stylize_status(control: str = "canny", fast: bool = True) -> str:
     """Plain-language availability line for the Stylize tab (never downloads)."""
     try:
         from gendef.editing import stylize as st
     except ImportError as e:
         return f"**ControlNet stylization unavailable** in this build ({e}). The offline looks below still work."
-    ok, msg = st.weights_status(control or "canny")
+    if ("stylizer", control, bool(fast)) in _OVERRIDES:
+        return f"ControlNet ({control}) pipeline preloaded."
+    ok, msg = st.weights_status(control or "canny", fast=bool(fast))
     if ok:
         return f"ControlNet ({control}) weights found locally. {msg}"
-    return f"**ControlNet weights are not available offline.** {msg} The offline looks below still work."
+    return f"**ControlNet stylization is not ready.** {msg}"
 
 
 def _get_stylizer(control: str, fast: bool, progress):
+    """The process-wide pipeline from gendef.editing (downloads on first use unless offline)."""
     from gendef.editing import stylize as st
 
-    key = (control, bool(fast))
-    with _STYLIZER_LOCK:
-        if key not in _STYLIZERS:
-            ok, msg = st.weights_status(control)
-            local_only = not ok and os.environ.get("HF_HUB_OFFLINE") == "1"
-            if local_only:
-                raise st.StylizeUnavailable(msg)
+    if ("stylizer", control, bool(fast)) in _OVERRIDES:
+        return _OVERRIDES[("stylizer", control, bool(fast))]
 
-            def report(fraction, message=""):
-                progress(0.05 + 0.25 * float(fraction), desc=message or "loading ControlNet")
+    def report(fraction, desc=""):
+        progress(0.05 + 0.25 * float(fraction), desc=desc or "loading ControlNet")
 
-            _STYLIZERS[key] = st.Stylizer.from_pretrained(control=control, fast=fast, progress=report)
-        return _STYLIZERS[key]
+    return st.get_stylizer(control=control, fast=fast, progress=report)
 
 
 def set_stylizer(stylizer, control: str = "canny", fast: bool = True) -> None:
     """Install an already-built Stylizer (tests, or a Space that preloads one)."""
-    with _STYLIZER_LOCK:
-        _STYLIZERS[(control, bool(fast))] = stylizer
+    _OVERRIDES[("stylizer", control, bool(fast))] = stylizer
 
 
 @friendly
@@ -423,16 +418,22 @@ def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast,
         raise gr.Error("Strength must be in 0.05..1 and steps in 1..50.", print_exception=False)
     progress(0.0, desc="loading ControlNet")
     stylizer = _get_stylizer(control or "canny", fast, progress)
-    viz = _viz()
-    canon = state.video.canonical
-    big = viz.resize_image(canon, (SD_SIZE, SD_SIZE))
 
-    def report(fraction, message=""):
-        progress(0.3 + 0.5 * float(fraction), desc=message or "diffusing")
+    def report(fraction, desc=""):
+        progress(0.3 + 0.5 * float(fraction), desc=desc or "diffusing")
 
     progress(0.3, desc="stylizing the canonical image")
-    styled = stylizer(big, prompt, negative_prompt=negative or "", strength=strength, steps=steps, seed=seed, progress=report)
-    styled = viz.resize_image(styled, state.video.canvas_size)
+    guidance = 1.0 if fast else 7.5  # LCM runs without classifier-free guidance
+    styled = stylizer(
+        state.video.canonical,
+        prompt,
+        negative_prompt=negative or "",
+        strength=strength,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        progress=report,
+    )
     frames = state.video.render(styled)
     result = Result("stylize", frames, styled)
     return _finish(state, result, progress, f"Stylized ({control}, {steps} steps, strength {strength:g}): “{prompt}”.")
@@ -465,8 +466,6 @@ def apply_look(state, name, strength, progress=gr.Progress()):
 # ---------------------------------------------------------------------------------------
 SEG_SAM = "SAM (segment-anything)"
 SEG_GRABCUT = "GrabCut (offline fallback)"
-_SEGMENTERS: dict = {}
-_SEGMENTER_LOCK = threading.Lock()
 
 
 def segment_status() -> str:
@@ -484,24 +483,20 @@ def default_segmenter() -> str:
     try:
         from gendef.editing import segment as sg
 
-        return SEG_SAM if sg.sam_status()[0] or _SEGMENTERS else SEG_GRABCUT
+        return SEG_SAM if "segmenter" in _OVERRIDES or sg.sam_status()[0] else SEG_GRABCUT
     except ImportError:
         return SEG_GRABCUT
 
 
 def set_segmenter(segmenter) -> None:
     """Install an already-built Segmenter (tests, or a preloaded Space)."""
-    with _SEGMENTER_LOCK:
-        _SEGMENTERS["sam"] = segmenter
+    _OVERRIDES["segmenter"] = segmenter
 
 
 def _get_segmenter():
     from gendef.editing import segment as sg
 
-    with _SEGMENTER_LOCK:
-        if "sam" not in _SEGMENTERS:
-            _SEGMENTERS["sam"] = sg.Segmenter.from_pretrained()
-        return _SEGMENTERS["sam"]
+    return _OVERRIDES.get("segmenter") or sg.get_segmenter()
 
 
 def _segment_view(state: StudioState):
@@ -533,11 +528,18 @@ def _run_segmentation(state: StudioState, backend: str):
     if not state.seg_positive and box is None:
         state.mask = None
         return "Add a positive click (or two box corners) on the object."
+    mask = None
     if backend == SEG_SAM:
-        seg = _get_segmenter()
-        mask = seg.segment(state.video.canonical, positive=state.seg_positive, negative=state.seg_negative, box=box)
-        label = "SAM"
-    else:
+        from gendef.editing.segment import SegmentUnavailable
+
+        try:
+            seg = _get_segmenter()
+        except SegmentUnavailable as e:
+            gr.Warning(f"SAM unavailable, using GrabCut instead: {_one_line(e)}")
+        else:
+            mask = seg.segment(state.video.canonical, positive=state.seg_positive, negative=state.seg_negative, box=box)
+            label = "SAM"
+    if mask is None:
         from gendef.editing.segment import grabcut_segment
 
         mask = grabcut_segment(state.video.canonical, state.seg_positive, state.seg_negative, box=box)

@@ -79,7 +79,8 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                 with gr.Row():
                     video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False, elem_id="video-view")
                     canonical = gr.Image(label="Canonical image", interactive=False, elem_id="canonical-view", buttons=["download", "fullscreen"])
-                strip = gr.Image(label="Deformation field: canonical, frames, colour-coded displacement", interactive=False, elem_id="strip-view")
+                    field = gr.Video(label="Deformation field (colour = direction, saturation = magnitude)", autoplay=True, loop=True, interactive=False, elem_id="field-view")
+                strip = gr.Image(label="Canonical image, frames and their colour-coded displacement (grid − identity)", interactive=False, elem_id="strip-view")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -134,13 +135,13 @@ def build_demo(checkpoint=None) -> gr.Blocks:
             with gr.Column(scale=2):
                 result_video = gr.Video(label="Result", autoplay=True, loop=True, interactive=False, elem_id="result-video")
                 comparison = gr.Video(label="Original | result", autoplay=True, loop=True, interactive=False, elem_id="comparison-video")
-                result_files = gr.File(label="Result files", file_count="multiple", interactive=False, elem_id="result-files")
+                result_files = gr.File(label="Result files", file_count="multiple", interactive=False, height=180, elem_id="result-files")
                 with gr.Accordion("Export", open=True):
                     export_which = gr.Radio(["result", "original"], value="result", label="Export")
                     export_btn = gr.Button("Export mp4 + gif + .npz (+ masks / tracks)", elem_id="export-btn")
-                    export_files = gr.File(label="Exported files", file_count="multiple", interactive=False, elem_id="export-files")
+                    export_files = gr.File(label="Exported files", file_count="multiple", interactive=False, height=180, elem_id="export-files")
 
-        load_outputs = [state, video, canonical, strip, editor, seg_image, track_image, result_video, comparison, result_files, track_json, track_points, seg_points, status, notice]
+        load_outputs = [state, video, field, canonical, strip, editor, seg_image, track_image, result_video, comparison, result_files, track_json, track_points, seg_points, status, notice]
         result_outputs = [state, result_video, comparison, result_files, status]
         sample_inputs = [state, ckpt, seed, frames, psi, fps]
 
@@ -152,7 +153,8 @@ def build_demo(checkpoint=None) -> gr.Blocks:
 
         scribble_btn.click(cb.apply_scribble, [state, editor], result_outputs)
         style_btn.click(cb.apply_stylize, [state, prompt, negative, control, strength, steps, style_seed, fast], result_outputs, concurrency_id="heavy", concurrency_limit=1)
-        control.change(cb.stylize_status, [control], [style_status])
+        control.change(cb.stylize_status, [control, fast], [style_status])
+        fast.change(cb.stylize_status, [control, fast], [style_status])
         look_btn.click(cb.apply_look, [state, look, look_strength], result_outputs)
 
         seg_image.select(cb.segment_click, [state, seg_mode, seg_backend], [state, seg_image, seg_points])
@@ -165,7 +167,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
 
         export_btn.click(cb.export_all, [state, export_which], [export_files])
 
-        demo.load(lambda c: cb.stylize_status(c), [control], [style_status])
+        demo.load(cb.stylize_status, [control, fast], [style_status])
         demo.load(cb.segment_status, None, [seg_status])
         demo.load(cb.default_segmenter, None, [seg_backend])
         demo.load(cb.sample, sample_inputs, load_outputs, concurrency_id="model")

@@ -1,0 +1,432 @@
+"""Studio callbacks on tiny models, without a browser (the browser path is tests/test_browser.py)."""
+import json
+import os
+import zipfile
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from app import callbacks as cb
+from app import models
+from app.state import StudioState, cleanup
+from gendef.video import CanonicalVideo, identity_grid
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch):
+    monkeypatch.delenv("GENDEF_CHECKPOINT", raising=False)
+    models.clear_cache()
+    cb._OVERRIDES.clear()
+    yield
+    models.clear_cache()
+    cb._OVERRIDES.clear()
+
+
+def _select(x, y):
+    return gr.SelectData(None, {"index": [x, y], "value": None})
+
+
+def _photo(h, w, seed=0):
+    from skimage import data, transform
+
+    img = transform.resize(data.astronaut(), (h, w), anti_aliasing=True).astype(np.float32)
+    return np.clip(img, 0, 1)
+
+
+def _panning_video(num_frames=16, frame=24, canvas=32):
+    """Known motion: frame t shows the canvas shifted right by t/2 pixels."""
+    grid = identity_grid(frame, frame, num_frames, offset=(2.0, 4.0))
+    grid[..., 0] += (np.arange(num_frames, dtype=np.float32) * 0.5)[:, None, None]
+    return CanonicalVideo(_photo(canvas, canvas), grid, fps=8.0)
+
+
+def _loaded(video):
+    state = StudioState()
+    state.set_video(video, "test")
+    state.scale = cb.display_scale(max(video.canvas_size))
+    return state
+
+
+# ------------------------------------------------------------------------------ sources
+def test_sample_new_motion_and_views(tiny_checkpoint):
+    from gendef import GenDeF
+
+    out = cb.sample(StudioState(), str(tiny_checkpoint), 5, 16, 1.0, 12)
+    state, video_path, field_path, canon, strip, editor = out[:6]
+    assert out[-1].startswith("Model:") and "untrained" not in out[-1].lower()
+    ref = GenDeF.from_pretrained(str(tiny_checkpoint)).sample(seed=5, num_frames=16, fps=12)
+    np.testing.assert_allclose(state.video.grid, ref.grid, atol=1e-5)
+    assert state.video.fps == 12
+    assert os.path.getsize(video_path) > 0 and os.path.getsize(field_path) > 0
+    k = cb.display_scale(16)
+    assert k == 32 and canon.shape == (16 * k, 16 * k, 3) and canon.dtype == np.uint8
+    assert editor["background"].shape == canon.shape and editor["layers"] == []
+    assert strip.ndim == 3 and strip.dtype == np.uint8
+
+    moved = cb.new_motion(state, "ignored", 0, 16, 1.0, 12)[0]
+    np.testing.assert_array_equal(moved.video.canonical, ref.canonical)  # Fig. 6: same image
+    assert np.abs(moved.video.grid - ref.grid).max() > 1e-3  # new motion
+    assert moved.motion_seed == 6 and "motion seed 6" in moved.source
+    again = cb.new_motion(moved, "", 0, 16, 1.0, 12)[0]
+    assert again.motion_seed == 7
+
+
+def test_untrained_demo_fallback_is_labelled(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models, "REPO_ROOT", tmp_path)  # no checkpoints/default anywhere
+    loaded = models.get_model(None)
+    assert loaded.untrained and loaded.checkpoint == models.DEMO_CHECKPOINT
+    assert loaded.model.resolution == models.DEMO_RESOLUTION
+    assert "Untrained demo model" in loaded.notice
+    assert models.get_model("") is loaded  # cached, built once
+
+
+def test_bad_checkpoints_and_caps_give_one_line_errors(tmp_path):
+    st = StudioState()
+    with pytest.raises(gr.Error, match="no such checkpoint folder"):
+        cb.sample(st, str(tmp_path / "missing"), 0, 16, 1.0, 16)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(gr.Error, match="missing config.json"):
+        cb.sample(st, str(tmp_path / "empty"), 0, 16, 1.0, 16)
+    with pytest.raises(gr.Error, match="cannot load"):
+        cb.sample(st, "nobody/no-such-gendef-model", 0, 16, 1.0, 16)  # HF_HUB_OFFLINE=1 in conftest
+    for frames in (8, 129, "many"):
+        with pytest.raises(gr.Error, match="between 16 and 128|whole number"):
+            cb.sample(st, "", 0, frames, 1.0, 16)
+    with pytest.raises(gr.Error, match="Truncation"):
+        cb.sample(st, "", 0, 16, 3.0, 16)
+    with pytest.raises(gr.Error, match="fps"):
+        cb.sample(st, "", 0, 16, 1.0, 0)
+    with pytest.raises(gr.Error, match="No video yet"):
+        cb.apply_scribble(StudioState(), None)
+
+
+def test_open_npz_roundtrip_limits_and_damage(tmp_path):
+    v = _panning_video()
+    path = v.save(tmp_path / "v.npz")
+    state = cb.open_npz(StudioState(), str(path))[0]
+    np.testing.assert_array_equal(state.video.grid, v.grid)
+    assert "Opened v.npz" in state.source
+
+    long = CanonicalVideo(v.canonical, np.concatenate([v.grid] * 9), v.fps)  # 144 frames
+    state = cb.open_npz(StudioState(), str(long.save(tmp_path / "long.npz")))[0]
+    assert state.video.num_frames == cb.MAX_FRAMES
+
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(gr.Error, match="corrupt or truncated"):
+        cb.open_npz(StudioState(), str(tmp_path / "bad.npz"))
+    (tmp_path / "clip.txt").write_text("x")
+    with pytest.raises(gr.Error, match="expected a .npz"):
+        cb.open_npz(StudioState(), str(tmp_path / "clip.txt"))
+    with pytest.raises(gr.Error, match="Choose a file"):
+        cb.open_npz(StudioState(), None)
+
+
+def test_example_assets_are_small_and_open():
+    sizes = [p.stat().st_size for p in cb.EXAMPLES.iterdir() if p.is_file()]
+    assert sum(sizes) < 1_000_000
+    state = cb.open_example(StudioState())[0]
+    assert state.video.num_frames == 24 and state.video.canvas_size == (96, 96)
+
+
+def test_upload_checks_and_decompose(tmp_path, monkeypatch):
+    with pytest.raises(gr.Error, match="unsupported type"):
+        (tmp_path / "a.txt").write_text("x")
+        cb.decompose_upload(StudioState(), str(tmp_path / "a.txt"), 16, 64)
+    big = tmp_path / "big.mp4"
+    with open(big, "wb") as fh:
+        fh.truncate((cb.MAX_UPLOAD_MB + 1) * 2**20)
+    with pytest.raises(gr.Error, match="the limit is"):
+        cb.decompose_upload(StudioState(), str(big), 16, 64)
+    with pytest.raises(gr.Error, match="Size must be between"):
+        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 1024)
+
+    import gendef.decompose as dec
+
+    calls = {}
+
+    def fake_decompose(path, start=0, frames=None, size=256, steps=None, progress=None):
+        calls.update(path=path, start=start, frames=frames, size=size)
+        progress(0.5, "halfway")
+        return _panning_video(frames)
+
+    monkeypatch.setattr(dec, "decompose_file", fake_decompose)
+    state = cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 20, 96, 2)[0]
+    assert calls == dict(path=str(cb.EXAMPLE_CLIP), start=2, frames=20, size=96)
+    assert state.video.num_frames == 20 and "Decomposed astronaut_pan.mp4" in state.source
+
+
+def test_decomposer_missing_is_explained(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gendef.decompose", None)  # import fails like an absent module
+    with pytest.raises(gr.Error, match="decomposer .* not part of this build"):
+        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 64)
+
+
+# ------------------------------------------------------------------------------ scribble
+def _editor_value(state, rect):
+    """An ImageEditor value (display resolution) with one painted rectangle in display pixels."""
+    bg = cb._display_canonical(state)
+    h, w = bg.shape[:2]
+    layer = np.zeros((h, w, 4), np.uint8)
+    x0, y0, x1, y1 = rect
+    layer[y0:y1, x0:x1] = (255, 40, 40, 255)
+    bg4 = np.dstack([bg, np.full((h, w), 255, np.uint8)])
+    return {"background": bg4, "layers": [layer], "composite": bg4}
+
+
+def test_scribble_changes_exactly_the_propagated_pixels():
+    v = _panning_video()
+    state = _loaded(v)
+    k = state.scale
+    assert k == cb.DISPLAY_SIZE // 32
+    value = _editor_value(state, (10 * k, 12 * k, 20 * k, 15 * k))  # canonical x 10..19, y 12..14
+    state, result_path, comparison_path, files, status = cb.apply_scribble(state, value)
+    assert "Scribble applied: 30 canonical pixels" in status
+    frames = state.result.frames
+    original = v.frames()
+    alpha = state.result.extra["edit_rgba"][..., 3]
+    assert alpha[12:15, 10:20].min() > 0.99 and alpha.sum() == pytest.approx(30, abs=1e-3)
+    changed = np.abs(frames - original).max(-1) > 1e-4
+    support = v.warp(alpha) > 0
+    assert changed.any() and not (changed & ~support).any()
+    # the paint moves with the pan: canonical (15, 13) sits at frame x = 13 - t/2, y = 9
+    for t in (0, 8, 15):
+        x = 15 - 2.0 - 0.5 * t
+        assert frames[t, 9, int(round(x))] == pytest.approx([1.0, 40 / 255, 40 / 255], abs=0.02)
+    # the baked canonical image is re-openable and renders the same video (edges of the
+    # stroke differ slightly: compositing before or after bilinear warping)
+    baked = CanonicalVideo(state.result.canonical, v.grid, v.fps).frames()
+    wa = v.warp(alpha)
+    solid = (wa < 1e-6) | (wa > 1 - 1e-6)
+    np.testing.assert_allclose(baked[solid], frames[solid], atol=2e-3)
+    data = np.load(files[1], allow_pickle=False)
+    np.testing.assert_array_equal(data["edited"], frames)
+    assert all(os.path.getsize(p) > 0 for p in (result_path, comparison_path))
+
+
+def test_scribble_with_nothing_drawn_is_an_error():
+    state = _loaded(_panning_video())
+    value = _editor_value(state, (0, 0, 0, 0))
+    with pytest.raises(gr.Error, match="Nothing drawn"):
+        cb.apply_scribble(state, value)
+    value["layers"] = []
+    with pytest.raises(gr.Error, match="Nothing drawn"):
+        cb.apply_scribble(state, value)
+
+
+# ------------------------------------------------------------------------------ track
+def test_track_click_matches_canonical_video_track():
+    v = _panning_video()
+    state = _loaded(v)
+    k = state.scale
+    out = cb.track_click(state, cb.TRACK_ON_CANONICAL, _select(16 * k + k // 2, 10 * k + k // 2))
+    state, text, points = out[0], out[5], out[6]
+    (cx, cy), = json.loads(points)
+    assert (cx, cy) == pytest.approx((16.0, 10.0), abs=0.5 / k)  # display pixel centre -> canonical
+    doc = json.loads(text)
+    pos, vis = v.track([(cx, cy)])
+    got = np.array([[p["x"], p["y"]] for p in doc["points"][0]["track"]])
+    np.testing.assert_allclose(got, pos[:, 0], atol=2e-3)
+    np.testing.assert_allclose(got[:, 0], cx - 2.0 - 0.5 * np.arange(16), atol=1e-2)  # the pan, exactly
+    assert [p["visible"] for p in doc["points"][0]["track"]] == vis[:, 0].tolist()
+    files = [str(f) for f in out[3]]
+    assert any(f.endswith(".json") for f in files) and any(f.endswith(".csv") for f in files)
+
+    # a click on frame 0 maps through the grid: frame (3, 5) shows canonical (5, 9)
+    out = cb.track_click(state, cb.TRACK_ON_FRAME0, _select(3 * k + k // 2, 5 * k + k // 2))
+    assert json.loads(out[6])[-1] == pytest.approx([5.0, 9.0], abs=0.5 / k)
+    state, text, points, _ = cb.track_clear(state, cb.TRACK_ON_CANONICAL)
+    assert points == "[]" and state.tracks is None
+
+
+def test_display_coordinates_roundtrip():
+    state = _loaded(_panning_video())
+    k = state.scale
+    for x, y in [(0.0, 0.0), (7.0, 3.0), (31.0, 31.0)]:
+        (dx, dy), = cb.to_display_xy(state, [(x, y)])
+        assert cb.to_canonical_xy(state, (dx, dy)) == pytest.approx((x, y), abs=0.5 / k)
+    assert cb.to_canonical_xy(state, (10_000, -5)) == (31.0, 0.0)  # clamped into the canvas
+
+
+# ------------------------------------------------------------------------------ segment
+def _disc_video():
+    img = np.full((32, 32, 3), 0.15, np.float32)
+    yy, xx = np.mgrid[:32, :32]
+    disc = (xx - 14) ** 2 + (yy - 16) ** 2 <= 7**2
+    img[disc] = (0.95, 0.8, 0.1)
+    grid = identity_grid(32, 32, 16)
+    grid[..., 0] -= (np.arange(16, dtype=np.float32) * 0.5)[:, None, None]
+    return CanonicalVideo(img, grid, fps=8.0), disc
+
+
+def test_grabcut_segment_propagates_masks_and_exports(tmp_path):
+    v, disc = _disc_video()
+    state = _loaded(v)
+    k = state.scale
+    state, view, text = cb.segment_click(state, "positive", cb.SEG_GRABCUT, _select(14 * k, 16 * k))
+    assert "GrabCut (offline fallback, not SAM)" in text
+    iou = (state.mask & disc).sum() / (state.mask | disc).sum()
+    assert iou > 0.8
+    assert view.shape == (32 * k, 32 * k, 3)
+    state, result, comparison, files, status = cb.apply_segment(state)
+    masks = state.result.extra["masks"]
+    np.testing.assert_array_equal(masks, v.propagate_mask(state.mask))
+    zips = [f for f in files if str(f).endswith(".zip")]
+    with zipfile.ZipFile(zips[0]) as zf:
+        assert len(zf.namelist()) == 16
+    cut = state.result.extra["cutout"]
+    assert np.allclose(cut[~masks], 1.0)  # white outside the object
+    state = cb.segment_clear(state)[0]
+    with pytest.raises(gr.Error, match="No mask yet"):
+        cb.apply_segment(state)
+
+
+def test_sam_segment_through_real_predictor():
+    from gendef.editing.segment import Segmenter
+    from tests.test_editing import _tiny_sam
+
+    v, _ = _disc_video()
+    seg = Segmenter(_tiny_sam())
+    cb.set_segmenter(seg)
+    assert cb.default_segmenter() == cb.SEG_SAM
+    state = _loaded(v)
+    k = state.scale
+    state, view, text = cb.segment_click(state, "positive", cb.SEG_SAM, _select(14 * k, 16 * k))
+    assert text.strip().endswith("canonical pixels.") and "SAM:" in text
+    assert state.mask.shape == (32, 32) and state.mask.dtype == bool
+    np.testing.assert_array_equal(state.mask, seg.segment(v.canonical, positive=state.seg_positive))
+    state, _, _ = cb.segment_click(state, "negative", cb.SEG_SAM, _select(2 * k, 2 * k))
+    assert state.seg_negative and seg.embeddings_computed == 1  # later clicks reuse the embedding
+    np.testing.assert_array_equal(
+        state.mask, seg.segment(v.canonical, positive=state.seg_positive, negative=state.seg_negative)
+    )
+
+
+def test_sam_missing_falls_back_to_grabcut_with_label(monkeypatch):
+    from gendef.editing import segment as sg
+
+    def unavailable(*a, **k):
+        raise sg.SegmentUnavailable("SAM weights not in the local cache")
+
+    monkeypatch.setattr(sg, "get_segmenter", unavailable)
+    v, disc = _disc_video()
+    state = _loaded(v)
+    k = state.scale
+    state, _, text = cb.segment_click(state, "positive", cb.SEG_SAM, _select(14 * k, 16 * k))
+    assert "GrabCut (offline fallback, not SAM)" in text and state.mask[16, 14]
+
+
+# ------------------------------------------------------------------------------ stylize / looks
+def test_stylize_runs_tiny_controlnet_pipeline(tmp_path):
+    from gendef.editing.stylize import Stylizer
+    from tests.test_editing import _tiny_pipe
+
+    cb.set_stylizer(Stylizer(_tiny_pipe(tmp_path), control="canny", fast=True, size=32), "canny", True)
+    assert "preloaded" in cb.stylize_status("canny", True)
+    v = _panning_video()
+    state = _loaded(v)
+    with pytest.raises(gr.Error, match="Write a prompt"):
+        cb.apply_stylize(state, "  ", "", "canny", 0.6, 2, 0, True)
+    state, *_, status = cb.apply_stylize(state, "a red cat", "", "canny", 0.5, 2, 1, True)
+    styled = state.result.canonical
+    assert styled.shape == v.canonical.shape and np.abs(styled - v.canonical).mean() > 1e-3
+    np.testing.assert_allclose(state.result.frames, v.render(styled), atol=1e-6)
+    assert "Stylized (canny, 2 steps" in status
+
+
+def test_stylize_unavailable_offline_explains_itself(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("GENDEF_SD_MODEL", str(tmp_path / "no-sd"))
+    msg = cb.stylize_status("canny", True)
+    assert "not ready" in msg and "Offline looks still work" in msg
+    with pytest.raises(gr.Error, match="not available offline|missing|could not load"):
+        cb.apply_stylize(_loaded(_panning_video()), "a cat", "", "canny", 0.5, 2, 0, True)
+
+
+def test_offline_look():
+    from gendef.editing.looks import apply_look
+
+    v = _panning_video()
+    state = _loaded(v)
+    name = cb.look_names()[0]
+    state = cb.apply_look(state, name, 1.0)[0]
+    np.testing.assert_allclose(state.result.frames, v.render(apply_look(v.canonical, name, 1.0)), atol=1e-6)
+    with pytest.raises(gr.Error, match="valid|one of|unknown"):
+        cb.apply_look(state, "no-such-look", 1.0)
+
+
+# ------------------------------------------------------------------------------ export, state, app
+def test_export_all_writes_reopenable_files():
+    v = _panning_video()
+    state = _loaded(v)
+    files = cb.export_all(state, "original")
+    assert [os.path.splitext(f)[1] for f in files] == [".mp4", ".gif", ".npz"]
+    np.testing.assert_array_equal(CanonicalVideo.load(files[2]).grid, v.grid)
+    k = state.scale
+    cb.apply_scribble(state, _editor_value(state, (0, 0, 8 * k, 8 * k)))
+    files = cb.export_all(state, "result")
+    edited = CanonicalVideo.load(files[2])
+    assert "scribble" in os.path.basename(files[2])
+    assert edited.canonical[2, 2] == pytest.approx([1.0, 40 / 255, 40 / 255], abs=0.01)
+    from PIL import Image
+
+    gif = Image.open(files[1])
+    assert gif.n_frames == v.num_frames
+
+
+def test_sessions_are_isolated_and_cleaned_up():
+    a, b = _loaded(_panning_video()), _loaded(_disc_video()[0])
+    pa, pb = a.new_path("x.mp4"), b.new_path("x.mp4")
+    assert pa.parent != pb.parent and pa != a.new_path("x.mp4")
+    a.track_points.append((1.0, 2.0))
+    assert b.track_points == []
+    cleanup(a)
+    assert not pa.parent.exists() and pb.parent.exists()
+    cleanup(b)
+
+
+def test_unexpected_errors_become_one_line_ui_errors():
+    @cb.friendly
+    def boom():
+        raise RuntimeError("first line\nsecond line")
+
+    with pytest.raises(gr.Error) as e:
+        boom()
+    assert "\n" not in e.value.message and "RuntimeError: first line second line" in e.value.message
+
+
+def test_app_args_bind_loopback_locally_and_space_host(monkeypatch):
+    import app as app_pkg  # noqa: F401  (the package; the script is loaded below)
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("app_main", Path(__file__).resolve().parent.parent / "app.py")
+    app_main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_main)
+    for var in ("SPACE_ID", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    args = app_main.parse_args([])
+    assert (args.host, args.port, args.share, args.checkpoint) == ("127.0.0.1", 7860, False, None)
+    monkeypatch.setenv("SPACE_ID", "someone/gendef")
+    assert app_main.parse_args([]).host == "0.0.0.0"
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "10.0.0.7")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "9000")
+    args = app_main.parse_args(["--checkpoint", "ck"])
+    assert (args.host, args.port, args.checkpoint) == ("10.0.0.7", 9000, "ck")
+
+
+def test_build_demo_wires_queue_and_components():
+    from app.ui import CONCURRENCY, build_demo
+
+    demo = build_demo("some/ckpt")
+    cfg = demo.get_config_file()
+    ids = {c.get("props", {}).get("elem_id") for c in cfg["components"]}
+    for needed in ("sample-btn", "scribble-editor", "apply-scribble-btn", "track-image", "segment-image", "export-btn"):
+        assert needed in ids
+    assert demo._queue.default_concurrency_limit == CONCURRENCY
+    ckpt = [c for c in cfg["components"] if c.get("props", {}).get("elem_id") == "checkpoint"][0]
+    assert ckpt["props"]["value"] == "some/ckpt"
