@@ -429,3 +429,28 @@ def test_weights_status_reports_missing_offline(tmp_path, no_network, monkeypatc
     with pytest.raises(ValueError, match="choose one of"):
         weights_status("pose")
     assert set(DEFAULT_CONTROLNETS) == set(CONTROL_TYPES) and CONTROL_TYPES[0] == "canny"
+
+
+def test_hed_and_scribble_annotators_real_code_with_random_weights():
+    from controlnet_aux.hed import ControlNetHED_Apache2, HEDdetector
+
+    torch.manual_seed(0)
+    det = HEDdetector(ControlNetHED_Apache2().float().eval())
+    img = _photo(24, 32)
+    soft = make_control_image(img, "hed", detector=det)
+    scribble = make_control_image(img, "scribble", detector=det)
+    assert soft.shape == scribble.shape == (24, 32, 3) and soft.dtype == np.uint8
+    assert set(np.unique(scribble).tolist()) <= {0, 255}  # scribble mode binarises the soft edges
+    assert len(np.unique(soft)) > 2
+
+
+def test_importing_editing_and_viz_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, gendef.editing, gendef.viz; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'segment_anything', 'gradio', 'controlnet_aux') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -253,6 +253,8 @@ def make_control_image(image, control: str = "canny", low_threshold: int = 100, 
     out = _to_uint8_rgb(out)
     if out.shape[:2] != (h, w):
         out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA if out.shape[0] > h else cv2.INTER_LINEAR)
+        if c == "scribble":  # the scribble ControlNet was trained on binary strokes
+            out = np.where(out >= 128, 255, 0).astype(np.uint8)
     return out
 
 
