@@ -545,7 +545,9 @@ class Run:
         c = cfg["r1_interval"] / (cfg["r1_interval"] + 1) if cfg["r1_gamma"] > 0 else 1.0
         opt_G = torch.optim.Adam([p for p in g_params if p.requires_grad], lr=cfg["lr"], betas=(b1, b2), eps=1e-8)
         opt_D = torch.optim.Adam(list(d_params), lr=lr_d * c, betas=(b1**c, b2**c), eps=1e-8)
-        return self.accelerator.prepare(opt_G, opt_D)
+        self._hyper = [(opt_G, cfg["lr"], (b1, b2)), (opt_D, lr_d * c, (b1**c, b2**c))]
+        self.optims = self.accelerator.prepare(opt_G, opt_D)
+        return self.optims
 
     def resume(self, modules: Dict[str, torch.nn.Module], broadcast_models) -> dict:
         from accelerate.utils import set_seed
@@ -567,6 +569,10 @@ class Run:
             if state["stage"] != self.stage:
                 fail(f"{path} is a {state['stage']} checkpoint; resume it with train/{state['stage']}.py")
             self.ada.p = float(state["aug_p"])
+            # The config, not the checkpoint, decides lr/betas: resuming with a lower lr must work.
+            for opt, lr, betas in self._hyper:
+                for group in opt.param_groups:
+                    group["lr"], group["betas"] = lr, betas
             self._last_saved = state["step"]
             if acc.is_main_process:
                 print(f"resumed from {path} at step {state['step']} ({state['cur_nimg'] / 1000:.1f} kimg)")

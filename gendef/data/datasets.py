@@ -262,7 +262,8 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
             except VideoIOError as e:
                 self.num_skipped_at_runtime += 1
                 log.warning("skipping unreadable media (%d so far): %s", self.num_skipped, e)
-                vi = int(rng.integers(len(self.videos)))
+                n = len(self.videos)
+                vi = (vi + 1 + int(rng.integers(n - 1))) % n if n > 1 else vi
         raise DatasetError(f"dataset {self.path}: {self.max_retries} reads in a row failed; is the data corrupt?")
 
 
