@@ -253,9 +253,11 @@ def grabcut_segment(image, positive: Sequence = (), negative: Sequence = (), box
                     iterations: int = 5) -> np.ndarray:
     """Offline click segmentation: OpenCV GrabCut seeded by the clicks (and box).
 
-    Clicks become hard seeds, a disc around each positive click a probable
-    foreground, everything else probable background (outside the box: certain
-    background). Only connected regions touching a positive click are kept.
+    Clicks become hard seeds; a disc around each positive click, and the
+    connected pixels whose colour is nearer the clicked colours than the
+    background's (negative clicks and the image border), start as probable
+    foreground; everything else as probable background (outside the box:
+    certain background). Only regions touching a positive click are kept.
     """
     img = _image_u8(image)
     h, w = img.shape[:2]
@@ -274,11 +276,11 @@ def grabcut_segment(image, positive: Sequence = (), negative: Sequence = (), box
     else:
         work = img
     wh, ww = work.shape[:2]
-    pos_s, neg_s = pos * scale, neg * scale
+    pos_s, neg_s = (pos + 0.5) * scale - 0.5, (neg + 0.5) * scale - 0.5  # pixel centres stay centres
     mask = np.full((wh, ww), cv2.GC_PR_BGD, np.uint8)
     seed_r = max(1, int(round(min(wh, ww) / 64)))
     if b is not None:
-        x0, y0, x1, y1 = (b * scale).round().astype(int)
+        x0, y0, x1, y1 = np.clip(((b + 0.5) * scale - 0.5).round(), 0, max(wh, ww)).astype(int)
         mask[:] = cv2.GC_BGD
         mask[y0 : y1 + 1, x0 : x1 + 1] = cv2.GC_PR_FGD if not len(pos) else cv2.GC_PR_BGD
     inside = np.ones((wh, ww), bool) if b is None else mask != cv2.GC_BGD
