@@ -1,0 +1,181 @@
+"""Quality and speed of ``gendef.decompose`` (issue 4 targets).
+
+Clips: real photos shipped by scikit-image moved by known smooth motions (drift,
+zoom, rotation, local wobble), rendered at twice the working size so the
+decomposer sees a real INTER_AREA down-scale, plus real footage shipped with
+Gradio (a rotating earth) when it is installed. For each clip: decompose, save
+the .npz, reload it, render every frame with ``cv2.remap`` and compare with the
+input frames resized to the grid size (INTER_AREA); track a lattice of frame-0
+points through the decomposed grid and compare with the exact trajectories.
+
+    OMP_NUM_THREADS=2 python benchmarks/decompose.py [--frames 32] [--size 256] [--clips drift,zoom]
+
+Targets: PSNR >= 31 dB, tracking median <= 0.3 px and p90 <= 1 px, <= 60 s per
+32-frame clip at 256 px on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gendef.decompose import decompose, psnr, resize_frames  # noqa: E402
+from gendef.video import CanonicalVideo, invert_grid  # noqa: E402
+
+
+def photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    return getattr(data, name)()[..., :3]
+
+
+def motion_map(kind: str, tau: float, size: int) -> np.ndarray:
+    """Frame pixel -> photo pixel, [size, size, 2], for time tau in [0, 1] (units of a ``size`` frame)."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    c = (size - 1) / 2.0
+    u = size / 256.0  # amplitudes are given for a 256 px frame
+    dx, dy = xs - c, ys - c
+    if kind == "drift":
+        ox, oy = u * (28.0 * tau + 3.0 * math.sin(2 * math.pi * tau)), u * (-18.0 * tau + 2.0 * math.sin(math.pi * tau))
+        mx, my = xs + ox, ys + oy
+    elif kind == "zoom":
+        z = 1.0 + 0.25 * tau
+        mx, my = c + dx / z, c + dy / z
+    elif kind == "rotation":
+        a = math.radians(10.0 * tau)
+        mx = c + math.cos(a) * dx - math.sin(a) * dy
+        my = c + math.sin(a) * dx + math.cos(a) * dy
+    elif kind == "wobble":
+        lam = 90.0 * u
+        amp = 3.0 * u * math.sin(math.pi * tau + 0.3)
+        mx = xs + amp * np.sin(2 * np.pi * (ys / lam + 0.5 * tau)) + 6.0 * u * tau
+        my = ys + amp * np.cos(2 * np.pi * (xs / lam - 0.3 * tau))
+    else:
+        raise ValueError(kind)
+    return np.stack([mx, my], -1)
+
+
+def synthetic_clip(kind: str, image: str, num_frames: int, size: int):
+    """Frames [T, S, S, 3] uint8 rendered at 2*size, and the motion maps at that resolution."""
+    big = 2 * size
+    img = photo(image)
+    side = int(round(1.5 * big))
+    scale = side / min(img.shape[:2])
+    img = cv2.resize(img, (int(round(img.shape[1] * scale)), int(round(img.shape[0] * scale))), interpolation=cv2.INTER_CUBIC)
+    cy, cx = (img.shape[0] - 1) / 2.0, (img.shape[1] - 1) / 2.0
+    maps = []
+    frames = []
+    for t in range(num_frames):
+        m = motion_map(kind, t / max(num_frames - 1, 1), big)
+        m[..., 0] += cx - (big - 1) / 2.0
+        m[..., 1] += cy - (big - 1) / 2.0
+        maps.append(m)
+        f = cv2.remap(img, m[..., 0].astype(np.float32), m[..., 1].astype(np.float32), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        frames.append(f)
+    return np.stack(frames), np.stack(maps)
+
+
+def true_tracks(maps: np.ndarray, points: np.ndarray, factor: float) -> np.ndarray:
+    """Exact positions [T, N, 2] (working px) of working-px frame-0 points, from the render maps."""
+    p_big = (points + 0.5) * factor - 0.5
+    t0 = maps[0]
+    ys = np.clip(p_big[:, 1], 0, t0.shape[0] - 1)
+    xs = np.clip(p_big[:, 0], 0, t0.shape[1] - 1)
+    photo_pts = np.stack(
+        [cv2.remap(t0[..., k].astype(np.float32), xs[None].astype(np.float32), ys[None].astype(np.float32), cv2.INTER_LINEAR)[0] for k in range(2)], -1
+    ).astype(np.float64)
+    pos, ok = invert_grid(maps, photo_pts, iters=20, tol=1e-4)
+    pos = (pos + 0.5) / factor - 0.5
+    pos[~ok] = np.nan
+    return pos
+
+
+def evaluate(frames, maps, vid_path, size, seconds):
+    vid = CanonicalVideo.load(vid_path)
+    h, w = vid.frame_size
+    ref = resize_frames(frames.astype(np.float32) / 255.0, (h, w))
+    rendered = vid.frames()  # cv2.remap of the saved canonical through the saved grid
+    score = float(np.mean([psnr(a, b) for a, b in zip(rendered, ref)]))
+    row = {"psnr": score, "seconds": seconds}
+    if maps is not None:
+        g = np.linspace(12, min(h, w) - 13, 16)
+        pts = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+        truth = true_tracks(maps, pts, frames.shape[1] / h)
+        canon_pts = vid.frame_to_canonical(pts, 0)
+        pos, vis = vid.track(canon_pts)
+        inside = np.all(np.isfinite(truth), -1)
+        inside &= (truth[..., 0] >= 0) & (truth[..., 0] <= w - 1) & (truth[..., 1] >= 0) & (truth[..., 1] <= h - 1)
+        err = np.linalg.norm(pos - truth, axis=-1)
+        e = err[inside & vis]
+        row.update(median=float(np.median(e)), p90=float(np.percentile(e, 90)), lost=float(np.mean(~vis[inside])))
+    return row
+
+
+def real_clip(num_frames: int):
+    try:
+        import gradio
+    except ImportError:
+        return None
+    from gendef.videoio import read_video
+
+    path = Path(gradio.__file__).parent / "media_assets" / "videos" / "world.mp4"
+    if not path.exists():
+        return None
+    frames, _ = read_video(path, start=0, num_frames=num_frames)
+    h, w = frames.shape[1:3]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return frames[:, y0 : y0 + s, x0 : x0 + s]
+
+
+CLIPS = {
+    "drift": ("drift", "astronaut"),
+    "zoom": ("zoom", "coffee"),
+    "rotation": ("rotation", "chelsea"),
+    "wobble": ("wobble", "rocket"),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--clips", default="drift,zoom,rotation,wobble,earth")
+    args = ap.parse_args(argv)
+    print(f"{'clip':<22}{'PSNR dB':>9}{'median px':>11}{'p90 px':>9}{'lost':>7}{'seconds':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.clips.split(","):
+            if name == "earth":
+                frames, maps = real_clip(args.frames), None
+                label = "earth (real, world.mp4)"
+                if frames is None:
+                    print(f"{label:<22} skipped: gradio's sample video not installed")
+                    continue
+            else:
+                kind, image = CLIPS[name]
+                frames, maps = synthetic_clip(kind, image, args.frames, args.size)
+                label = f"{kind} ({image})"
+            t0 = time.perf_counter()
+            vid = decompose(frames, size=args.size, steps=args.steps)
+            seconds = time.perf_counter() - t0
+            path = vid.save(os.path.join(tmp, f"{name}.npz"))
+            r = evaluate(frames, maps, path, args.size, seconds)
+            med = f"{r['median']:.3f}" if "median" in r else "-"
+            p90 = f"{r['p90']:.3f}" if "p90" in r else "-"
+            lost = f"{r['lost']:.1%}" if "lost" in r else "-"
+            print(f"{label:<22}{r['psnr']:>9.2f}{med:>11}{p90:>9}{lost:>7}{r['seconds']:>9.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
