@@ -339,6 +339,7 @@ class Stylizer:
                 _report(progress, 0.8, f"loading few-step LCM-LoRA {ids['lcm_lora']}")
                 pipe.load_lora_weights(ids["lcm_lora"], local_files_only=offline, cache_dir=cache_dir)
                 pipe.fuse_lora()
+                pipe.unload_lora_weights()  # keeps the fused weights, drops the per-layer LoRA overhead
                 pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
         except StylizeUnavailable:
             raise
