@@ -13,6 +13,7 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -119,7 +120,20 @@ def load_config(path: Optional[str], overrides: Iterable[str] = (), stage: str =
     return cfg
 
 
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _coerce(value):
+    """YAML 1.1 reads '1e-3' as a string; numbers written that way are meant as floats."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _coerce(v) for k, v in value.items()}
+    return value
+
+
 def _set(cfg: dict, key: str, value, source: str) -> None:
+    value = _coerce(value)
     parts = key.split(".")
     if parts[0] not in DEFAULTS:
         raise ConfigError(f"{source}: unknown config key {parts[0]!r}; known keys: {', '.join(sorted(DEFAULTS))}")
@@ -205,6 +219,9 @@ def infinite_loader(dataset, cfg: dict, batch: int, rank: int, start_step: int):
         num_workers=int(cfg["num_workers"]),
         persistent_workers=int(cfg["num_workers"]) > 0,
         pin_memory=torch.cuda.is_available(),
+        # Its own generator: creating the iterator must not consume the global RNG that
+        # checkpoints restore, or a resumed run would drift from the uninterrupted one.
+        generator=torch.Generator().manual_seed(int(cfg["seed"]) * 1000 + rank),
     )
     return iter(loader)
 
@@ -658,11 +675,18 @@ class Run:
     def evaluate(self, state: dict, G_ema) -> Optional[dict]:
         acc = self.accelerator
         results = None
+        failed = torch.zeros((), device=acc.device)
         if acc.is_main_process:
-            from gendef.metrics import evaluate
+            from gendef.data import DatasetError
+            from gendef.metrics import MetricsError, evaluate
 
             names = [m.strip() for m in str(self.cfg["eval_metrics"]).split(",") if m.strip()]
-            results = evaluate(G_ema, self.cfg["data"], names, device=acc.device, **self.cfg["eval"])
+            try:
+                results = evaluate(G_ema, self.cfg["data"], names, device=acc.device, **self.cfg["eval"])
+            except (MetricsError, DatasetError, TypeError) as e:
+                print(f"warning: evaluation disabled for this run: {e}", file=sys.stderr)
+                failed += 1
+        if results is not None:
             acc.log({f"metrics/{k}": v for k, v in results.items()}, step=state["step"])
             print(f"step {state['step']}: " + ", ".join(f"{k}={v:.3f}" for k, v in results.items()))
             key = names[0]
@@ -670,7 +694,8 @@ class Run:
                 state["best"] = float(results[key])
                 G_ema.save_pretrained(str(self.out / "best"))
                 _write_atomic(self.out / "best" / "metrics.json", json.dumps({"step": state["step"], **results}))
-        acc.wait_for_everyone()
+        if acc.reduce(failed, reduction="sum").item() > 0:  # every process must agree to stop evaluating
+            self.cfg["eval_every"] = 0
         return results
 
     def finish(self, state: dict, modules: dict, G_ema, D, disc_cfg: dict, video: bool) -> None:

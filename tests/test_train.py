@@ -1,0 +1,225 @@
+"""Two-stage trainer on a tiny dataset the test writes: artefacts, exact resume, NaN stop,
+stage-2 zero-deformation start, ablation switches, and a real 2-process accelerate launch."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from train import common, finetune, pretrain  # noqa: E402
+
+TINY = str(ROOT / "train" / "configs" / "tiny.yaml")
+FAST = ["progress=false", "log_every=1", "sample_count=2", "sample_frames=4"]
+
+
+def write_videos(root: Path, n_videos=3, n_frames=10, size=20, as_mp4=False):
+    from gendef.videoio import write_video
+
+    rng = np.random.default_rng(0)
+    for v in range(n_videos):
+        base = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        frames = np.stack([np.roll(base, t, axis=1) for t in range(n_frames)])
+        if as_mp4:
+            write_video(frames, root / f"v{v}.mp4", fps=8)
+            continue
+        d = root / f"v{v}"
+        d.mkdir(parents=True)
+        for t, f in enumerate(frames):
+            Image.fromarray(f).save(d / f"{t:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    frames = write_videos(root / "frames")
+    from gendef.data.prepare import prepare_dataset
+
+    prepare_dataset(frames, root / "frames.zip", resolution=16, progress=False)
+    write_videos(root / "mp4", as_mp4=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stage1(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "stage1"
+    rc = pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "max_steps=4",
+                        "ckpt_every=2", "sample_every=2", *FAST])
+    assert rc == 0
+    return out
+
+
+def steps_in(out: Path):
+    return sorted(p.name for p in (out / "checkpoints").glob("step-*"))
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = common.load_config(TINY, ["lr=0.01", "model.z_dim=8", "r1_gamma=3"], "finetune")
+    assert cfg["lr"] == 0.01 and cfg["model"]["z_dim"] == 8 and cfg["model"]["w_dim"] == 16
+    assert cfg["r1_gamma"] == 3 and cfg["lambda_reg"] == 1.0
+    assert common.load_config(TINY, [], "pretrain")["r1_gamma"] == 0.5
+    assert common.load_config(TINY, [], "finetune")["r1_gamma"] == 8
+    with pytest.raises(common.ConfigError, match="unknown config key 'lrr'"):
+        common.load_config(TINY, ["lrr=1"])
+    with pytest.raises(common.ConfigError, match="no dataset"):
+        common.validate_config(common.load_config(TINY, ["output_dir=x"]), "pretrain")
+    with pytest.raises(common.ConfigError, match="init="):
+        common.validate_config(common.load_config(TINY, ["output_dir=x", "data=y"]), "finetune")
+    for name in ("sky256", "taichi256", "ytb256"):
+        c = common.load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), ["data=d", "output_dir=o", "init=i"], "finetune")
+        common.validate_config(c, "finetune")
+        assert c["batch_size"] == 64 and c["lr"] == 0.0025 and c["r1_gamma"] == 8 and c["lambda_reg"] == 1
+        assert common.load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), [], "pretrain")["r1_gamma"] == 0.5
+    sky = common.load_config(str(ROOT / "train" / "configs" / "sky256.yaml"))
+    assert sky["model"]["time_min_period"] == 256 and sky["model"]["resolution"] == 256
+
+
+def test_stage1_artefacts_and_export(stage1):
+    from gendef import GenDeF
+
+    assert (stage1 / "checkpoints" / "latest").read_text().strip() == "step-00000004"
+    assert steps_in(stage1) == ["step-00000002", "step-00000004"]
+    state = json.loads((stage1 / "checkpoints" / "step-00000004" / "train_state.json").read_text())
+    assert state["step"] == 4 and state["cur_nimg"] == 16
+    assert list((stage1 / "logs" / "pretrain").glob("events.out.tfevents.*"))
+    assert (stage1 / "samples" / "images-00000004.png").is_file()
+    m = GenDeF.from_pretrained(stage1)
+    ema = load_file(str(stage1 / "checkpoints" / "step-00000004" / "G_ema.safetensors"))
+    for k, v in m.state_dict().items():
+        torch.testing.assert_close(v, ema[k])
+    g = load_file(str(stage1 / "checkpoints" / "step-00000004" / "G.safetensors"))
+    fresh = load_file(str(stage1 / "checkpoints" / "step-00000002" / "G.safetensors"))
+    assert any(not torch.equal(g[k], fresh[k]) for k in g if k.startswith("canonical."))  # G_c trained
+    assert all(torch.equal(g[k], fresh[k]) for k in g if k.startswith("deformation."))  # G_d untouched
+    vid = m.sample(seed=1, num_frames=3)
+    assert vid.frames().shape == (3, 16, 16, 3)
+
+
+def test_stage2_starts_from_canonical_and_trains(stage1, data, tmp_path):
+    from gendef import GenDeF
+
+    cfg = common.load_config(TINY, [f"init={stage1}"], "finetune")
+    G, D, _ = finetune.load_stage1(cfg, "cpu")
+    with torch.no_grad():
+        z_c, z_d, noise = G.make_latents(2, 8)
+        out = G.generate(z_c, z_d, noise, torch.tensor([0.0, 3.0, 7.0]))
+    assert out["frames"].shape == (2, 3, 3, 16, 16)
+    expect = out["canonical"][:, None].expand_as(out["frames"])
+    torch.testing.assert_close(out["frames"], expect, atol=1e-5, rtol=0)  # step 0: frames == canonical
+    d1 = load_file(str(stage1 / "discriminator.safetensors"))
+    assert all(torch.equal(D.state_dict()[k], v) for k, v in d1.items())
+
+    out_dir = tmp_path / "stage2"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames.zip'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=2", "ckpt_every=2", "sample_every=2", *FAST])
+    assert rc == 0
+    assert (out_dir / "samples" / "video-00000002.mp4").stat().st_size > 0
+    assert list((out_dir / "logs" / "finetune").glob("events.out.tfevents.*"))
+    m = GenDeF.from_pretrained(out_dir)
+    assert m.deformation.to_outs[-1].conv.weight.abs().sum() > 0  # G_d left its zero start
+    assert m.sample(seed=0, num_frames=4).grid.shape == (4, 16, 16, 2)
+
+
+def test_freeze_canonical_without_reg(stage1, data, tmp_path):
+    from gendef import GenDeF
+
+    out_dir = tmp_path / "fix"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=2", "freeze_canonical=true", "lambda_reg=0", "sample_every=0", *FAST])
+    assert rc == 0
+    before, after = GenDeF.from_pretrained(stage1), GenDeF.from_pretrained(out_dir)
+    for (k, a), b in zip(before.canonical.state_dict().items(), after.canonical.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not torch.equal(before.deformation.to_outs[-1].conv.weight, after.deformation.to_outs[-1].conv.weight)
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    args = ["--config", TINY, f"data={data / 'frames'}", "ckpt_every=2", "sample_every=0", "ada_interval=2", *FAST]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert pretrain.main(args + [f"output_dir={straight}", "max_steps=4"]) == 0
+    assert pretrain.main(args + [f"output_dir={split}", "max_steps=2"]) == 0
+    # a kill in the middle of the next save leaves a partial temp folder behind
+    partial = split / "checkpoints" / ".tmp-step-00000004"
+    partial.mkdir()
+    (partial / "G.safetensors").write_bytes(b"half written")
+    resolved = common.Checkpointer(split).resolve("latest")
+    assert resolved.name == "step-00000002"
+    assert pretrain.main(args + [f"output_dir={split}", "max_steps=4", "resume=latest"]) == 0
+    assert json.loads((split / "checkpoints" / "step-00000004" / "train_state.json").read_text())["step"] == 4
+    assert not partial.exists()
+    for name in ("G", "D", "G_ema"):
+        a = load_file(str(straight / "checkpoints" / "step-00000004" / f"{name}.safetensors"))
+        b = load_file(str(split / "checkpoints" / "step-00000004" / f"{name}.safetensors"))
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}.{k} differs after resume"
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(stage1, data, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "nan"
+    shutil.copytree(stage1 / "checkpoints", out / "checkpoints")
+    with pytest.raises(SystemExit) as e:
+        pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "resume=latest",
+                       "max_steps=12", "lr=1e30", "ckpt_every=100", "sample_every=0", *FAST])
+    assert e.value.code == 3
+    err = capsys.readouterr().err
+    assert "non-finite loss" in err and "step-00000004" in err
+    assert steps_in(out) == ["step-00000002", "step-00000004"]
+    g = load_file(str(out / "checkpoints" / "step-00000004" / "G.safetensors"))
+    assert all(torch.isfinite(v).all() for v in g.values())
+    assert not (out / "model.safetensors").exists()
+
+
+def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        pretrain.main(["--config", TINY, f"data={tmp_path / 'empty'}", f"output_dir={tmp_path / 'o'}", *FAST])
+    assert e.value.code == 2 and "no readable videos" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        finetune.main(["--config", TINY, f"data={tmp_path}", f"output_dir={tmp_path / 'o2'}", f"init={tmp_path / 'nope'}"])
+    assert "init:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pretrain.main(["--config", TINY, "data=x", "output_dir=y", "batch_size=3", "grad_accum=2"])
+    assert "not divisible" in capsys.readouterr().err
+
+
+def test_augment_shares_parameters_across_clip_frames():
+    torch.manual_seed(0)
+    clip = torch.rand(4, 1, 3, 16, 16).expand(4, 3, 3, 16, 16) * 2 - 1
+    out = common.augment(clip.contiguous(), p=1.0)
+    assert not torch.allclose(out, clip)
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+    assert torch.equal(common.augment(clip, 0.0), clip)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_accelerate_launch_two_processes(stage1, data, tmp_path):
+    """Stage 2 on mp4 files through a real 2-process gloo launch (grads all-reduced by hand)."""
+    out = tmp_path / "mp"
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), str(ROOT / "train" / "finetune.py"),
+           "--config", TINY, f"data={data / 'mp4'}", f"output_dir={out}", f"init={stage1}",
+           "max_steps=2", "ckpt_every=2", *FAST]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = out / "checkpoints" / "step-00000002"
+    assert (ck / "random_states_0.pkl").is_file() and (ck / "random_states_1.pkl").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "samples" / "video-00000002.mp4").is_file()
