@@ -464,6 +464,7 @@ def apply_look(state, name, strength, progress=gr.Progress()):
 # ---------------------------------------------------------------------------------------
 # 3c. segment
 # ---------------------------------------------------------------------------------------
+MASK_COLOR = (0.1, 0.5, 1.0)
 SEG_SAM = "SAM (segment-anything)"
 SEG_GRABCUT = "GrabCut (offline fallback)"
 
@@ -503,7 +504,7 @@ def _segment_view(state: StudioState):
     viz = _viz()
     canon = state.video.canonical
     if state.mask is not None:
-        canon = viz.overlay_masks(canon[None], state.mask[None], color=(0.1, 0.5, 1.0), alpha=0.45)[0]
+        canon = viz.overlay_masks(canon[None], state.mask[None], color=MASK_COLOR, alpha=0.45)[0]
     pts = state.seg_positive + state.seg_negative + state.seg_box
     img = _upscaled(state, canon)
     if pts:
@@ -582,7 +583,7 @@ def apply_segment(state, progress=gr.Progress()):
     progress(0.2, desc="propagating the mask")
     masks = state.video.propagate_mask(state.mask)
     frames = state.video.frames()
-    overlay = viz.overlay_masks(frames, masks)
+    overlay = viz.overlay_masks(frames, masks, color=MASK_COLOR, alpha=0.45)
     cut = viz.cutout(frames, masks)
     progress(0.6, desc="writing masks")
     cut_path = _write_mp4(state, cut, "cutout.mp4")

@@ -73,14 +73,14 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                     with gr.Tab("Open .npz", id="tab-open"):
                         npz = gr.File(label="CanonicalVideo (.npz)", file_types=[".npz"], elem_id="npz-file")
                         open_btn = gr.Button("Open", variant="primary", elem_id="open-btn")
-                        example_btn = gr.Button("Open the example (decomposed astronaut pan)", visible=EXAMPLE_NPZ.is_file(), elem_id="example-npz-btn")
+                        example_btn = gr.Button("Open the example (astronaut photo, known pan + zoom)", visible=EXAMPLE_NPZ.is_file(), elem_id="example-npz-btn")
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=3):
                 with gr.Row():
                     video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False, elem_id="video-view")
                     canonical = gr.Image(label="Canonical image", interactive=False, elem_id="canonical-view", buttons=["download", "fullscreen"])
-                    field = gr.Video(label="Deformation field (colour = direction, saturation = magnitude)", autoplay=True, loop=True, interactive=False, elem_id="field-view")
-                strip = gr.Image(label="Canonical image, frames and their colour-coded displacement (grid − identity)", interactive=False, elem_id="strip-view")
+                    field = gr.Video(label="Deformation field", autoplay=True, loop=True, interactive=False, elem_id="field-view")
+                strip = gr.Image(label="Frames and displacement (hue = direction, saturation = magnitude)", interactive=False, elem_id="strip-view")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):

@@ -1,0 +1,87 @@
+"""Studio latency: from pressing "apply" to a playable video, for 16 and 128 frames.
+
+Runs the same callbacks the Gradio buttons call (model loading and sampling are
+done beforehand and not timed), at the default model's resolution: the shipped
+``checkpoints/default`` when present, else the untrained demo model (same size).
+Each time covers the propagation plus writing every file the UI shows (result
+mp4, original|result mp4, frames .npz, and for segment/track the extra files).
+
+    python benchmarks/app_latency.py [--frames 16 128] [--repeats 3] [--checkpoint DIR]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from app import callbacks as cb  # noqa: E402
+from app.models import get_model  # noqa: E402
+from app.state import StudioState, cleanup  # noqa: E402
+
+
+def _scribble_value(state):
+    bg = cb._display_canonical(state)
+    h, w = bg.shape[:2]
+    layer = np.zeros((h, w, 4), np.uint8)
+    layer[h // 2 - h // 16 : h // 2 + h // 16, w // 4 : 3 * w // 4] = (255, 40, 40, 255)
+    return {"background": bg, "layers": [layer], "composite": bg}
+
+
+def _centre(state):
+    h, w = cb._display_canonical(state).shape[:2]
+    return gr.SelectData(None, {"index": [w // 2, h // 2], "value": None})
+
+
+def run(num_frames, repeats, checkpoint):
+    state = cb.sample(StudioState(), checkpoint, 0, num_frames, 1.0, 16)[0]
+    look = cb.look_names()[0]
+    actions = {
+        "scribble": lambda: cb.apply_scribble(state, _scribble_value(state)),
+        f"look ({look})": lambda: cb.apply_look(state, look, 1.0),
+        "segment (GrabCut click + propagate)": lambda: (
+            cb.segment_clear(state),
+            cb.segment_click(state, "positive", cb.SEG_GRABCUT, _centre(state)),
+            cb.apply_segment(state),
+        ),
+        "track (1 click)": lambda: (cb.track_clear(state, cb.TRACK_ON_CANONICAL), cb.track_click(state, cb.TRACK_ON_CANONICAL, _centre(state))),
+    }
+    rows = []
+    for name, fn in actions.items():
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        rows.append((name, statistics.median(times)))
+    size = state.video.frame_size
+    cleanup(state)
+    return size, rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, nargs="+", default=[16, 128])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--checkpoint", default=None)
+    args = ap.parse_args()
+    loaded = get_model(args.checkpoint)
+    label = "untrained demo model" if loaded.untrained else loaded.checkpoint
+    results = {n: run(n, args.repeats, args.checkpoint) for n in args.frames}
+    size = next(iter(results.values()))[0]
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    print(f"Apply -> playable video, {label}, {size[1]}x{size[0]} frames, median of {args.repeats}, OMP_NUM_THREADS={threads}\n")
+    print("| action | " + " | ".join(f"{n} frames" for n in args.frames) + " |")
+    print("|---|" + "---:|" * len(args.frames))
+    names = [name for name, _ in next(iter(results.values()))[1]]
+    for i, name in enumerate(names):
+        print(f"| {name} | " + " | ".join(f"{results[n][1][i][1]:.2f} s" for n in args.frames) + " |")
+
+
+if __name__ == "__main__":
+    main()
