@@ -223,3 +223,35 @@ def test_accelerate_launch_two_processes(stage1, data, tmp_path):
     ck = out / "checkpoints" / "step-00000002"
     assert (ck / "random_states_0.pkl").is_file() and (ck / "random_states_1.pkl").is_file()
     assert (out / "model.safetensors").is_file() and (out / "samples" / "video-00000002.mp4").is_file()
+
+
+def test_max_kimg_stops_the_run(data, tmp_path):
+    out = tmp_path / "kimg"
+    assert pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "max_steps=null",
+                          "max_kimg=0.008", "sample_every=0", *FAST]) == 0  # 8 images at batch 4
+    assert json.loads((out / "checkpoints" / "step-00000002" / "train_state.json").read_text())["cur_nimg"] == 8
+
+
+def test_periodic_eval_keeps_best_and_survives_missing_weights(stage1, data, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from gendef import GenDeF
+    from gendef.metrics.i3d import InceptionI3d
+
+    torch.manual_seed(0)
+    net = InceptionI3d()
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv3d):
+            torch.nn.init.kaiming_normal_(m.weight)
+    weights = tmp_path / "i3d.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
+    base = ["--config", TINY, f"data={data / 'frames'}", f"init={stage1}", "max_steps=2", "eval_every=1",
+            "eval_metrics=fvd8", "eval.num_videos=4", "eval.batch_size=4", "sample_every=0", *FAST]
+    out = tmp_path / "eval"
+    assert finetune.main(base + [f"output_dir={out}", f"eval.i3d={weights}"]) == 0
+    best = json.loads((out / "best" / "metrics.json").read_text())
+    assert best["step"] in (1, 2) and best["fvd8"] > 0
+    GenDeF.from_pretrained(out / "best")
+    out2 = tmp_path / "eval_missing"
+    assert finetune.main(base + [f"output_dir={out2}", "eval.i3d=null"]) == 0
+    assert "evaluation disabled" in capsys.readouterr().err and (out2 / "model.safetensors").is_file()

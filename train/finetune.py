@@ -45,8 +45,8 @@ def load_stage1(cfg: dict, device):
         G = GenDeF.from_pretrained(str(init))
     except CheckpointError as e:
         common.fail(f"init: {e}")
-    saved = json.loads((init / "config.json").read_text())
-    differ = {k: v for k, v in cfg["model"].items() if saved.get(k) != v}
+    saved = json.loads((init / "config.json").read_text()) if (init / "config.json").is_file() else {}
+    differ = {k: v for k, v in cfg["model"].items() if saved and saved.get(k) != v}
     if differ:
         print(f"note: stage 2 keeps the network settings of {init}/config.json; ignoring model={differ}")
     if cfg["reset_deformation"]:
