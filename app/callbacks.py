@@ -28,6 +28,7 @@ MIN_FRAMES, MAX_FRAMES = 16, 128
 MAX_UPLOAD_MB = 50
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
 MAX_FRAME_SIDE, MAX_CANVAS_SIDE = 512, 1024
+MAX_DECOMPOSE_STEPS = 2000
 DISPLAY_SIZE = 512
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_CLIP = EXAMPLES / "astronaut_pan.mp4"
@@ -274,7 +275,7 @@ def open_example(state, progress=gr.Progress()):
 
 
 @friendly
-def decompose_upload(state, file, num_frames, size, start=0, progress=gr.Progress()):
+def decompose_upload(state, file, num_frames, size, start=0, steps=200, progress=gr.Progress()):
     """Real clip -> CanonicalVideo with the decomposer (gendef.decompose)."""
     state = state if isinstance(state, StudioState) else StudioState()
     path = _upload_path(file)
@@ -284,8 +285,11 @@ def decompose_upload(state, file, num_frames, size, start=0, progress=gr.Progres
     try:
         size = int(size)
         start = int(start or 0)
+        steps = int(steps)
     except (TypeError, ValueError):
-        raise gr.Error("Size and start frame must be whole numbers.") from None
+        raise gr.Error("Size, start frame and steps must be whole numbers.") from None
+    if not 0 <= steps <= MAX_DECOMPOSE_STEPS:
+        raise gr.Error(f"Steps must be between 0 and {MAX_DECOMPOSE_STEPS}.", print_exception=False)
     if not MIN_DECOMPOSE_SIZE <= size <= MAX_DECOMPOSE_SIZE:
         raise gr.Error(f"Size must be between {MIN_DECOMPOSE_SIZE} and {MAX_DECOMPOSE_SIZE} px.", print_exception=False)
     if start < 0:
@@ -302,7 +306,7 @@ def decompose_upload(state, file, num_frames, size, start=0, progress=gr.Progres
     def report(fraction, message=""):
         progress(min(max(float(fraction), 0.0), 1.0) * 0.75, desc=message or "decomposing")
 
-    video = _limit_video(decompose_file(str(path), start=start, frames=n, size=size, progress=report))
+    video = _limit_video(decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report))
     state.checkpoint = ""
     state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})")
     return _loaded_outputs(state, progress)
@@ -404,7 +408,7 @@ def set_stylizer(stylizer, control: str = "canny", fast: bool = True) -> None:
 
 
 @friendly
-def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast, progress=gr.Progress()):
+def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast, progress=gr.Progress(track_tqdm=True)):
     """Fig. 5b/5c: ControlNet img2img on the canonical image, then re-warp."""
     state = _require_video(state)
     prompt = (prompt or "").strip()
@@ -550,7 +554,7 @@ def _run_segmentation(state: StudioState, backend: str):
 
 
 @friendly
-def segment_click(state, mode, backend, evt: gr.SelectData):
+def segment_click(state, mode, backend, evt: gr.SelectData, progress=gr.Progress(track_tqdm=True)):
     """Each click refines the canonical mask immediately (SAM caches the image embedding)."""
     state = _require_video(state)
     if evt is None or evt.index is None:

@@ -66,7 +66,9 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                         with gr.Row():
                             clip_frames = gr.Slider(cb.MIN_FRAMES, cb.MAX_FRAMES, value=32, step=1, label="Frames to use")
                             clip_size = gr.Slider(cb.MIN_DECOMPOSE_SIZE, cb.MAX_DECOMPOSE_SIZE, value=128, step=32, label="Size (px)")
-                        clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
+                        with gr.Row():
+                            clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
+                            clip_steps = gr.Slider(0, 1000, value=200, step=10, label="Optimisation steps", info="fewer is faster, more is sharper")
                         decompose_btn = gr.Button("Decompose into canonical image + field", variant="primary")
                         if EXAMPLE_CLIP.is_file():
                             gr.Examples([[str(EXAMPLE_CLIP)]], inputs=[clip], label="Example clip")
@@ -149,7 +151,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
         motion_btn.click(cb.new_motion, sample_inputs, load_outputs, concurrency_id="model")
         open_btn.click(cb.open_npz, [state, npz], load_outputs)
         example_btn.click(cb.open_example, [state], load_outputs)
-        decompose_btn.click(cb.decompose_upload, [state, clip, clip_frames, clip_size, clip_start], load_outputs, concurrency_id="heavy", concurrency_limit=1)
+        decompose_btn.click(cb.decompose_upload, [state, clip, clip_frames, clip_size, clip_start, clip_steps], load_outputs, concurrency_id="heavy", concurrency_limit=1)
 
         scribble_btn.click(cb.apply_scribble, [state, editor], result_outputs)
         style_btn.click(cb.apply_stylize, [state, prompt, negative, control, strength, steps, style_seed, fast], result_outputs, concurrency_id="heavy", concurrency_limit=1)
