@@ -144,7 +144,7 @@ def test_freeze_canonical_without_reg(stage1, data, tmp_path):
 
 
 def test_resume_continues_exactly(data, tmp_path):
-    args = ["--config", TINY, f"data={data / 'frames'}", "ckpt_every=2", "sample_every=0", "ada_interval=2", *FAST]
+    args = ["--config", TINY, f"data={data / 'frames'}", "ckpt_every=2", "sample_every=0", "ada_interval=3", "aug_p=0.5", *FAST]
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert pretrain.main(args + [f"output_dir={straight}", "max_steps=4"]) == 0
     assert pretrain.main(args + [f"output_dir={split}", "max_steps=2"]) == 0

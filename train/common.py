@@ -312,17 +312,17 @@ class AdaptiveAugment:
     def __init__(self, cfg: dict, p: float = None):
         self.cfg = cfg
         self.p = float(cfg["aug_p"] if p is None else p)
-        self._signs = []
+        self.signs = []
 
     def observe(self, real_logits: torch.Tensor) -> None:
         if self.cfg["augment"] == "ada":
-            self._signs.append(real_logits.detach().sign().mean().float())
+            self.signs.append(real_logits.detach().sign().mean().float())
 
     def step(self, accelerator) -> Optional[float]:
-        if self.cfg["augment"] != "ada" or len(self._signs) < self.cfg["ada_interval"]:
+        if self.cfg["augment"] != "ada" or len(self.signs) < self.cfg["ada_interval"]:
             return None
-        rt = accelerator.reduce(torch.stack(self._signs).mean().to(accelerator.device), reduction="mean").item()
-        self._signs.clear()
+        rt = accelerator.reduce(torch.stack(self.signs).mean().to(accelerator.device), reduction="mean").item()
+        self.signs.clear()
         n = self.cfg["batch_size"] * self.cfg["ada_interval"]
         self.p = float(min(max(self.p + math.copysign(n / (self.cfg["ada_kimg"] * 1000), rt - self.cfg["ada_target"]), 0.0), 1.0))
         return rt
@@ -573,7 +573,7 @@ class Run:
         for m in broadcast_models:
             broadcast_parameters(m, acc)
         set_seed(int(self.cfg["seed"]), device_specific=True)
-        state = {"stage": self.stage, "step": 0, "cur_nimg": 0, "aug_p": self.ada.p, "best": None}
+        state = {"stage": self.stage, "step": 0, "cur_nimg": 0, "aug_p": self.ada.p, "ada_signs": [], "best": None}
         try:
             path = self.ckpt.resolve(self.cfg["resume"])
         except ConfigError as e:
@@ -586,6 +586,7 @@ class Run:
             if state["stage"] != self.stage:
                 fail(f"{path} is a {state['stage']} checkpoint; resume it with train/{state['stage']}.py")
             self.ada.p = float(state["aug_p"])
+            self.ada.signs = [torch.tensor(v) for v in state.get("ada_signs", [])]
             # The config, not the checkpoint, decides lr/betas: resuming with a lower lr must work.
             for opt, lr, betas in self._hyper:
                 for group in opt.param_groups:
@@ -660,7 +661,8 @@ class Run:
     def save(self, state: dict, modules: dict) -> None:
         if self._last_saved == state["step"]:
             return
-        self.ckpt.save(self.accelerator, state["step"], modules, dict(state))
+        saved = dict(state, ada_signs=[float(v) for v in self.ada.signs])
+        self.ckpt.save(self.accelerator, state["step"], modules, saved)
         self._last_saved = state["step"]
 
     def periodic(self, state: dict, modules: dict, G_ema, video: bool) -> None:
