@@ -9,6 +9,7 @@ EXAMPLE_CLIP = cb.EXAMPLE_CLIP
 EXAMPLE_NPZ = cb.EXAMPLE_NPZ
 
 SESSION_TTL_S = 2 * 3600
+SESSION_CAPACITY = 100  # sessions kept in memory; each may hold a few hundred MB of frames
 CONCURRENCY = 2
 QUEUE_MAX = 32
 MAX_FILE_SIZE = f"{cb.MAX_UPLOAD_MB}mb"
@@ -33,12 +34,13 @@ def theme():
 
 
 def launch_kwargs() -> dict:
-    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE)
+    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, state_session_capacity=SESSION_CAPACITY)
 
 
 def build_demo(checkpoint=None) -> gr.Blocks:
     checkpoint = checkpoint or default_checkpoint()
-    with gr.Blocks(title="GenDeF studio") as demo:
+    # delete_cache: Gradio's copies of served files older than the session TTL go away hourly
+    with gr.Blocks(title="GenDeF studio", delete_cache=(3600, SESSION_TTL_S)) as demo:
         state = gr.State(StudioState(), time_to_live=SESSION_TTL_S, delete_callback=cleanup)
         gr.Markdown(
             "# GenDeF studio\n"

@@ -154,9 +154,13 @@ def test_sample_scribble_track_in_chromium(page, reference):
     page.click("#sample-btn")
     _wait_status(page, f"seed {SEED}")
 
-    # --- scribble: a horizontal stroke across the middle of the canvas ------------------
+    # --- applying before drawing: a readable error toast, and the page keeps working ---------
     editor = page.locator("#scribble-editor")
     editor.scroll_into_view_if_needed()
+    page.click("#apply-scribble-btn")
+    page.get_by_text("Nothing drawn yet").first.wait_for()
+
+    # --- scribble: a horizontal stroke across the middle of the canvas ------------------
     page.wait_for_timeout(500)
     editor.locator("button[aria-label=Brush]").click()
     page.wait_for_timeout(300)
