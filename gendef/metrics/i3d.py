@@ -7,7 +7,6 @@ safetensors). FVD uses the 400 logits averaged over the clip.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
