@@ -255,3 +255,15 @@ def test_periodic_eval_keeps_best_and_survives_missing_weights(stage1, data, tmp
     out2 = tmp_path / "eval_missing"
     assert finetune.main(base + [f"output_dir={out2}", "eval.i3d=null"]) == 0
     assert "evaluation disabled" in capsys.readouterr().err and (out2 / "model.safetensors").is_file()
+
+
+def test_resume_refuses_other_stage_or_shape(stage1, data, tmp_path, capsys):
+    ck = stage1 / "checkpoints" / "step-00000004"
+    with pytest.raises(SystemExit):
+        finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={tmp_path / 'a'}", f"init={stage1}",
+                       f"resume={ck}", *FAST])
+    assert "is a pretrain checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={tmp_path / 'b'}", f"resume={ck}",
+                       "model.z_dim=8", *FAST])
+    assert "does not match this config" in capsys.readouterr().err

@@ -582,9 +582,13 @@ class Run:
             if acc.is_main_process:
                 print(f"resume={self.cfg['resume']}: no checkpoint in {self.ckpt.root} yet, starting from scratch")
         if path is not None:
-            state.update(self.ckpt.load(acc, path, modules))
-            if state["stage"] != self.stage:
-                fail(f"{path} is a {state['stage']} checkpoint; resume it with train/{state['stage']}.py")
+            saved_stage = json.loads((path / "train_state.json").read_text()).get("stage")
+            if saved_stage != self.stage:
+                fail(f"{path} is a {saved_stage} checkpoint; resume it with train/{saved_stage}.py")
+            try:
+                state.update(self.ckpt.load(acc, path, modules))
+            except (RuntimeError, ValueError, KeyError, OSError) as e:
+                fail(f"cannot resume from {path}: it does not match this config ({str(e).splitlines()[0][:200]})")
             self.ada.p = float(state["aug_p"])
             self.ada.signs = [torch.tensor(v) for v in state.get("ada_signs", [])]
             # The config, not the checkpoint, decides lr/betas: resuming with a lower lr must work.
