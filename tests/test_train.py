@@ -91,7 +91,13 @@ def test_stage1_artefacts_and_export(stage1):
     assert steps_in(stage1) == ["step-00000002", "step-00000004"]
     state = json.loads((stage1 / "checkpoints" / "step-00000004" / "train_state.json").read_text())
     assert state["step"] == 4 and state["cur_nimg"] == 16
-    assert list((stage1 / "logs" / "pretrain").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(stage1 / "logs" / "pretrain"))
+    ea.Reload()
+    assert {"loss/G", "loss/D", "loss/r1", "progress/kimg", "data/skipped"} <= set(ea.Tags()["scalars"])
+    assert [e.step for e in ea.Scalars("loss/G")] == [1, 2, 3, 4]
+    assert "samples/images" in ea.Tags()["images"]
     assert (stage1 / "samples" / "images-00000004.png").is_file()
     m = GenDeF.from_pretrained(stage1)
     ema = load_file(str(stage1 / "checkpoints" / "step-00000004" / "G_ema.safetensors"))

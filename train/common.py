@@ -672,11 +672,21 @@ class Run:
     def periodic(self, state: dict, modules: dict, G_ema, video: bool) -> None:
         cfg, acc, step = self.cfg, self.accelerator, state["step"]
         if cfg["sample_every"] and step % cfg["sample_every"] == 0 and acc.is_main_process:
-            write_samples(G_ema, cfg, step, self.out, video)
+            self._log_samples(write_samples(G_ema, cfg, step, self.out, video), step)
         if cfg["eval_every"] and step % cfg["eval_every"] == 0:
             self.evaluate(state, G_ema)
         if step % cfg["ckpt_every"] == 0:
             self.save(state, modules)
+
+    def _log_samples(self, paths: List[Path], step: int) -> None:
+        """The png grid also goes to TensorBoard's image tab (videos stay as mp4 files)."""
+        from PIL import Image
+
+        writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
+        if writer is None or not hasattr(writer, "add_image"):
+            return
+        with Image.open(paths[0]) as im:
+            writer.add_image("samples/" + paths[0].name.split("-")[0], np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
     def evaluate(self, state: dict, G_ema) -> Optional[dict]:
         acc = self.accelerator
@@ -710,7 +720,7 @@ class Run:
         if acc.is_main_process:
             export_generator(G_ema, D, disc_cfg, self.cfg, self.out)
             if self.cfg["sample_every"]:
-                write_samples(G_ema, self.cfg, state["step"], self.out, video)
+                self._log_samples(write_samples(G_ema, self.cfg, state["step"], self.out, video), state["step"])
             print(f"done at step {state['step']} ({state['cur_nimg'] / 1000:.1f} kimg); "
                   f"generator exported to {self.out} (GenDeF.from_pretrained)")
             if self.cfg["push_to_hub"]:
