@@ -160,6 +160,8 @@ def test_resume_continues_exactly(data, tmp_path):
     (partial / "G.safetensors").write_bytes(b"half written")
     resolved = common.Checkpointer(split).resolve("latest")
     assert resolved.name == "step-00000002"
+    (split / "checkpoints" / "latest").unlink()  # pointer lost too: newest complete folder wins
+    assert common.Checkpointer(split).resolve("latest").name == "step-00000002"
     assert pretrain.main(args + [f"output_dir={split}", "max_steps=4", "resume=latest"]) == 0
     assert json.loads((split / "checkpoints" / "step-00000004" / "train_state.json").read_text())["step"] == 4
     assert not partial.exists()

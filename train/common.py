@@ -381,10 +381,13 @@ class Checkpointer:
 
     def latest(self) -> Optional[Path]:
         ptr = self.root / "latest"
-        if not ptr.is_file():
-            return None
-        p = self.root / ptr.read_text().strip()
-        return p if (p / "train_state.json").is_file() else None
+        if ptr.is_file():
+            p = self.root / ptr.read_text().strip()
+            if (p / "train_state.json").is_file():
+                return p
+        # No pointer, or killed between renames: the newest complete checkpoint folder.
+        done = [p for p in sorted(self.root.glob("step-*"), reverse=True) if (p / "train_state.json").is_file()]
+        return done[0] if done else None
 
     def resolve(self, resume) -> Optional[Path]:
         if not resume:
@@ -415,10 +418,13 @@ class Checkpointer:
             _write_atomic(tmp / "train_state.json", json.dumps(state, indent=1))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            if final.exists():
-                shutil.rmtree(final)
+            old = self.root / f".old-{final.name}"
+            if final.exists():  # re-saving a step (resumed from an earlier one): swap, never delete first
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
             os.replace(tmp, final)
             _write_atomic(self.root / "latest", final.name + "\n")
+            shutil.rmtree(old, ignore_errors=True)
             self._prune(final)
         accelerator.wait_for_everyone()
         return final
