@@ -6,7 +6,10 @@ done beforehand and not timed), at the default model's resolution: the shipped
 Each time covers the propagation plus writing every file the UI shows (result
 mp4, original|result mp4, frames .npz, and for segment/track the extra files).
 
-    python benchmarks/app_latency.py [--frames 16 128] [--repeats 3] [--checkpoint DIR]
+    python benchmarks/app_latency.py [--frames 16 128] [--repeats 3] [--checkpoint DIR | --resolution 256]
+
+``--resolution R`` times a narrow untrained model of that size instead (what
+"apply" costs depends on the frame count and size only, not on the weights).
 """
 import argparse
 import os
@@ -21,7 +24,8 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from app import callbacks as cb  # noqa: E402
-from app.models import get_model  # noqa: E402
+from app import models  # noqa: E402
+from app.models import LoadedModel, get_model  # noqa: E402
 from app.state import StudioState, cleanup  # noqa: E402
 
 
@@ -69,9 +73,19 @@ def main():
     ap.add_argument("--frames", type=int, nargs="+", default=[16, 128])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--resolution", type=int, default=None)
     args = ap.parse_args()
+    if args.resolution:
+        import torch
+
+        from gendef import GenDeF
+
+        torch.manual_seed(0)
+        narrow = GenDeF(resolution=args.resolution, channel_base=1024, channel_max=32, deformation_channel_base=512, deformation_channel_max=16).eval()
+        args.checkpoint = f"narrow-untrained-{args.resolution}"
+        models._CACHE[args.checkpoint] = LoadedModel(narrow, args.checkpoint, untrained=True)
     loaded = get_model(args.checkpoint)
-    label = "untrained demo model" if loaded.untrained else loaded.checkpoint
+    label = loaded.checkpoint if not loaded.untrained or args.resolution else "untrained demo model"
     results = {n: run(n, args.repeats, args.checkpoint) for n in args.frames}
     size = next(iter(results.values()))[0]
     threads = os.environ.get("OMP_NUM_THREADS", "default")

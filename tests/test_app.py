@@ -11,6 +11,7 @@ from app import callbacks as cb
 from app import models
 from app.state import StudioState, cleanup
 from gendef.video import CanonicalVideo, identity_grid
+from gendef.videoio import to_uint8
 
 
 @pytest.fixture(autouse=True)
@@ -215,7 +216,8 @@ def test_scribble_changes_exactly_the_propagated_pixels():
     solid = (wa < 1e-6) | (wa > 1 - 1e-6)
     np.testing.assert_allclose(baked[solid], frames[solid], atol=2e-3)
     data = np.load(files[1], allow_pickle=False)
-    np.testing.assert_array_equal(data["edited"], frames)
+    np.testing.assert_array_equal(data["edited"], to_uint8(frames))
+    np.testing.assert_array_equal(data["original"], to_uint8(original))
     assert all(os.path.getsize(p) > 0 for p in (result_path, comparison_path))
 
 

@@ -145,6 +145,7 @@ def _wait_status(page, text: str):
 
 def test_sample_scribble_track_in_chromium(page, reference):
     from gendef.video import CanonicalVideo
+    from gendef.videoio import to_uint8
 
     # --- sample a video with a chosen seed -----------------------------------------------
     page.wait_for_selector("#canonical-view img")
@@ -178,8 +179,8 @@ def test_sample_scribble_track_in_chromium(page, reference):
     _wait_status(page, "Scribble applied")
 
     data = np.load(io.BytesIO(_download(page, "scribble-frames")), allow_pickle=False)
-    original, edited = data["original"], data["edited"]
-    np.testing.assert_allclose(original, reference.frames(), atol=1e-5)
+    original, edited = data["original"].astype(np.int16), data["edited"].astype(np.int16)  # uint8 frames
+    assert np.abs(original - to_uint8(reference.frames())).max() <= 1
 
     from PIL import Image
 
@@ -195,7 +196,7 @@ def test_sample_scribble_track_in_chromium(page, reference):
 
     # frames change exactly where the grid carries the paint, and nowhere else
     support = reference.warp(alpha) > 0
-    changed = np.abs(edited - original).max(-1) > 1e-4
+    changed = np.abs(edited - original).max(-1) > 0
     assert changed.any()
     assert not (changed & ~support).any(), "pixels changed outside the propagated scribble"
     strong = reference.warp(alpha) > 0.9 * alpha.max()
