@@ -192,6 +192,11 @@ def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress
         raise gr.Error(f"Truncation ψ must be between 0 and 1.5, got {psi:g}.", print_exception=False)
     progress(0.0, desc="loading model")
     loaded = get_model(checkpoint, progress=progress)
+    if loaded.model.resolution > MAX_FRAME_SIDE:
+        raise gr.Error(
+            f"{loaded.checkpoint} generates {loaded.model.resolution}px frames; the studio handles at most {MAX_FRAME_SIDE}px.",
+            print_exception=False,
+        )
     progress(0.3, desc=f"sampling {n} frames")
     video = loaded.model.sample(
         seed=seed,
