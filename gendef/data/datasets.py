@@ -72,6 +72,29 @@ def sample_sparse_times(
     return np.sort(np.concatenate([[0], np.asarray(inner, dtype=np.int64), [d]])).astype(np.int64)
 
 
+def _read_file_clip(path: str, start: int, count: int) -> np.ndarray:
+    """``count`` frames from ``start``: seek instead of decoding from frame 0 (training samples
+    random positions of long videos); falls back to sequential decoding when seeking is inexact."""
+    import cv2
+
+    if start == 0 or Path(path).suffix.lower() == ".gif":
+        return read_video(path, start=start, num_frames=count, max_frames=1 << 20)[0]
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if cap.isOpened() and cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
+            frames = []
+            while len(frames) < count:
+                ok, fr = cap.read()
+                if not ok:
+                    break
+                frames.append(cv2.cvtColor(fr, cv2.COLOR_BGR2RGB))
+            if len(frames) == count:
+                return np.stack(frames)
+    finally:
+        cap.release()
+    return read_video(path, start=start, num_frames=count, max_frames=1 << 20)[0]
+
+
 @dataclass
 class VideoSource:
     """One video: a list of frame names (folder/zip) or a video file with its frame count."""
@@ -229,12 +252,12 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
             except Exception as e:
                 raise VideoIOError(f"{v.frames[idx]}: not a readable image ({e})") from None
         else:
-            img = read_video(v.path, start=idx, num_frames=1)[0][0]
+            img = _read_file_clip(v.path, idx, 1)[0]
         return resize_center_crop(img[..., :3], self.resolution)
 
     def _read_frames(self, v: VideoSource, offsets: np.ndarray, start: int) -> np.ndarray:
         if v.kind == "file":
-            clip = read_video(v.path, start=start, num_frames=int(offsets[-1]) + 1, max_frames=1 << 20)[0]
+            clip = _read_file_clip(v.path, start, int(offsets[-1]) + 1)
             if len(clip) <= offsets[-1]:
                 raise VideoIOError(f"{v.path}: ended after {start + len(clip)} frames")
             return np.stack([resize_center_crop(clip[o], self.resolution) for o in offsets])
