@@ -265,3 +265,21 @@ def test_two_stage_smoke_run_with_stylegan3_and_mtm(tmp_path):
     assert json.loads((tmp_path / "s2" / "config.json").read_text())["mtm"] is True
     vid = stage2.sample(seed=0, num_frames=4)
     assert vid.grid.shape == (4, 16, 16, 2) and np.isfinite(vid.grid).all()
+
+
+def test_stylegan3_and_mtm_run_under_bf16_autocast(tiny_gendef_kwargs):
+    """The trainer's mixed precision: deform_conv2d has no bf16 kernel, so MTM must cast around it."""
+    torch.manual_seed(0)
+    m = GenDeF(**tiny_gendef_kwargs, canonical_backbone="stylegan3", mtm=True).train()
+    latents = m.make_latents(2, 3, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m.generate(*latents, torch.arange(3.0))
+    out["frames"].float().square().mean().backward()
+    grad = m.canonical.layers[0].weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+    m.eval()
+    with torch.no_grad():
+        full = m.canonical(latents[0])[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = m.canonical(latents[0])[0].float()
+    assert (full - half).abs().max() < 0.1 * full.abs().max()
