@@ -8,7 +8,6 @@ User mistakes surface as one-line ``gr.Error`` toasts, never a dead page.
 import functools
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Optional

@@ -414,7 +414,6 @@ def test_unexpected_errors_become_one_line_ui_errors():
 
 
 def test_app_args_bind_loopback_locally_and_space_host(monkeypatch):
-    import app as app_pkg  # noqa: F401  (the package; the script is loaded below)
     import importlib.util
     from pathlib import Path
 

@@ -8,7 +8,6 @@ CanonicalVideo sampled here from the same checkpoint.
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
