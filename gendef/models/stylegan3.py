@@ -76,7 +76,8 @@ class SynthesisInput(nn.Module):
 
     ``transform`` (a 3x3 matrix, identity by default) is an extra user transform of
     the input coordinates: translating it translates the whole output image, which
-    is how equivariance is tested and how a canonical image could be panned.
+    is how equivariance is tested and how a canonical image could be panned
+    (``transform[0, 2] = -d / R`` moves the image d pixels right).
     """
 
     def __init__(self, w_dim: int, channels: int, size: int, sampling_rate: float, bandwidth: float):
