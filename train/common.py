@@ -543,7 +543,6 @@ class Run:
         self.ada = AdaptiveAugment(cfg)
         self.datasets = []
         self._last_saved = None
-        self._last_log = None
 
     def dataset(self, cls, resolution: int, **kwargs):
         from gendef.data import DatasetError
@@ -663,7 +662,6 @@ class Run:
             if rt is not None:
                 logs["aug/rt"] = rt
             acc.log(logs, step=state["step"])
-            self._last_log = logs
             bar.set_postfix(kimg=f"{state['cur_nimg'] / 1000:.1f}",
                             G=f"{logs.get('loss/G', float('nan')):.3f}", D=f"{logs.get('loss/D', float('nan')):.3f}")
         bar.update(1)
