@@ -47,6 +47,7 @@ def data(tmp_path_factory):
 
     prepare_dataset(frames, root / "frames.zip", resolution=16, progress=False)
     write_videos(root / "mp4", as_mp4=True)
+    (root / "mp4" / "corrupt.mp4").write_bytes(b"\x00" * 1000)
     return root
 
 
@@ -228,6 +229,7 @@ def test_accelerate_launch_two_processes(stage1, data, tmp_path):
            "max_steps=2", "ckpt_every=2", *FAST]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "3 videos, 3 items, 1 skipped" in r.stdout and "corrupt.mp4" in r.stderr
     ck = out / "checkpoints" / "step-00000002"
     assert (ck / "random_states_0.pkl").is_file() and (ck / "random_states_1.pkl").is_file()
     assert (out / "model.safetensors").is_file() and (out / "samples" / "video-00000002.mp4").is_file()
