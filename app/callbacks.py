@@ -25,6 +25,7 @@ log = logging.getLogger("gendef.studio")
 
 MIN_FRAMES, MAX_FRAMES = 16, 128
 MAX_UPLOAD_MB = 50
+MAX_CLIP_SECONDS = 600
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
 MAX_FRAME_SIDE, MAX_CANVAS_SIDE = 512, 1024
 MAX_DECOMPOSE_STEPS = 2000
@@ -256,6 +257,39 @@ def _upload_path(file) -> Path:
     return path
 
 
+def clip_length(path: Path) -> tuple:
+    """(frames, fps) from the container header, without decoding; (0, 0.0) when unknown."""
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            n = getattr(im, "n_frames", 1)
+            ms = im.info.get("duration") or 100
+        return int(n), 1000.0 / float(ms)
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return 0, 0.0
+        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    finally:
+        cap.release()
+
+
+def _check_clip(path: Path, start: int, n: int) -> None:
+    frames, fps = clip_length(path)
+    if frames and fps > 0 and frames / fps > MAX_CLIP_SECONDS:
+        raise gr.Error(
+            f"{path.name} lasts {frames / fps / 60:.0f} min; the limit is {MAX_CLIP_SECONDS // 60} min. Trim it first.",
+            print_exception=False,
+        )
+    if frames and start >= frames:
+        raise gr.Error(f"Start frame {start} is past the end of {path.name} ({frames} frames).", print_exception=False)
+    if frames and frames - start > n:
+        gr.Info(f"Using frames {start}..{start + n - 1} of {frames}.")
+
+
 @friendly
 def open_npz(state, file, progress=gr.Progress()):
     """Re-open a CanonicalVideo saved by the studio, the CLI or the Python API."""
@@ -298,6 +332,7 @@ def decompose_upload(state, file, num_frames, size, start=0, steps=200, progress
         raise gr.Error(f"Size must be between {MIN_DECOMPOSE_SIZE} and {MAX_DECOMPOSE_SIZE} px.", print_exception=False)
     if start < 0:
         raise gr.Error("Start frame must be 0 or more.", print_exception=False)
+    _check_clip(path, start, n)
     try:
         from gendef.decompose import decompose_file
     except ImportError:

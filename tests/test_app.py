@@ -142,6 +142,12 @@ def test_upload_checks_and_decompose(tmp_path, monkeypatch):
         cb.decompose_upload(StudioState(), str(big), 16, 64)
     with pytest.raises(gr.Error, match="Size must be between"):
         cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 1024)
+    assert cb.clip_length(cb.EXAMPLE_CLIP) == (24, pytest.approx(12.0))
+    with pytest.raises(gr.Error, match="past the end"):
+        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 64, 24)
+    with monkeypatch.context() as m, pytest.raises(gr.Error, match="the limit is"):
+        m.setattr(cb, "MAX_CLIP_SECONDS", 1)  # the 2 s example clip is now too long
+        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 64)
 
     import gendef.decompose as dec
 
