@@ -277,3 +277,12 @@ def test_resume_refuses_other_stage_or_shape(stage1, data, tmp_path, capsys):
         pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={tmp_path / 'b'}", f"resume={ck}",
                        "model.z_dim=8", *FAST])
     assert "does not match this config" in capsys.readouterr().err
+
+
+def test_push_to_hub_failure_is_one_line_and_keeps_export(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "push"
+    rc = pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "max_steps=1",
+                        "sample_every=0", "push_to_hub=someone/gendef-test", *FAST])
+    assert rc == 4 and "push_to_hub=someone/gendef-test failed" in capsys.readouterr().err
+    assert (out / "model.safetensors").is_file()

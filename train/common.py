@@ -543,6 +543,7 @@ class Run:
         self.ada = AdaptiveAugment(cfg)
         self.datasets = []
         self._last_saved = None
+        self.push_failed = False
 
     def dataset(self, cls, resolution: int, **kwargs):
         from gendef.data import DatasetError
@@ -728,8 +729,14 @@ class Run:
             print(f"done at step {state['step']} ({state['cur_nimg'] / 1000:.1f} kimg); "
                   f"generator exported to {self.out} (GenDeF.from_pretrained)")
             if self.cfg["push_to_hub"]:
-                G_ema.push_to_hub(str(self.cfg["push_to_hub"]))
-                print(f"pushed to https://huggingface.co/{self.cfg['push_to_hub']}")
+                repo = str(self.cfg["push_to_hub"])
+                try:
+                    G_ema.push_to_hub(repo)
+                    print(f"pushed to https://huggingface.co/{repo}")
+                except Exception as e:  # network/auth problems must not hide that training succeeded
+                    print(f"error: push_to_hub={repo} failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                          f"the model is saved in {self.out}", file=sys.stderr)
+                    self.push_failed = True
         acc.wait_for_everyone()
 
     def close(self) -> None:

@@ -156,7 +156,7 @@ def train(run) -> int:
         )
         run.periodic(state, modules, ema.model, video=True)
     run.finish(state, modules, ema.model, D, disc_cfg, video=True)
-    return 0
+    return 4 if run.push_failed else 0
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def train(run) -> int:
         )
         run.periodic(state, {"G": G, "D": D, "G_ema": ema.model}, ema.model, video=False)
     run.finish(state, {"G": G, "D": D, "G_ema": ema.model}, ema.model, D, disc_cfg, video=False)
-    return 0
+    return 4 if run.push_failed else 0
 
 
 if __name__ == "__main__":
