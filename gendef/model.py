@@ -305,6 +305,20 @@ class GenDeF(
             )
         return model
 
+    @torch.no_grad()
+    def refresh_w_avg(self, num_samples: int = 8192, seed: int = 0) -> None:
+        """Set both mapping networks' w_avg to the mean w over many z (what truncation pulls towards).
+
+        Exact and cheap, so exports need not rely on a running average kept during training.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        for mapping in (self.canonical.mapping, self.deformation.mapping):
+            ws = []
+            for s in range(0, num_samples, 1024):
+                z = torch.randn(min(1024, num_samples - s), self.z_dim, generator=gen).to(self.device)
+                ws.append(mapping(z).float().sum(0))
+            mapping.w_avg.copy_(torch.stack(ws).sum(0) / num_samples)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

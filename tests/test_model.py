@@ -178,3 +178,17 @@ def test_generator_runs_under_autocast(tiny_checkpoint):
         out = m.generate(*z, torch.arange(3.0))
         logits = Discriminator(16, channel_base=256, channel_max=32)(out["frames"], torch.tensor([[0, 1, 2]] * 2))
     assert torch.isfinite(out["frames"].float()).all() and torch.isfinite(logits.float()).all()
+
+
+def test_refresh_w_avg_makes_truncation_pull_towards_the_mean(tiny_checkpoint):
+    m = GenDeF.from_pretrained(tiny_checkpoint)
+    assert m.canonical.mapping.w_avg.abs().sum() == 0
+    m.refresh_w_avg(num_samples=2048)
+    z = torch.randn(4096, m.z_dim, generator=torch.Generator().manual_seed(5))
+    mean = m.canonical.mapping(z).mean(0)
+    assert torch.allclose(m.canonical.mapping.w_avg, mean, atol=0.05 * mean.abs().max().item() + 1e-3)
+    assert m.deformation.mapping.w_avg.abs().sum() > 0
+    # psi = 0 gives every seed the same canonical image: the mean one
+    a = m.sample(seed=1, num_frames=2, truncation_psi=0.0).canonical
+    b = m.sample(seed=2, num_frames=2, truncation_psi=0.0).canonical
+    assert np.abs(a - b).max() < 1e-5

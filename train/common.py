@@ -468,6 +468,7 @@ def export_generator(G_ema, D, disc_cfg: dict, cfg: dict, folder) -> None:
     """What users load: ``GenDeF.from_pretrained(folder)``; stage 2 also reads the D weights."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    G_ema.refresh_w_avg()  # truncation needs the mean w; cheaper and exact at export time
     G_ema.save_pretrained(str(folder))
     save_discriminator(D, disc_cfg, folder)
     _write_atomic(folder / "training_config.yaml", yaml.safe_dump(cfg, sort_keys=False))
