@@ -49,6 +49,7 @@ ProgressFn = Callable[[float, str], None]
 # measured peak is about half of this, the rest is head-room for the autograd chunk.
 _BYTES_PER_PIXEL = 160
 _CHUNK_PIXELS = 32 * 256 * 256
+DEFAULT_STEPS = 140
 
 
 class DecomposeError(ValueError):
@@ -180,6 +181,23 @@ def _apply_homographies(hmats: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np
     return (out[:, :2] / den).astype(np.float32)
 
 
+def _confident_smooth(residual: np.ndarray, gray: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur each [2, H, W] residual weighted by local texture (structure-tensor eigenvalue).
+
+    Optical flow is only measured where there is texture; elsewhere it is noise, so the
+    initial residual there is filled in from textured neighbours (normalised convolution).
+    """
+    out = np.empty_like(residual)
+    for t in range(residual.shape[0]):
+        conf = cv2.cornerMinEigenVal(gray[t], blockSize=5, ksize=3)
+        conf = conf / (conf + max(float(np.median(conf)), 1e-6))
+        den = cv2.GaussianBlur(conf, (0, 0), sigma * 2.0) + 1e-6
+        for k in range(2):
+            num = cv2.GaussianBlur(residual[t, k] * conf, (0, 0), sigma * 2.0)
+            out[t, k] = conf * residual[t, k] + (1 - conf) * num / den
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # 2./3. canvas, canonical and the optimisation (torch)
 # --------------------------------------------------------------------------------------
@@ -271,7 +289,7 @@ def decompose(
     """Fit a CanonicalVideo to frames ([T, H, W, 3], uint8 or float in [0, 1]).
 
     size: long side of the working resolution (None keeps the input size);
-    steps: optimisation steps in total over the two scales (default 200);
+    steps: optimisation steps in total over the two scales (default 140);
     canvas_scale: canonical pixels per frame pixel (2 keeps sub-pixel detail);
     margin: extra canvas border in frame pixels around everything the motion
     shows (default 6% of the long side); stride: spacing in frame pixels of the
@@ -288,7 +306,7 @@ def decompose(
     if t_count < 2:
         raise DecomposeError(f"need at least 2 frames to decompose, got {t_count}")
     if steps is None:
-        steps = 200
+        steps = DEFAULT_STEPS
     if steps < 0:
         raise DecomposeError(f"steps must be >= 0, got {steps}")
     if canvas_scale not in (1, 2, 3, 4):
@@ -309,7 +327,8 @@ def decompose(
     try:
         report(0.0, "optical flow")
         ref = t_count // 2
-        maps = chained_maps(_gray(video), ref)
+        gray = _gray(video)
+        maps = chained_maps(gray, ref)
         hmats = _fit_homographies(maps)
         xs_full, ys_full = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
         residual = maps.transpose(0, 3, 1, 2) - _apply_homographies(hmats, xs_full, ys_full)
@@ -330,12 +349,23 @@ def decompose(
         off_t = torch.from_numpy(offset).view(1, 2, 1, 1)
 
         nh, nw = _coarse_shape(h, w, stride)
+        residual = _confident_smooth(residual, gray, sigma=stride)
         res0 = np.stack([cv2.resize(r.transpose(1, 2, 0), (nw, nh), interpolation=cv2.INTER_AREA) for r in residual])
         del residual
-        coarse = torch.from_numpy((res0 * s).astype(np.float32)).permute(0, 3, 1, 2).contiguous().requires_grad_(True)
-        # homography part at the control points, for L_reg on the whole motion
+        # the residual is a sum of control lattices every stride, 4 and 16 strides: Adam moves
+        # the coarse ones with gradients pooled over large areas, so flat regions follow
+        # their textured surroundings instead of keeping the flow's noise
+        strides = [stride * m for m in (1, 4, 16)]
+        shapes = [_coarse_shape(h, w, st) for st in strides]
+        fields = [torch.from_numpy((res0 * s).astype(np.float32)).permute(0, 3, 1, 2).contiguous()]
+        fields += [torch.zeros(t_count, 2, a, b) for a, b in shapes[1:]]
+        for f in fields:
+            f.requires_grad_(True)
+        ctrl_x = np.arange(nw, dtype=np.float64) * stride
+        ctrl_y = np.arange(nh, dtype=np.float64) * stride
+        ctrl_mats = [(_interp_matrix(ctrl_y, st, a), _interp_matrix(ctrl_x, st, b)) for st, (a, b) in zip(strides, shapes)]
         base_ctrl = torch.from_numpy(
-            _apply_homographies(hmats, np.minimum(np.arange(nw) * stride, w - 1), np.minimum(np.arange(nh) * stride, h - 1))
+            _apply_homographies(hmats, ctrl_x, ctrl_y)
         ) * s + off_t
         gray_ctrl = torch.from_numpy(
             np.stack([cv2.resize(f.mean(-1), (nw, nh), interpolation=cv2.INTER_AREA) for f in video])
@@ -359,12 +389,14 @@ def decompose(
             frames_stack = frames_l.permute(1, 0, 2, 3).reshape(1, 3, t_count * hl, wl)
             npix = float(frames_l.numel())
             px, py = _level_positions(wl, factor), _level_positions(hl, factor)
-            ax, ay = _interp_matrix(px, stride, nw), _interp_matrix(py, stride, nh)
+            mats = [(_interp_matrix(py, st, a), _interp_matrix(px, st, b)) for st, (a, b) in zip(strides, shapes)]
             base_l = torch.from_numpy(_apply_homographies(hmats, px, py)) * s + off_t
 
-            def grid_of(c):
+            def grid_of(fs):
                 """Channel-first grid [T, 2, hl, wl] in this level's canvas pixels."""
-                full = base_l + torch.matmul(torch.matmul(ay, c), ax.t())
+                full = base_l
+                for (my, mx), f in zip(mats, fs):
+                    full = full + torch.matmul(torch.matmul(my, f), mx.t())
                 return (full + 0.5) / factor - 0.5
 
             with torch.no_grad():
@@ -373,16 +405,17 @@ def decompose(
                     prev = canonical.detach()[0].permute(1, 2, 0).numpy()
                     up = cv2.resize(prev, (canvas_l[1], canvas_l[0]), interpolation=cv2.INTER_LINEAR)
                     init = torch.from_numpy(up).permute(2, 0, 1)[None].contiguous()
-                canonical = _splat_canonical(frames_l, grid_of(coarse).permute(0, 2, 3, 1), canvas_l, chunk, init)
+                canonical = _splat_canonical(frames_l, grid_of(fields).permute(0, 2, 3, 1), canvas_l, chunk, init)
             canonical.requires_grad_(True)
-            opt = torch.optim.Adam([{"params": [canonical]}, {"params": [coarse]}], betas=(0.9, 0.99))
+            opt = torch.optim.Adam([{"params": [canonical]}, {"params": fields}], betas=(0.9, 0.99))
             for it in range(n_steps):
                 frac = it / max(n_steps - 1, 1)
                 decay = 0.5 * (1 + math.cos(math.pi * frac))
-                opt.param_groups[0]["lr"] = 0.002 + 0.018 * decay
+                # the finer level starts from an already good canonical: a smaller step keeps it
+                opt.param_groups[0]["lr"] = (0.002 + 0.018 * decay) * (1.0 if factor == levels[0] else 0.3)
                 opt.param_groups[1]["lr"] = s * (0.005 + 0.095 * decay) * factor
                 opt.zero_grad(set_to_none=True)
-                grid = grid_of(coarse)
+                grid = grid_of(fields)
                 # photometric term chunk by chunk against a detached copy of the grid, so the
                 # field upsampling is back-propagated once per step, not once per chunk
                 leaf = grid.detach().requires_grad_(True)
@@ -398,13 +431,18 @@ def decompose(
                         # d/dx of the Charbonnier penalty sqrt(x^2 + eps^2), written out: fewer passes over memory
                         diff /= sq.add_(1e-6).sqrt_().mul_(npix)
                     out.backward(diff)
+                fine = fields[0]
                 reg = smooth_weight * (
-                    (coarse[..., 1:, :] - coarse[..., :-1, :]).pow(2).mean()
-                    + (coarse[..., :, 1:] - coarse[..., :, :-1]).pow(2).mean()
+                    (fine[..., 1:, :] - fine[..., :-1, :]).pow(2).mean()
+                    + (fine[..., :, 1:] - fine[..., :, :-1]).pow(2).mean()
+                    + 0.1 * fine.pow(2).mean()
                 ) / s
                 if t_count >= 3 and reg_weight > 0:
-                    # L_reg (eq. 4) on the control lattice, in frame pixels
-                    ctrl = (base_ctrl + coarse) / s
+                    # L_reg (eq. 4) on the finest control lattice, in frame pixels
+                    ctrl = base_ctrl
+                    for (my, mx), f in zip(ctrl_mats, fields):
+                        ctrl = ctrl + torch.matmul(torch.matmul(my, f), mx.t())
+                    ctrl = ctrl / s
                     acc = ctrl[2:] - 2 * ctrl[1:-1] + ctrl[:-2]
                     lreg = ((acc[..., :, 1:] - acc[..., :, :-1]).abs() * ex[1:-1]).mean() + (
                         (acc[..., 1:, :] - acc[..., :-1, :]).abs() * ey[1:-1]
@@ -420,7 +458,7 @@ def decompose(
                     report(0.1 + 0.85 * done / max(steps, 1), f"scale 1/{factor}: step {it + 1}/{n_steps}, PSNR {last_psnr:.2f} dB")
 
         with torch.no_grad():
-            grid = grid_of(coarse).permute(0, 2, 3, 1).contiguous()
+            grid = grid_of(fields).permute(0, 2, 3, 1).contiguous()
             canon = canonical.detach()[0].permute(1, 2, 0).numpy()
             grid = grid.numpy()
     finally:
@@ -524,7 +562,7 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("--start", type=int, default=0, help="first frame of the clip (default 0)")
     parser.add_argument("--frames", type=int, default=None, help="number of frames (default: all from --start)")
     parser.add_argument("--size", type=int, default=256, help="long side of the working resolution (default 256)")
-    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 200; fewer is faster)")
+    parser.add_argument("--steps", type=int, default=None, help=f"optimisation steps (default {DEFAULT_STEPS}; fewer is faster)")
     parser.add_argument("--canvas-scale", type=int, default=2, help="canonical pixels per frame pixel (default 2)")
     parser.add_argument("--video", default=None, help="also write the reconstruction as .mp4/.gif")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
