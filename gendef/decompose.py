@@ -7,16 +7,25 @@ editor works on it unchanged.
 Recipe, chosen to run in well under a minute on two CPU cores:
 
 1. DIS optical flow between neighbouring frames, chained to the middle frame,
-   gives every frame's map into the reference frame; a robust per-frame
-   homography plus a coarse residual field summarise it (smooth by construction).
+   gives every frame's map into the reference frame; a robust (RANSAC) per-frame
+   homography plus a residual field summarise it. The residual lives on control
+   lattices every 4, 16 and 64 pixels (smooth by construction) and starts from
+   the flow blurred where the image has no texture (there flow is only noise).
 2. The canonical image lives on a canvas larger than the frames (a margin plus
    everything the motion reveals) and, by default, at twice the frame
-   resolution so that bilinear sampling does not blur sub-pixel motion.
-3. A short coarse-to-fine Adam optimisation of (canonical, residual field)
-   against the frames: Charbonnier photometric loss, spatial smoothness of the
-   residual and the paper's temporal regulariser L_reg (eq. 4: edge-aware
-   smoothness of the change of flow over three adjacent frames). The canonical
-   starts from the frames splatted back, a closed-form average.
+   resolution so that bilinear sampling does not blur sub-pixel motion. It
+   starts in closed form: the frames splatted back through the grid (the
+   adjoint of bilinear sampling), normalised.
+3. A short coarse-to-fine Adam optimisation (half, then full resolution) of
+   (canonical, residual lattices) against the frames: Charbonnier photometric
+   loss, spatial smoothness of the finest lattice and the paper's temporal
+   regulariser L_reg (eq. 4: edge-aware smoothness of the change of flow over
+   three adjacent frames).
+
+The grid saved is the working-resolution frame size, in canonical pixels, so
+``cv2.remap(canonical, grid[t, ..., 0], grid[t, ..., 1], INTER_LINEAR)`` renders
+frame t. Occlusions and lighting changes are outside this model (one canonical
+image, no layers): they cost PSNR, never a crash.
 """
 from __future__ import annotations
 
@@ -284,7 +293,7 @@ def decompose(
     smooth_weight: float = 0.02,
     reg_weight: float = 1.0,
     progress: Optional[ProgressFn] = None,
-    threads: Optional[int] = None,
+    threads: Optional[int] = 1,
 ) -> CanonicalVideo:
     """Fit a CanonicalVideo to frames ([T, H, W, 3], uint8 or float in [0, 1]).
 
@@ -295,6 +304,10 @@ def decompose(
     shows (default 6% of the long side); stride: spacing in frame pixels of the
     residual field's control points; progress(fraction, message) is called as
     work advances, with the current reconstruction PSNR in the message.
+    threads: torch threads during the fit (None keeps torch's setting). One is
+    the default because the work is many small memory-bound ops: on a shared
+    2-core machine two OpenMP threads spin against each other and took 113 s
+    where one thread took 21 s (same 32-frame clip).
     """
     import torch
     import torch.nn.functional as F
@@ -364,6 +377,13 @@ def decompose(
         ctrl_x = np.arange(nw, dtype=np.float64) * stride
         ctrl_y = np.arange(nh, dtype=np.float64) * stride
         ctrl_mats = [(_interp_matrix(ctrl_y, st, a), _interp_matrix(ctrl_x, st, b)) for st, (a, b) in zip(strides, shapes)]
+
+        def lattice_sum(fs):
+            """All lattices on the finest one: exact, as coarse knots are a subset of fine knots."""
+            total = fs[0]
+            for (my, mx), f in zip(ctrl_mats[1:], fs[1:]):
+                total = total + torch.matmul(torch.matmul(my, f), mx.t())
+            return total
         base_ctrl = torch.from_numpy(
             _apply_homographies(hmats, ctrl_x, ctrl_y)
         ) * s + off_t
@@ -389,14 +409,12 @@ def decompose(
             frames_stack = frames_l.permute(1, 0, 2, 3).reshape(1, 3, t_count * hl, wl)
             npix = float(frames_l.numel())
             px, py = _level_positions(wl, factor), _level_positions(hl, factor)
-            mats = [(_interp_matrix(py, st, a), _interp_matrix(px, st, b)) for st, (a, b) in zip(strides, shapes)]
+            my_l, mx_l = _interp_matrix(py, stride, nh), _interp_matrix(px, stride, nw)
             base_l = torch.from_numpy(_apply_homographies(hmats, px, py)) * s + off_t
 
             def grid_of(fs):
                 """Channel-first grid [T, 2, hl, wl] in this level's canvas pixels."""
-                full = base_l
-                for (my, mx), f in zip(mats, fs):
-                    full = full + torch.matmul(torch.matmul(my, f), mx.t())
+                full = base_l + torch.matmul(torch.matmul(my_l, lattice_sum(fs)), mx_l.t())
                 return (full + 0.5) / factor - 0.5
 
             with torch.no_grad():
@@ -439,16 +457,13 @@ def decompose(
                 ) / s
                 if t_count >= 3 and reg_weight > 0:
                     # L_reg (eq. 4) on the finest control lattice, in frame pixels
-                    ctrl = base_ctrl
-                    for (my, mx), f in zip(ctrl_mats, fields):
-                        ctrl = ctrl + torch.matmul(torch.matmul(my, f), mx.t())
-                    ctrl = ctrl / s
+                    ctrl = (base_ctrl + lattice_sum(fields)) / s
                     acc = ctrl[2:] - 2 * ctrl[1:-1] + ctrl[:-2]
                     lreg = ((acc[..., :, 1:] - acc[..., :, :-1]).abs() * ex[1:-1]).mean() + (
                         (acc[..., 1:, :] - acc[..., :-1, :]).abs() * ey[1:-1]
                     ).mean()
                     reg = reg + reg_weight * 0.01 * lreg
-                (reg + (grid * leaf.grad).sum()).backward()
+                torch.autograd.backward([grid, reg], [leaf.grad, None])
                 opt.step()
                 with torch.no_grad():
                     canonical.clamp_(0.0, 1.0)
@@ -578,17 +593,17 @@ def run_decompose_command(args) -> int:
         raise DecomposeError(f"--size must be at least 16, got {args.size}")
     if args.steps is not None and args.steps < 0:
         raise DecomposeError(f"--steps must be >= 0, got {args.steps}")
-    bar = None
+    bars = []
     progress = None
     if not getattr(args, "quiet", False):
         from tqdm import tqdm
 
-        bar = tqdm(total=100, desc="decompose", unit="%", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}% [{elapsed}<{remaining}] {postfix}")
-
         def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(100 * min(max(fraction, 0.0), 1.0)))
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
+            if not bars:  # created on first use, so bad input fails before any bar is drawn
+                bars.append(tqdm(total=100, desc="decompose", bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"))
+            bars[0].n = int(round(100 * min(max(fraction, 0.0), 1.0)))
+            bars[0].set_postfix_str(message, refresh=False)
+            bars[0].refresh()
 
     try:
         vid = decompose_file(
@@ -601,7 +616,7 @@ def run_decompose_command(args) -> int:
             canvas_scale=getattr(args, "canvas_scale", 2),
         )
     finally:
-        if bar is not None:
+        for bar in bars:
             bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     path = vid.save(out)
