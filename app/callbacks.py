@@ -171,6 +171,7 @@ def _loaded_outputs(state: StudioState, progress, notice: Optional[str] = None):
         "",
         _status(state),
         gr.update() if notice is None else notice,
+        None,
     )
 
 
@@ -521,7 +522,8 @@ def segment_status() -> str:
     ok, msg = sg.sam_status()
     if ok:
         return f"SAM weights found locally. {msg}"
-    return f"**SAM weights are not available offline.** {msg} Use *{SEG_GRABCUT}* meanwhile."
+    tail = "" if "GrabCut" in msg else f" Use *{SEG_GRABCUT}* meanwhile."
+    return f"**SAM weights are not available.** {msg}{tail}"
 
 
 def default_segmenter() -> str:
@@ -590,6 +592,8 @@ def _run_segmentation(state: StudioState, backend: str):
         mask = grabcut_segment(state.video.canonical, state.seg_positive, state.seg_negative, box=box)
         label = "GrabCut (offline fallback, not SAM)"
     state.mask = np.asarray(mask, dtype=bool)
+    if not state.mask.any():
+        return f"{label}: no object found around the clicks; add positive clicks or two box corners around it."
     return f"{label}: mask covers {int(state.mask.sum())} canonical pixels."
 
 

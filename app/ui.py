@@ -145,7 +145,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                     export_btn = gr.Button("Export mp4 + gif + .npz (+ masks / tracks)", elem_id="export-btn")
                     export_files = gr.File(label="Exported files", file_count="multiple", interactive=False, height=180, elem_id="export-files")
 
-        load_outputs = [state, video, field, canonical, strip, editor, seg_image, track_image, result_video, comparison, result_files, track_json, track_points, seg_points, status, notice]
+        load_outputs = [state, video, field, canonical, strip, editor, seg_image, track_image, result_video, comparison, result_files, track_json, track_points, seg_points, status, notice, export_files]
         result_outputs = [state, result_video, comparison, result_files, status]
         sample_inputs = [state, ckpt, seed, frames, psi, fps]
 

@@ -55,7 +55,8 @@ def test_sample_new_motion_and_views(tiny_checkpoint):
 
     out = cb.sample(StudioState(), str(tiny_checkpoint), 5, 16, 1.0, 12)
     state, video_path, field_path, canon, strip, editor = out[:6]
-    assert out[-1].startswith("Model:") and "untrained" not in out[-1].lower()
+    notice = out[-2]
+    assert notice.startswith("Model:") and "untrained" not in notice.lower()
     ref = GenDeF.from_pretrained(str(tiny_checkpoint)).sample(seed=5, num_frames=16, fps=12)
     np.testing.assert_allclose(state.video.grid, ref.grid, atol=1e-5)
     assert state.video.fps == 12

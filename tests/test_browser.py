@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,15 @@ def _wait_status(page, text: str):
 
 
 def test_sample_scribble_track_in_chromium(page, reference):
+    try:
+        _scenario(page, reference)
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "studio-failure.png"), full_page=True)
+        raise
+
+
+def _scenario(page, reference):
     from gendef.video import CanonicalVideo
     from gendef.videoio import to_uint8
 
@@ -236,8 +246,31 @@ def test_sample_scribble_track_in_chromium(page, reference):
     exported = CanonicalVideo.load(io.BytesIO(_download(page, "canonical-video", "#export-files")))
     np.testing.assert_allclose(exported.grid, reference.grid, atol=1e-5)
 
+    # --- segment the example video: one click (GrabCut offline), propagate, check the masks ----
+    page.get_by_role("tab", name="Open .npz").click()
+    page.click("#example-npz-btn")
+    _wait_status(page, "Opened astronaut_pan.npz")
+    example = CanonicalVideo.load(ROOT / "assets" / "examples" / "astronaut_pan.npz")
+    page.get_by_role("tab", name="Segment").click()
+    seg = page.locator("#segment-image img")
+    seg.wait_for()
+    seg.scroll_into_view_if_needed()
+    sb = seg.bounding_box()
+    page.mouse.click(sb["x"] + 0.5 * sb["width"], sb["y"] + 0.3 * sb["height"])  # the face
+    page.get_by_text("mask covers").first.wait_for()
+    page.click("#apply-segment-btn")
+    _wait_status(page, "Mask propagated")
+    with zipfile.ZipFile(io.BytesIO(_download(page, "masks", "#result-files", ".zip"))) as zf:
+        names = sorted(zf.namelist())
+        masks = np.stack([np.asarray(Image.open(io.BytesIO(zf.read(n)))) > 127 for n in names])
+    assert masks.shape == (example.num_frames,) + example.frame_size
+    assert 0.02 < masks.mean() < 0.6  # an object, not nothing or everything
+    data = np.load(io.BytesIO(_download(page, "segment-frames")), allow_pickle=False)
+    assert np.abs(data["original"].astype(np.int16) - to_uint8(example.frames())).max() <= 1
+    tinted = np.abs(data["edited"].astype(np.int16) - data["original"].astype(np.int16)).max(-1) > 0
+    assert not (tinted & ~masks).any() and tinted[masks].mean() > 0.9
+
     ARTIFACTS.mkdir(exist_ok=True)
-    page.get_by_role("tab", name="Scribble").click()
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(500)
     shot = ARTIFACTS / "studio.png"
