@@ -708,7 +708,7 @@ def track_clear(state, where):
 # ---------------------------------------------------------------------------------------
 @friendly
 def export_all(state, which, progress=gr.Progress()):
-    """mp4 + gif of the chosen video, the re-openable .npz, masks and trajectories when present."""
+    """mp4 + gif of the chosen video, the re-openable .npz, and the session's masks and trajectories."""
     state = _require_video(state)
     use_result = which == "result" and state.result is not None
     if which == "result" and state.result is None:
@@ -729,7 +729,15 @@ def export_all(state, which, progress=gr.Progress()):
     meta["studio_source"] = state.source
     export = CanonicalVideo(video.canonical, video.grid, video.fps, meta)
     files.append(str(export.save(state.new_path(f"{tag}-canonical-video.npz"))))
-    if state.result is not None:
-        files.extend(str(p) for p in state.result.extra.get("files", []) if str(p).endswith((".zip", ".json", ".csv")))
+    viz = _viz()
+    if state.mask is not None and state.mask.any():
+        progress(0.8, desc="masks")
+        files.append(str(viz.masks_to_zip(state.video.propagate_mask(state.mask), state.new_path("masks.zip"))))
+    if state.tracks is not None:
+        pos, vis = state.tracks
+        for name, text in (("tracks.json", viz.tracks_to_json(pos, vis, state.video.fps)), ("tracks.csv", viz.tracks_to_csv(pos, vis))):
+            path = state.new_path(name)
+            path.write_text(text)
+            files.append(str(path))
     progress(1.0, desc="done")
     return files

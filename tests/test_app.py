@@ -398,6 +398,15 @@ def test_export_all_writes_reopenable_files():
     gif = Image.open(files[1])
     assert gif.n_frames == v.num_frames
 
+    # masks and trajectories made earlier in the session are exported whatever the last edit was
+    cb.segment_click(state, "positive", cb.SEG_GRABCUT, _select(16 * k, 16 * k))
+    cb.track_click(state, cb.TRACK_ON_CANONICAL, _select(16 * k, 16 * k))
+    files = cb.export_all(state, "result")
+    assert [os.path.splitext(f)[1] for f in files] == [".mp4", ".gif", ".npz", ".zip", ".json", ".csv"]
+    with zipfile.ZipFile(files[3]) as zf:
+        assert len(zf.namelist()) == v.num_frames
+    assert json.loads(open(files[4]).read())["num_points"] == 1
+
 
 def test_sessions_are_isolated_and_cleaned_up():
     a, b = _loaded(_panning_video()), _loaded(_disc_video()[0])
