@@ -155,10 +155,12 @@ def test_cli_decomposes_a_folder_of_frames(tmp_path, clip, capsys):
     assert "PSNR" in capsys.readouterr().out
 
 
-def test_cli_reads_gif(tmp_path, clip):
-    path = write_video(clip[:3], tmp_path / "in.gif", fps=10)
-    vid = decompose_file(path, size=32, steps=2, threads=1)
-    assert vid.num_frames == 3 and abs(vid.fps - 10.0) < 0.5
+@pytest.mark.parametrize("ext", ["gif", "mp4"])
+def test_decompose_file_reads_videos(tmp_path, clip, ext):
+    path = write_video(clip[:4], tmp_path / f"in.{ext}", fps=10)
+    vid = decompose_file(path, start=1, size=32, steps=2, threads=1)
+    assert vid.num_frames == 3 and vid.frame_size == (32, 32)
+    assert abs(vid.fps - 10.0) < 0.5
 
 
 @pytest.mark.parametrize(
