@@ -108,7 +108,7 @@ def true_tracks(maps: np.ndarray, points: np.ndarray, factor: float) -> np.ndarr
     return pos
 
 
-def evaluate(frames, maps, vid_path, size, seconds):
+def evaluate(frames, maps, vid_path, seconds):
     vid = CanonicalVideo.load(vid_path)
     h, w = vid.frame_size
     ref = resize_frames(frames.astype(np.float32) / 255.0, (h, w))
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
             seconds = time.perf_counter() - t0
             cpu = time.process_time() - c0
             path = vid.save(os.path.join(tmp, f"{name}.npz"))
-            r = evaluate(frames, maps, path, args.size, seconds)
+            r = evaluate(frames, maps, path, seconds)
             med = f"{r['median']:.3f}" if "median" in r else "-"
             p90 = f"{r['p90']:.3f}" if "p90" in r else "-"
             lost = f"{r['lost']:.1%}" if "lost" in r else "-"
