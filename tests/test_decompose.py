@@ -197,3 +197,15 @@ def test_cli_too_large_clip(tmp_path, clip, monkeypatch):
     monkeypatch.setattr("gendef.decompose._available_memory", lambda: 1000)
     with pytest.raises(DecomposeError, match="too large for memory"):
         run_decompose_command(_parse([str(tmp_path / "in.mp4"), "--out", str(tmp_path / "o.npz"), "--quiet"]))
+
+
+def test_python_m_gendef_decompose(tmp_path, clip, capsys):
+    from gendef.cli import main
+
+    src = write_video(clip[:3], tmp_path / "in.gif", fps=8)
+    out = tmp_path / "o.npz"
+    assert main(["decompose", str(src), "--out", str(out), "--size", "32", "--steps", "3", "--quiet"]) == 0
+    assert CanonicalVideo.load(out).frame_size == (32, 32)
+    assert main(["decompose", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file" in err[0]
