@@ -292,6 +292,7 @@ def decompose(
     fps: float = 16.0,
     smooth_weight: float = 0.02,
     reg_weight: float = 1.0,
+    canonical_weight: float = 0.2,
     progress: Optional[ProgressFn] = None,
     threads: Optional[int] = 1,
 ) -> CanonicalVideo:
@@ -302,7 +303,9 @@ def decompose(
     canvas_scale: canonical pixels per frame pixel (2 keeps sub-pixel detail);
     margin: extra canvas border in frame pixels around everything the motion
     shows (default 6% of the long side); stride: spacing in frame pixels of the
-    residual field's control points; progress(fraction, message) is called as
+    residual field's control points; canonical_weight: curvature prior on the
+    canonical (higher = cleaner canonical, lower PSNR; 0.2 costs ~0.3 dB on real
+    footage and removes a third of the striping); progress(fraction, message) is called as
     work advances, with the current reconstruction PSNR in the message.
     threads: torch threads during the fit (None keeps torch's setting). One is
     the default because the work is many small memory-bound ops: on a shared
@@ -452,6 +455,12 @@ def decompose(
                         diff /= sq.add_(1e-6).sqrt_().mul_(npix)
                     out.backward(diff)
                 fine = fields[0]
+                # faint curvature prior on the canonical: bilinear samples near half-pixel phase
+                # barely see the canvas's finest (Nyquist) pattern, which the fit would otherwise
+                # fill with noise that shows as stripes when the canonical is edited
+                lap_y = canonical[..., 2:, :] - 2 * canonical[..., 1:-1, :] + canonical[..., :-2, :]
+                lap_x = canonical[..., :, 2:] - 2 * canonical[..., :, 1:-1] + canonical[..., :, :-2]
+                reg_c = canonical_weight * (lap_y.pow(2).mean() + lap_x.pow(2).mean())
                 reg = smooth_weight * (
                     (fine[..., 1:, :] - fine[..., :-1, :]).pow(2).mean()
                     + (fine[..., :, 1:] - fine[..., :, :-1]).pow(2).mean()
@@ -465,7 +474,7 @@ def decompose(
                         (acc[..., 1:, :] - acc[..., :-1, :]).abs() * ey[1:-1]
                     ).mean()
                     reg = reg + reg_weight * 0.01 * lreg
-                torch.autograd.backward([grid, reg], [leaf.grad, None])
+                torch.autograd.backward([grid, reg + reg_c], [leaf.grad, None])
                 opt.step()
                 with torch.no_grad():
                     canonical.clamp_(0.0, 1.0)
