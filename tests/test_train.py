@@ -103,6 +103,9 @@ def test_stage1_artefacts_and_export(stage1):
     m = GenDeF.from_pretrained(stage1)
     ema = load_file(str(stage1 / "checkpoints" / "step-00000004" / "G_ema.safetensors"))
     for k, v in m.state_dict().items():
+        if k.endswith("w_avg"):  # recomputed exactly at export for truncation
+            assert v.abs().sum() > 0
+            continue
         torch.testing.assert_close(v, ema[k])
     g = load_file(str(stage1 / "checkpoints" / "step-00000004" / "G.safetensors"))
     fresh = load_file(str(stage1 / "checkpoints" / "step-00000002" / "G.safetensors"))
