@@ -23,20 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "ci-artifacts"
 SEED = 3
-TINY = dict(
-    resolution=16,
-    z_dim=16,
-    w_dim=16,
-    channel_base=256,
-    channel_max=32,
-    mapping_layers=2,
-    canonical_feature_dim=8,
-    deformation_channel_base=128,
-    deformation_channel_max=16,
-    motion_noise_dim=8,
-    motion_code_dim=8,
-    time_num_freqs=4,
-)
+from tests.conftest import TINY_GENDEF as TINY  # noqa: E402
 
 sync_api = pytest.importorskip("playwright.sync_api")
 if not os.path.exists(CHROMIUM):
