@@ -202,7 +202,7 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
         finetune.main(["--config", TINY, f"data={tmp_path}", f"output_dir={tmp_path / 'o2'}", f"init={tmp_path / 'nope'}"])
     assert "init:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        pretrain.main(["--config", TINY, "data=x", "output_dir=y", "batch_size=3", "grad_accum=2"])
+        pretrain.main(["--config", TINY, f"data={tmp_path / 'x'}", f"output_dir={tmp_path / 'y'}", "batch_size=3", "grad_accum=2"])
     assert "not divisible" in capsys.readouterr().err
 
 
