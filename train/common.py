@@ -512,6 +512,32 @@ def fail(message: str, code: int = 2):
 
 
 # ----------------------------------------------------------------------------- the run
+def discriminator_step(run, D, opt_D, state: dict, draw, p: float, gamma: float, interval: int):
+    """One D update shared by both stages: logistic loss on reals vs fakes, lazy R1 on reals.
+
+    ``draw(do_r1)`` returns (real, fake, real_times, fake_times); times are None in image mode.
+    """
+    from gendef import losses
+
+    acc = run.accelerator
+    do_r1 = gamma > 0 and state["step"] % interval == 0
+    opt_D.zero_grad(set_to_none=True)
+    for _ in range(run.cfg["grad_accum"]):
+        real, fake, real_t, fake_t = draw(do_r1)
+        with acc.autocast():
+            real_logits = D(augment(real, p), real_t)
+            fake_logits = D(augment(fake, p), fake_t)
+        loss_D = losses.d_logistic(real_logits.float(), fake_logits.float())
+        r1 = losses.r1_penalty(real_logits, real) if do_r1 else None
+        total = loss_D + (r1 * (gamma / 2 * interval) if r1 is not None else 0.0)
+        acc.backward(total / run.cfg["grad_accum"])
+        run.ada.observe(real_logits)
+    run.check_finite(state, loss_D=loss_D, r1=r1)
+    sync_gradients(D, acc)
+    opt_D.step()
+    return loss_D, r1, real_logits
+
+
 class Run:
     """Everything around the two stages' inner steps: accelerator, trackers, data order,
     optimizers, resume, NaN guard, EMA/ADA bookkeeping, checkpoints, samples, eval, export."""
@@ -531,15 +557,15 @@ class Run:
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out)),
         )
         acc = self.accelerator
+        try:  # before anything is written: a bad config leaves no half-made run folder
+            self.batch = per_process_batch(cfg, acc.num_processes)
+        except ConfigError as e:
+            fail(str(e))
         if acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
             _write_atomic(self.out / f"{stage}_config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         acc.wait_for_everyone()
         acc.init_trackers(f"logs/{stage}", config=flat_scalars(cfg))
-        try:
-            self.batch = per_process_batch(cfg, acc.num_processes)
-        except ConfigError as e:
-            fail(str(e))
         self.ckpt = Checkpointer(self.out, cfg["keep_checkpoints"])
         self.ada = AdaptiveAugment(cfg)
         self.datasets = []

@@ -105,25 +105,14 @@ def train(run) -> int:
         t0 = time.time()
         p = run.ada.current
         # --- D: real clips vs generated clips, lazy R1 on reals
-        do_r1 = gamma > 0 and state["step"] % interval == 0
-        opt_D.zero_grad(set_to_none=True)
-        for _ in range(cfg["grad_accum"]):
+        def draw(do_r1):
             real, real_t = next(data)
             real = real.to(acc.device, non_blocking=True).requires_grad_(do_r1)
-            real_t = real_t.to(acc.device)
             with torch.no_grad(), acc.autocast():
                 out, fake_t, _ = fake_clips(real.shape[0], grad=False)
-            with acc.autocast():
-                real_logits = D(common.augment(real, p), real_t)
-                fake_logits = D(common.augment(out["frames"], p), fake_t)
-            loss_D = losses.d_logistic(real_logits.float(), fake_logits.float())
-            r1 = losses.r1_penalty(real_logits, real) if do_r1 else None
-            total = loss_D + (r1 * (gamma / 2 * interval) if r1 is not None else 0.0)
-            acc.backward(total / cfg["grad_accum"])
-            run.ada.observe(real_logits)
-        run.check_finite(state, loss_D=loss_D, r1=r1)
-        common.sync_gradients(D, acc)
-        opt_D.step()
+            return real, out["frames"], real_t.to(acc.device), fake_t
+
+        loss_D, r1, real_logits = common.discriminator_step(run, D, opt_D, state, draw, p, gamma, interval)
 
         # --- G_c + G_d: adversarial + lambda_reg * L_reg on three adjacent frames
         do_reg = lam > 0 and state["step"] % int(cfg["reg_every"]) == 0

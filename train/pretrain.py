@@ -65,23 +65,13 @@ def train(run) -> int:
         t0 = time.time()
         p = run.ada.current
         # --- D: logistic loss on real frames vs G_c samples, lazy R1 on reals
-        do_r1 = gamma > 0 and state["step"] % interval == 0
-        opt_D.zero_grad(set_to_none=True)
-        for _ in range(cfg["grad_accum"]):
+        def draw(do_r1):
             real = next(data).to(acc.device, non_blocking=True).requires_grad_(do_r1)
             with torch.no_grad(), acc.autocast():
                 fake = G.canonical(torch.randn(real.shape[0], G.z_dim, device=acc.device))[0]
-            with acc.autocast():
-                real_logits = D(common.augment(real, p))
-                fake_logits = D(common.augment(fake, p))
-            loss_D = losses.d_logistic(real_logits.float(), fake_logits.float())
-            r1 = losses.r1_penalty(real_logits, real) if do_r1 else None
-            total = loss_D + (r1 * (gamma / 2 * interval) if r1 is not None else 0.0)
-            acc.backward(total / cfg["grad_accum"])
-            run.ada.observe(real_logits)
-        run.check_finite(state, loss_D=loss_D, r1=r1)
-        common.sync_gradients(D, acc)
-        opt_D.step()
+            return real, fake, None, None
+
+        loss_D, r1, real_logits = common.discriminator_step(run, D, opt_D, state, draw, p, gamma, interval)
 
         # --- G_c: non-saturating loss through a frozen D
         D.requires_grad_(False)
