@@ -140,3 +140,182 @@ def test_cli_runs_fvd_from_weight_files(tiny_checkpoint, frames_data, tmp_path, 
     assert "FVD needs I3D weights" in capsys.readouterr().err
     assert main(args + ["--metrics", "fvd8", "--i3d-weights", str(tmp_path / "i3d.safetensors"), "--data", str(tmp_path / "nope")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- StyleGAN-V protocols, TorchScript detectors
+class TinyI3D(nn.Module):
+    """Stand-in with the call signature of StyleGAN-V's i3d_torchscript.pt."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv3d(3, 8, (2, 3, 3))
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False) -> torch.Tensor:
+        x = x.to(torch.float32)
+        if rescale:
+            x = x / 127.5 - 1.0
+        if resize:
+            x = torch.nn.functional.interpolate(x, size=(x.shape[2], 12, 12), mode="trilinear", align_corners=False)
+        f = torch.cat([x.mean((2, 3, 4)), torch.relu(self.conv(x)).mean((2, 3, 4))], 1)
+        return f if return_features else torch.softmax(f, 1)
+
+
+class TinyInception(nn.Module):
+    """Stand-in with the call signature of StyleGAN2-ADA's inception-2015-12-05.pt."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, img: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(img.to(torch.float32), size=(12, 12), mode="bilinear", align_corners=False)
+        f = torch.cat([x.mean((2, 3)) / 128.0 - 1.0, torch.relu(self.conv(x / 128.0 - 1.0)).mean((2, 3))], 1)
+        return f if return_features else torch.softmax(f, 1)
+
+
+class Recorder(nn.Module):
+    """Python detector that records what the protocol feeds it, then runs a stand-in."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, []
+
+    def forward(self, x, **kw):
+        self.calls.append((x.dtype, tuple(x.shape), dict(kw), int(x.min()), int(x.max())))
+        return self.net(x, **kw)
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    paths = {}
+    for name, net in (("i3d_torchscript.pt", TinyI3D()), ("inception-2015-12-05.pt", TinyInception())):
+        torch.jit.script(net.eval()).save(str(tmp_path / name))
+        paths[name] = tmp_path / name
+    return paths
+
+
+def test_torchscript_detector_loads_from_path_and_url_into_cache(scripted, tmp_path, monkeypatch):
+    from gendef.metrics import torchscript as ts
+
+    monkeypatch.setenv("GENDEF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ts, "_LOADED", {})
+    video = torch.randint(0, 256, (2, 3, 8, 20, 20), dtype=torch.uint8)
+    ref = TinyI3D()(video, rescale=True, resize=True, return_features=True).double()
+    det = ts.load_detector(ts.I3D, str(scripted["i3d_torchscript.pt"]))
+    torch.testing.assert_close(det(video), ref)  # called with StyleGAN-V's kwargs
+    assert det(video).shape == (2, 11)
+    url = scripted["i3d_torchscript.pt"].as_uri()  # file:// URL: the download path without a network
+    from_url = ts.fetch_detector(ts.I3D, url)
+    assert from_url.parent == tmp_path / "cache" / "metrics" / "detectors" and from_url.name.endswith("i3d_torchscript.pt")
+    scripted["i3d_torchscript.pt"].unlink()
+    assert ts.fetch_detector(ts.I3D, url) == from_url  # cached: the source is not read again
+    torch.testing.assert_close(ts.load_detector(ts.I3D, url)(video), ref)
+    assert not list(from_url.parent.glob("*.part"))
+    with pytest.raises(MetricsError, match="expects uint8"):
+        det(video.float())
+    with pytest.raises(MetricsError, match="cannot download"):
+        ts.fetch_detector(ts.I3D, (tmp_path / "missing.pt").as_uri())
+    assert not list(from_url.parent.glob("*.part"))  # failed downloads leave nothing behind
+    (tmp_path / "junk.pt").write_bytes(b"not torchscript")
+    with pytest.raises(MetricsError, match="not a TorchScript"):
+        ts.load_detector(ts.I3D, str(tmp_path / "junk.pt"))
+    with pytest.raises(MetricsError, match="not a file, URL or hub file"):
+        ts.fetch_detector(ts.INCEPTION, str(tmp_path / "nothing.pt"))
+
+
+def test_real_clip_plan_is_stylegan_v_sampling():
+    from gendef.metrics.stylegan_v import FVD_PROTOCOLS, real_clip_plan
+
+    lengths = [10, 40, 16, 100, 15]
+    p16 = FVD_PROTOCOLS["fvd2048_16f"]
+    plan = real_clip_plan(lengths, p16, 2, np.random.default_rng(0))
+    assert [vi for vi, _ in plan] == [1, 2]  # short videos discarded, then the first max_videos in order
+    starts = {1: set(), 2: set()}
+    rng = np.random.default_rng(1)
+    for _ in range(600):
+        for vi, idx in real_clip_plan(lengths, p16, 2, rng):
+            assert np.array_equal(idx, idx[0] + np.arange(16))
+            starts[vi].add(int(idx[0]))
+    assert starts[2] == {0} and starts[1] == set(range(25))  # randint(0, L - 16) inclusive
+    sub8 = FVD_PROTOCOLS["fvd2048_128f_subsample8f"]
+    starts = set()
+    for _ in range(400):
+        ((vi, idx),) = real_clip_plan([127, 130], sub8, 5, rng)
+        assert vi == 1 and np.array_equal(np.diff(idx), np.full(15, 8)) and idx[-1] <= 129
+        starts.add(int(idx[0]))
+    assert starts == set(range(10))  # randint(0, L - n*s + s - 1)
+    assert len(real_clip_plan([200] * 3000, FVD_PROTOCOLS["fvd2048_128f"], 2048, rng)) == 2048
+
+
+@pytest.fixture
+def long_data(tmp_path):
+    from gendef.data.synthetic import write_dataset
+
+    return write_dataset(tmp_path / "sky", videos=5, frames=18, resolution=16, seed=3, progress=False)
+
+
+def _record_times(model, monkeypatch):
+    seen, generate = [], model.generate
+
+    def rec(z_c, z_d, noise, times, *a, **kw):
+        seen.append(times.cpu().tolist())
+        return generate(z_c, z_d, noise, times, *a, **kw)
+
+    monkeypatch.setattr(model, "generate", rec)
+    return seen
+
+
+def test_fvd_protocol_feeds_uint8_clips_with_stylegan_v_kwargs(tiny_model, long_data, scripted, monkeypatch):
+    from gendef.metrics import evaluate
+    from gendef.metrics.torchscript import I3D, TorchScriptDetector
+
+    rec = Recorder(torch.jit.load(str(scripted["i3d_torchscript.pt"])))
+    times = _record_times(tiny_model, monkeypatch)
+    res = evaluate(tiny_model, long_data, "fvd2048_16f", num_videos=6, i3d_torchscript=TorchScriptDetector(rec, I3D))
+    assert np.isfinite(res["fvd2048_16f"]) and res["fvd2048_16f"] > 0
+    real, fake = rec.calls[0], rec.calls[1:]
+    assert real[:3] == (torch.uint8, (5, 3, 16, 16, 16), dict(rescale=True, resize=True, return_features=True))
+    assert real[4] > 100  # [0, 255] pixels, not [0, 1]
+    assert sum(c[1][0] for c in fake) == 6 and all(c[1][1:] == (3, 16, 16, 16) and c[0] == torch.uint8 for c in fake)
+    assert times and all(t == list(range(16)) for t in times)  # fakes: frames 0..15 of fresh videos
+    again = evaluate(tiny_model, long_data, "fvd2048_16f", num_videos=6, i3d_torchscript=str(scripted["i3d_torchscript.pt"]))
+    assert again["fvd2048_16f"] == pytest.approx(res["fvd2048_16f"], rel=1e-6)  # the file equals the module
+    with pytest.raises(MetricsError, match="needs real videos of 128 frames"):
+        evaluate(tiny_model, long_data, "fvd2048_128f", num_videos=6, i3d_torchscript=str(scripted["i3d_torchscript.pt"]))
+
+
+def test_fid50k_full_uses_every_real_frame_and_generated_frames_0_to_15(tiny_model, long_data, scripted, monkeypatch):
+    from gendef.metrics import evaluate
+    from gendef.metrics.torchscript import INCEPTION, TorchScriptDetector
+
+    rec = Recorder(torch.jit.load(str(scripted["inception-2015-12-05.pt"])))
+    times = _record_times(tiny_model, monkeypatch)
+    res = evaluate(tiny_model, long_data, "fid50k_full", num_fid_frames=40, inception_torchscript=TorchScriptDetector(rec, INCEPTION))
+    assert np.isfinite(res["fid50k_full"]) and res["fid50k_full"] > 0
+    shapes = [c[1] for c in rec.calls]
+    assert all(c[0] == torch.uint8 and c[2] == dict(return_features=True) for c in rec.calls)
+    assert sum(s[0] for s in shapes) == 5 * 18 + 40  # every real frame (5 videos x 18), then exactly 40 fakes
+    assert shapes[0] == (18, 3, 16, 16)
+    flat = sorted({t for ts_ in times for t in np.ravel(ts_).tolist()})
+    assert flat == list(range(16))  # generated frames 0..15 only
+
+
+def test_cli_documents_and_runs_the_torchscript_detectors(tiny_checkpoint, long_data, scripted, tmp_path, capsys):
+    from gendef.metrics.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    doc = capsys.readouterr().out
+    for needle in ("i3d_torchscript.pt", "inception-2015-12-05.pt", "rescale=True, resize=True, return_features=True",
+                   "fid50k_full", "fvd2048_128f", "frames 0-15", "NOT comparable"):
+        assert needle in doc
+    out = tmp_path / "res.json"
+    args = ["--checkpoint", str(tiny_checkpoint), "--data", str(long_data), "--metrics", "fvd2048_16f,fid50k_full",
+            "--num-videos", "4", "--num-fid-frames", "20", "--device", "cpu", "--out", str(out),
+            "--i3d-torchscript", str(scripted["i3d_torchscript.pt"]), "--inception-torchscript", str(scripted["inception-2015-12-05.pt"])]
+    assert main(args) == 0
+    assert set(json.loads(out.read_text())) == {"fvd2048_16f", "fid50k_full"}
+    assert main(args[:-4] + ["--i3d-torchscript", str(tmp_path / "none.pt")]) == 2
+    assert "not a file, URL or hub file" in capsys.readouterr().err

@@ -1,10 +1,17 @@
-"""FID and FVD of a GenDeF generator against a video dataset, with StyleGAN-V's protocol.
+"""FID and FVD of a GenDeF generator against a video dataset.
 
-Protocol defaults (paper §4.1): FVD16 / FVD128 on 2,048 generated and 2,048 real
-clips of 16 / 128 consecutive frames; FID on 50,000 frames. Generated frames for
-FID are taken at random times in [0, 128). Detectors are built on first use and
-cached per process; real-data statistics are cached too, so evaluating every N
-training steps only pays for the generated side.
+Two families of metric names:
+
+- StyleGAN-V's protocols with the published TorchScript detectors (comparable with the
+  paper's Table 1): ``fid50k_full``, ``fvd2048_16f``, ``fvd2048_128f``,
+  ``fvd2048_128f_subsample8f`` -- see :mod:`gendef.metrics.stylegan_v`.
+- The torchvision / pytorch-i3d alternatives (no TorchScript file needed, NOT comparable
+  with published numbers): ``fid`` (torchvision Inception-v3, random real frames, one
+  generated frame per video at a random time below 128) and ``fvdN`` (our I3D port from a
+  state dict, N consecutive frames).
+
+Detectors are built on first use and cached per process; real-data statistics are cached
+too, so evaluating every N training steps only pays for the generated side.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import torch
 from .frechet import feature_stats, frechet_distance
 from .i3d import I3DFeatures
 from .inception import DEFAULT_INCEPTION_WEIGHTS, InceptionFeatures
+from .stylegan_v import evaluate_protocol, is_protocol_metric
 from .weights import MetricsError
 
 __all__ = ["PROTOCOL", "evaluate", "fid", "fvd", "parse_metrics", "generated_clips", "generated_frames"]
@@ -37,8 +45,9 @@ def parse_metrics(names) -> list:
         n = n.strip().lower()
         if not n:
             continue
-        if n not in ("fid",) and not re.fullmatch(r"fvd\d+", n):
-            raise MetricsError(f"unknown metric {n!r}: use fid, fvd16 or fvd128")
+        if n not in ("fid",) and not re.fullmatch(r"fvd\d+", n) and not is_protocol_metric(n):
+            raise MetricsError(f"unknown metric {n!r}: use fid50k_full, fvd2048_16f, fvd2048_128f, "
+                               "fvd2048_128f_subsample8f (StyleGAN-V) or fid, fvdN (torchvision alternatives)")
         out.append(n)
     if not out:
         raise MetricsError("no metrics requested")
@@ -168,9 +177,14 @@ def evaluate(
     i3d_size: int = PROTOCOL["i3d_size"],
     seed: int = 0,
     device=None,
+    inception_torchscript=None,
+    i3d_torchscript=None,
 ) -> Dict[str, float]:
-    """{'fid': ..., 'fvd16': ...} for a GenDeF model; ``inception``/``i3d`` are weight sources
-    (path, URL, hub id) or ready detector modules."""
+    """{'fvd2048_16f': ..., 'fid': ...} for a GenDeF model.
+
+    StyleGAN-V metrics use ``inception_torchscript`` / ``i3d_torchscript`` (path, URL, hub file or a
+    ready module; default: the official URLs), ``num_videos`` clips and ``num_fid_frames`` fakes.
+    ``fid`` / ``fvdN`` use ``inception`` / ``i3d`` (torchvision / state-dict weight sources or modules)."""
     names = parse_metrics(metrics)
     if not os.path.exists(str(data)):
         raise MetricsError(f"dataset {data}: no such file or folder")
@@ -182,7 +196,10 @@ def evaluate(
     try:
         out = {}
         for n in names:
-            if n == "fid":
+            if is_protocol_metric(n):
+                count = num_fid_frames if n.startswith("fid") else num_videos
+                out[n] = evaluate_protocol(model, data, n, count, inception_torchscript, i3d_torchscript, seed, device)
+            elif n == "fid":
                 out[n] = fid(model, data, num_fid_frames, inception, inception_size, batch_size, seed, device, fid_time_range)
             else:
                 out[n] = fvd(model, data, int(n[3:]), num_videos, i3d, i3d_size, batch_size, seed, device)
