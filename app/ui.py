@@ -1,18 +1,21 @@
-"""The studio layout: build_demo() -> gr.Blocks. All behaviour lives in app.callbacks."""
+"""The studio layout: build_demo() -> gr.Blocks. Behaviour lives in one module per tab
+(app.sources, scribble, stylize, segment, track, export); each callback returns
+``{view name: value}`` and ``_binder`` maps the names to this layout's components."""
+import functools
+
 import gradio as gr
 
-from . import callbacks as cb
+from . import export, scribble, segment, sources, stylize, track
 from .models import default_checkpoint
+from .sources import EXAMPLE_CLIP, EXAMPLE_NPZ
 from .state import StudioState, cleanup
-
-EXAMPLE_CLIP = cb.EXAMPLE_CLIP
-EXAMPLE_NPZ = cb.EXAMPLE_NPZ
+from .views import DISPLAY_SIZE, LOAD_VIEWS, RESULT_VIEWS
 
 SESSION_TTL_S = 2 * 3600
 SESSION_CAPACITY = 100  # sessions kept in memory; each may hold a few hundred MB of frames
 CONCURRENCY = 2
 QUEUE_MAX = 32
-MAX_FILE_SIZE = f"{cb.MAX_UPLOAD_MB}mb"
+MAX_FILE_SIZE = f"{sources.MAX_UPLOAD_MB}mb"
 
 CSS = """
 #studio-title h1 {margin-bottom: 0}
@@ -58,16 +61,16 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                         with gr.Row():
                             seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
                             fps = gr.Slider(1, 60, value=16, step=1, label="fps", elem_id="fps")
-                        frames = gr.Slider(cb.MIN_FRAMES, cb.MAX_FRAMES, value=16, step=1, label="Frames", elem_id="frames")
+                        frames = gr.Slider(sources.MIN_FRAMES, sources.MAX_FRAMES, value=16, step=1, label="Frames", elem_id="frames")
                         psi = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Truncation ψ", elem_id="psi")
                         with gr.Row():
                             sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-btn")
                             motion_btn = gr.Button("New motion", elem_id="new-motion-btn")
                     with gr.Tab("Upload clip", id="tab-upload"):
-                        clip = gr.File(label=f"Video clip (≤ {cb.MAX_UPLOAD_MB} MB)", file_types=list(cb.VIDEO_EXTS), elem_id="clip-file")
+                        clip = gr.File(label=f"Video clip (≤ {sources.MAX_UPLOAD_MB} MB)", file_types=list(sources.VIDEO_EXTS), elem_id="clip-file")
                         with gr.Row():
-                            clip_frames = gr.Slider(cb.MIN_FRAMES, cb.MAX_FRAMES, value=32, step=1, label="Frames to use")
-                            clip_size = gr.Slider(cb.MIN_DECOMPOSE_SIZE, cb.MAX_DECOMPOSE_SIZE, value=128, step=32, label="Size (px)")
+                            clip_frames = gr.Slider(sources.MIN_FRAMES, sources.MAX_FRAMES, value=32, step=1, label="Frames to use")
+                            clip_size = gr.Slider(sources.MIN_DECOMPOSE_SIZE, sources.MAX_DECOMPOSE_SIZE, value=128, step=32, label="Size (px)")
                         with gr.Row():
                             clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
                             clip_steps = gr.Slider(0, 1000, value=200, step=10, label="Optimisation steps", info="fewer is faster, more is sharper")
@@ -99,7 +102,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                             brush=gr.Brush(default_size=24, colors=["#ff2d2d", "#ffd400", "#19c37d", "#2f7bff", "#ffffff", "#000000"], color_mode="defaults"),
                             eraser=gr.Eraser(default_size=24),
                             layers=gr.LayerOptions(allow_additional_layers=True),
-                            canvas_size=(cb.DISPLAY_SIZE, cb.DISPLAY_SIZE),
+                            canvas_size=(DISPLAY_SIZE, DISPLAY_SIZE),
                             elem_id="scribble-editor",
                         )
                         scribble_btn = gr.Button("Apply scribble to the video", variant="primary", elem_id="apply-scribble-btn")
@@ -108,7 +111,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                         prompt = gr.Textbox(label="Prompt", placeholder="a watercolor painting, vivid colours", elem_id="prompt")
                         negative = gr.Textbox(label="Negative prompt", value="blurry, low quality")
                         with gr.Row():
-                            control = gr.Dropdown(_control_types(), value="canny", label="Control")
+                            control = gr.Dropdown(stylize.control_types(), value="canny", label="Control")
                             fast = gr.Checkbox(True, label="Few-step mode (LCM-LoRA)")
                         with gr.Row():
                             strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength")
@@ -117,21 +120,21 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                         style_btn = gr.Button("Stylize canonical image", variant="primary")
                         gr.Markdown("**Offline looks** (OpenCV, no downloads)")
                         with gr.Row():
-                            look = gr.Dropdown(cb.look_names(), value=(cb.look_names() or [None])[0], label="Look", elem_id="look")
+                            look = gr.Dropdown(stylize.look_names(), value=(stylize.look_names() or [None])[0], label="Look", elem_id="look")
                             look_strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Look strength")
                         look_btn = gr.Button("Apply look", elem_id="apply-look-btn")
                     with gr.Tab("Segment", id="tab-segment"):
                         seg_status = gr.Markdown(elem_id="segment-status")
                         with gr.Row():
                             seg_mode = gr.Radio(["positive", "negative", "box corner"], value="positive", label="Click adds")
-                            seg_backend = gr.Radio([cb.SEG_SAM, cb.SEG_GRABCUT], value=cb.SEG_GRABCUT, label="Segmenter")
+                            seg_backend = gr.Radio([segment.SEG_SAM, segment.SEG_GRABCUT], value=segment.SEG_GRABCUT, label="Segmenter")
                         seg_image = gr.Image(label="Click on the object", interactive=False, elem_id="segment-image", elem_classes=["clickable"])
                         seg_points = gr.Markdown()
                         with gr.Row():
                             seg_clear_btn = gr.Button("Clear clicks")
                             seg_btn = gr.Button("Propagate mask to all frames", variant="primary", elem_id="apply-segment-btn")
                     with gr.Tab("Track", id="tab-track"):
-                        track_where = gr.Radio([cb.TRACK_ON_CANONICAL, cb.TRACK_ON_FRAME0], value=cb.TRACK_ON_CANONICAL, label="Click on")
+                        track_where = gr.Radio([track.TRACK_ON_CANONICAL, track.TRACK_ON_FRAME0], value=track.TRACK_ON_CANONICAL, label="Click on")
                         track_image = gr.Image(label="Click points to track", interactive=False, elem_id="track-image", elem_classes=["clickable"])
                         track_points = gr.Textbox(label="Tracked points (canonical x, y)", interactive=False, elem_id="track-points")
                         track_json = gr.Code(label="Trajectories (JSON)", language="json", interactive=False, lines=6, max_lines=12, elem_id="track-json")
@@ -145,43 +148,54 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                     export_btn = gr.Button("Export mp4 + gif + .npz (+ masks / tracks)", elem_id="export-btn")
                     export_files = gr.File(label="Exported files", file_count="multiple", interactive=False, height=180, elem_id="export-files")
 
-        load_outputs = [state, video, field, canonical, strip, editor, seg_image, track_image, result_video, comparison, result_files, track_json, track_points, seg_points, status, notice, export_files]
-        result_outputs = [state, result_video, comparison, result_files, status]
+        views = dict(
+            state=state, video=video, field=field, canonical=canonical, strip=strip, editor=editor, seg_image=seg_image,
+            track_image=track_image, result_video=result_video, comparison=comparison, result_files=result_files,
+            track_json=track_json, track_points=track_points, seg_points=seg_points, status=status, notice=notice,
+            export_files=export_files, style_status=style_status, seg_status=seg_status, seg_backend=seg_backend,
+        )
+        on = _binder(views)
         sample_inputs = [state, ckpt, seed, frames, psi, fps]
+        load = LOAD_VIEWS
 
-        sample_btn.click(cb.sample, sample_inputs, load_outputs, concurrency_id="model")
-        motion_btn.click(cb.new_motion, sample_inputs, load_outputs, concurrency_id="model")
-        open_btn.click(cb.open_npz, [state, npz], load_outputs)
-        example_btn.click(cb.open_example, [state], load_outputs)
-        decompose_btn.click(cb.decompose_upload, [state, clip, clip_frames, clip_size, clip_start, clip_steps], load_outputs, concurrency_id="heavy", concurrency_limit=1)
+        on(sample_btn.click, sources.sample, sample_inputs, load, concurrency_id="model")
+        on(motion_btn.click, sources.new_motion, sample_inputs, load, concurrency_id="model")
+        on(open_btn.click, sources.open_npz, [state, npz], load)
+        on(example_btn.click, sources.open_example, [state], load)
+        on(decompose_btn.click, sources.decompose_upload, [state, clip, clip_frames, clip_size, clip_start, clip_steps], load, concurrency_id="heavy", concurrency_limit=1)
 
-        scribble_btn.click(cb.apply_scribble, [state, editor], result_outputs)
-        style_btn.click(cb.apply_stylize, [state, prompt, negative, control, strength, steps, style_seed, fast], result_outputs, concurrency_id="heavy", concurrency_limit=1)
-        control.change(cb.stylize_status, [control, fast], [style_status])
-        fast.change(cb.stylize_status, [control, fast], [style_status])
-        look_btn.click(cb.apply_look, [state, look, look_strength], result_outputs)
+        on(scribble_btn.click, scribble.apply_scribble, [state, editor], RESULT_VIEWS)
+        on(style_btn.click, stylize.apply_stylize, [state, prompt, negative, control, strength, steps, style_seed, fast], RESULT_VIEWS, concurrency_id="heavy", concurrency_limit=1)
+        control.change(stylize.stylize_status, [control, fast], [style_status])
+        fast.change(stylize.stylize_status, [control, fast], [style_status])
+        on(look_btn.click, stylize.apply_look, [state, look, look_strength], RESULT_VIEWS)
 
-        seg_image.select(cb.segment_click, [state, seg_mode, seg_backend], [state, seg_image, seg_points])
-        seg_clear_btn.click(cb.segment_clear, [state], [state, seg_image, seg_points])
-        seg_btn.click(cb.apply_segment, [state], result_outputs)
+        on(seg_image.select, segment.segment_click, [state, seg_mode, seg_backend], ("state", "seg_image", "seg_points"))
+        on(seg_clear_btn.click, segment.segment_clear, [state], ("state", "seg_image", "seg_points"))
+        on(seg_btn.click, segment.apply_segment, [state], RESULT_VIEWS)
 
-        track_image.select(cb.track_click, [state, track_where], result_outputs + [track_json, track_points, track_image])
-        track_where.change(cb.track_view, [state, track_where], [track_image])
-        track_clear_btn.click(cb.track_clear, [state, track_where], [state, track_json, track_points, track_image])
+        on(track_image.select, track.track_click, [state, track_where], RESULT_VIEWS + ("track_json", "track_points", "track_image"))
+        on(track_where.change, track.track_view, [state, track_where], ("track_image",))
+        on(track_clear_btn.click, track.track_clear, [state, track_where], ("state", "track_json", "track_points", "track_image"))
 
-        export_btn.click(cb.export_all, [state, export_which], [export_files])
+        on(export_btn.click, export.export_all, [state, export_which], ("export_files",))
 
-        demo.load(cb.stylize_status, [control, fast], [style_status])
-        demo.load(cb.segment_status, None, [seg_status])
-        demo.load(cb.default_segmenter, None, [seg_backend])
-        demo.load(cb.sample, sample_inputs, load_outputs, concurrency_id="model")
+        demo.load(stylize.stylize_status, [control, fast], [style_status])
+        demo.load(segment.segment_status, None, [seg_status])
+        demo.load(segment.default_segmenter, None, [seg_backend])
+        on(demo.load, sources.sample, sample_inputs, load, concurrency_id="model")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_MAX)
     return demo
 
 
-def _control_types() -> list:
-    try:
-        from gendef.editing.stylize import CONTROL_TYPES
-    except ImportError:
-        return ["canny"]
-    return list(CONTROL_TYPES)
+def _binder(views: dict):
+    """on(event, fn, inputs, names): wire a callback that returns {view name: value} to those components."""
+
+    def on(event, fn, inputs, names, **kwargs):
+        @functools.wraps(fn)
+        def run(*args, **kw):
+            return {views[name]: value for name, value in fn(*args, **kw).items()}
+
+        return event(run, inputs, [views[name] for name in names], **kwargs)
+
+    return on

@@ -23,14 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from app import callbacks as cb  # noqa: E402
+from app import scribble, segment, sources, stylize, track, views  # noqa: E402
 from app import models  # noqa: E402
 from app.models import LoadedModel, get_model  # noqa: E402
 from app.state import StudioState, cleanup  # noqa: E402
 
 
 def _scribble_value(state):
-    bg = cb._display_canonical(state)
+    bg = views.display_canonical(state)
     h, w = bg.shape[:2]
     layer = np.zeros((h, w, 4), np.uint8)
     layer[h // 2 - h // 16 : h // 2 + h // 16, w // 4 : 3 * w // 4] = (255, 40, 40, 255)
@@ -38,22 +38,22 @@ def _scribble_value(state):
 
 
 def _centre(state):
-    h, w = cb._display_canonical(state).shape[:2]
+    h, w = views.display_canonical(state).shape[:2]
     return gr.SelectData(None, {"index": [w // 2, h // 2], "value": None})
 
 
 def run(num_frames, repeats, checkpoint):
-    state = cb.sample(StudioState(), checkpoint, 0, num_frames, 1.0, 16)[0]
-    look = cb.look_names()[0]
+    state = sources.sample(StudioState(), checkpoint, 0, num_frames, 1.0, 16)["state"]
+    look = stylize.look_names()[0]
     actions = {
-        "scribble": lambda: cb.apply_scribble(state, _scribble_value(state)),
-        f"look ({look})": lambda: cb.apply_look(state, look, 1.0),
+        "scribble": lambda: scribble.apply_scribble(state, _scribble_value(state)),
+        f"look ({look})": lambda: stylize.apply_look(state, look, 1.0),
         "segment (GrabCut click + propagate)": lambda: (
-            cb.segment_clear(state),
-            cb.segment_click(state, "positive", cb.SEG_GRABCUT, _centre(state)),
-            cb.apply_segment(state),
+            segment.segment_clear(state),
+            segment.segment_click(state, "positive", segment.SEG_GRABCUT, _centre(state)),
+            segment.apply_segment(state),
         ),
-        "track (1 click)": lambda: (cb.track_clear(state, cb.TRACK_ON_CANONICAL), cb.track_click(state, cb.TRACK_ON_CANONICAL, _centre(state))),
+        "track (1 click)": lambda: (track.track_clear(state, track.TRACK_ON_CANONICAL), track.track_click(state, track.TRACK_ON_CANONICAL, _centre(state))),
     }
     rows = []
     for name, fn in actions.items():

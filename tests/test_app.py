@@ -7,8 +7,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from app import callbacks as cb
-from app import models
+from app import errors, export, models, scribble, segment, sources, stylize, track, views
 from app.state import StudioState, cleanup
 from gendef.video import CanonicalVideo, identity_grid
 from gendef.videoio import to_uint8
@@ -18,10 +17,12 @@ from gendef.videoio import to_uint8
 def fresh_caches(monkeypatch):
     monkeypatch.delenv("GENDEF_CHECKPOINT", raising=False)
     models.clear_cache()
-    cb._OVERRIDES.clear()
+    stylize.clear_stylizers()
+    segment.clear_segmenters()
     yield
     models.clear_cache()
-    cb._OVERRIDES.clear()
+    stylize.clear_stylizers()
+    segment.clear_segmenters()
 
 
 def _select(x, y):
@@ -45,7 +46,7 @@ def _panning_video(num_frames=16, frame=24, canvas=32):
 def _loaded(video):
     state = StudioState()
     state.set_video(video, "test")
-    state.scale = cb.display_scale(max(video.canvas_size))
+    state.scale = views.display_scale(max(video.canvas_size))
     return state
 
 
@@ -53,24 +54,25 @@ def _loaded(video):
 def test_sample_new_motion_and_views(tiny_checkpoint):
     from gendef import GenDeF
 
-    out = cb.sample(StudioState(), str(tiny_checkpoint), 5, 16, 1.0, 12)
-    state, video_path, field_path, canon, strip, editor = out[:6]
-    notice = out[-2]
+    out = sources.sample(StudioState(), str(tiny_checkpoint), 5, 16, 1.0, 12)
+    assert set(out) == set(views.LOAD_VIEWS)
+    state, video_path, field_path, canon, strip, editor = (out[k] for k in ("state", "video", "field", "canonical", "strip", "editor"))
+    notice = out["notice"]
     assert notice.startswith("Model:") and "untrained" not in notice.lower()
     ref = GenDeF.from_pretrained(str(tiny_checkpoint)).sample(seed=5, num_frames=16, fps=12)
     np.testing.assert_allclose(state.video.grid, ref.grid, atol=1e-5)
     assert state.video.fps == 12
     assert os.path.getsize(video_path) > 0 and os.path.getsize(field_path) > 0
-    k = cb.display_scale(16)
+    k = views.display_scale(16)
     assert k == 32 and canon.shape == (16 * k, 16 * k, 3) and canon.dtype == np.uint8
     assert editor["background"].shape == canon.shape and editor["layers"] == []
     assert strip.ndim == 3 and strip.dtype == np.uint8
 
-    moved = cb.new_motion(state, "ignored", 0, 16, 1.0, 12)[0]
+    moved = sources.new_motion(state, "ignored", 0, 16, 1.0, 12)["state"]
     np.testing.assert_array_equal(moved.video.canonical, ref.canonical)  # Fig. 6: same image
     assert np.abs(moved.video.grid - ref.grid).max() > 1e-3  # new motion
     assert moved.motion_seed == 6 and "motion seed 6" in moved.source
-    again = cb.new_motion(moved, "", 0, 16, 1.0, 12)[0]
+    again = sources.new_motion(moved, "", 0, 16, 1.0, 12)["state"]
     assert again.motion_seed == 7
 
 
@@ -87,68 +89,68 @@ def test_untrained_demo_fallback_is_labelled(monkeypatch, tmp_path):
 def test_bad_checkpoints_and_caps_give_one_line_errors(tmp_path):
     st = StudioState()
     with pytest.raises(gr.Error, match="no such checkpoint folder"):
-        cb.sample(st, str(tmp_path / "missing"), 0, 16, 1.0, 16)
+        sources.sample(st, str(tmp_path / "missing"), 0, 16, 1.0, 16)
     (tmp_path / "empty").mkdir()
     with pytest.raises(gr.Error, match="missing config.json"):
-        cb.sample(st, str(tmp_path / "empty"), 0, 16, 1.0, 16)
+        sources.sample(st, str(tmp_path / "empty"), 0, 16, 1.0, 16)
     with pytest.raises(gr.Error, match="cannot load"):
-        cb.sample(st, "nobody/no-such-gendef-model", 0, 16, 1.0, 16)  # HF_HUB_OFFLINE=1 in conftest
+        sources.sample(st, "nobody/no-such-gendef-model", 0, 16, 1.0, 16)  # HF_HUB_OFFLINE=1 in conftest
     for frames in (8, 129, "many"):
         with pytest.raises(gr.Error, match="between 16 and 128|whole number"):
-            cb.sample(st, "", 0, frames, 1.0, 16)
+            sources.sample(st, "", 0, frames, 1.0, 16)
     with pytest.raises(gr.Error, match="Truncation"):
-        cb.sample(st, "", 0, 16, 3.0, 16)
+        sources.sample(st, "", 0, 16, 3.0, 16)
     with pytest.raises(gr.Error, match="fps"):
-        cb.sample(st, "", 0, 16, 1.0, 0)
+        sources.sample(st, "", 0, 16, 1.0, 0)
     with pytest.raises(gr.Error, match="No video yet"):
-        cb.apply_scribble(StudioState(), None)
+        scribble.apply_scribble(StudioState(), None)
 
 
 def test_open_npz_roundtrip_limits_and_damage(tmp_path):
     v = _panning_video()
     path = v.save(tmp_path / "v.npz")
-    state = cb.open_npz(StudioState(), str(path))[0]
+    state = sources.open_npz(StudioState(), str(path))["state"]
     np.testing.assert_array_equal(state.video.grid, v.grid)
     assert "Opened v.npz" in state.source
 
     long = CanonicalVideo(v.canonical, np.concatenate([v.grid] * 9), v.fps)  # 144 frames
-    state = cb.open_npz(StudioState(), str(long.save(tmp_path / "long.npz")))[0]
-    assert state.video.num_frames == cb.MAX_FRAMES
+    state = sources.open_npz(StudioState(), str(long.save(tmp_path / "long.npz")))["state"]
+    assert state.video.num_frames == sources.MAX_FRAMES
 
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(gr.Error, match="corrupt or truncated"):
-        cb.open_npz(StudioState(), str(tmp_path / "bad.npz"))
+        sources.open_npz(StudioState(), str(tmp_path / "bad.npz"))
     (tmp_path / "clip.txt").write_text("x")
     with pytest.raises(gr.Error, match="expected a .npz"):
-        cb.open_npz(StudioState(), str(tmp_path / "clip.txt"))
+        sources.open_npz(StudioState(), str(tmp_path / "clip.txt"))
     with pytest.raises(gr.Error, match="Choose a file"):
-        cb.open_npz(StudioState(), None)
+        sources.open_npz(StudioState(), None)
 
 
 def test_example_assets_are_small_and_open():
-    sizes = [p.stat().st_size for p in cb.EXAMPLES.iterdir() if p.is_file()]
+    sizes = [p.stat().st_size for p in sources.EXAMPLES.iterdir() if p.is_file()]
     assert sum(sizes) < 1_000_000
-    state = cb.open_example(StudioState())[0]
+    state = sources.open_example(StudioState())["state"]
     assert state.video.num_frames == 24 and state.video.canvas_size == (96, 96)
 
 
 def test_upload_checks_and_decompose(tmp_path, monkeypatch):
     with pytest.raises(gr.Error, match="unsupported type"):
         (tmp_path / "a.txt").write_text("x")
-        cb.decompose_upload(StudioState(), str(tmp_path / "a.txt"), 16, 64)
+        sources.decompose_upload(StudioState(), str(tmp_path / "a.txt"), 16, 64)
     big = tmp_path / "big.mp4"
     with open(big, "wb") as fh:
-        fh.truncate((cb.MAX_UPLOAD_MB + 1) * 2**20)
+        fh.truncate((sources.MAX_UPLOAD_MB + 1) * 2**20)
     with pytest.raises(gr.Error, match="the limit is"):
-        cb.decompose_upload(StudioState(), str(big), 16, 64)
+        sources.decompose_upload(StudioState(), str(big), 16, 64)
     with pytest.raises(gr.Error, match="Size must be between"):
-        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 1024)
-    assert cb.clip_length(cb.EXAMPLE_CLIP) == (24, pytest.approx(12.0))
+        sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 1024)
+    assert sources.clip_length(sources.EXAMPLE_CLIP) == (24, pytest.approx(12.0))
     with pytest.raises(gr.Error, match="past the end"):
-        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 64, 24)
+        sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 64, 24)
     with monkeypatch.context() as m, pytest.raises(gr.Error, match="the limit is"):
-        m.setattr(cb, "MAX_CLIP_SECONDS", 1)  # the 2 s example clip is now too long
-        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 64)
+        m.setattr(sources, "MAX_CLIP_SECONDS", 1)  # the 2 s example clip is now too long
+        sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 64)
 
     import gendef.decompose as dec
 
@@ -160,8 +162,8 @@ def test_upload_checks_and_decompose(tmp_path, monkeypatch):
         return _panning_video(frames)
 
     monkeypatch.setattr(dec, "decompose_file", fake_decompose)
-    state = cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 20, 96, 2, 50)[0]
-    assert calls == dict(path=str(cb.EXAMPLE_CLIP), start=2, frames=20, size=96, steps=50)
+    state = sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 20, 96, 2, 50)["state"]
+    assert calls == dict(path=str(sources.EXAMPLE_CLIP), start=2, frames=20, size=96, steps=50)
     assert state.video.num_frames == 20 and "Decomposed astronaut_pan.mp4" in state.source
 
 
@@ -169,26 +171,18 @@ def test_decompose_example_clip_for_real():
     """The real decomposer on the shipped clip (few steps): a video that reproduces the clip."""
     from gendef.videoio import read_video
 
-    state = cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 64, 0, 10)[0]
+    state = sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 64, 0, 10)["state"]
     v = state.video
     assert v.num_frames == 16 and v.frame_size == (64, 64) and v.fps == pytest.approx(12.0)
-    clip, _ = read_video(cb.EXAMPLE_CLIP, num_frames=16)
+    clip, _ = read_video(sources.EXAMPLE_CLIP, num_frames=16)
     err = np.abs(v.frames() - clip.astype(np.float32) / 255).mean()
     assert err < 0.05  # a reconstruction (~0.01 here); the clip against itself flipped differs by ~0.3
-
-
-def test_decomposer_missing_is_explained(monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "gendef.decompose", None)  # import fails like an absent module
-    with pytest.raises(gr.Error, match="decomposer .* not part of this build"):
-        cb.decompose_upload(StudioState(), str(cb.EXAMPLE_CLIP), 16, 64)
 
 
 # ------------------------------------------------------------------------------ scribble
 def _editor_value(state, rect):
     """An ImageEditor value (display resolution) with one painted rectangle in display pixels."""
-    bg = cb._display_canonical(state)
+    bg = views.display_canonical(state)
     h, w = bg.shape[:2]
     layer = np.zeros((h, w, 4), np.uint8)
     x0, y0, x1, y1 = rect
@@ -201,9 +195,11 @@ def test_scribble_changes_exactly_the_propagated_pixels():
     v = _panning_video()
     state = _loaded(v)
     k = state.scale
-    assert k == cb.DISPLAY_SIZE // 32
+    assert k == views.DISPLAY_SIZE // 32
     value = _editor_value(state, (10 * k, 12 * k, 20 * k, 15 * k))  # canonical x 10..19, y 12..14
-    state, result_path, comparison_path, files, status = cb.apply_scribble(state, value)
+    out = scribble.apply_scribble(state, value)
+    assert set(out) == set(views.RESULT_VIEWS)
+    state, result_path, comparison_path, files, status = (out[k] for k in views.RESULT_VIEWS)
     assert "Scribble applied: 30 canonical pixels" in status
     frames = state.result.frames
     original = v.frames()
@@ -232,10 +228,10 @@ def test_scribble_with_nothing_drawn_is_an_error():
     state = _loaded(_panning_video())
     value = _editor_value(state, (0, 0, 0, 0))
     with pytest.raises(gr.Error, match="Nothing drawn"):
-        cb.apply_scribble(state, value)
+        scribble.apply_scribble(state, value)
     value["layers"] = []
     with pytest.raises(gr.Error, match="Nothing drawn"):
-        cb.apply_scribble(state, value)
+        scribble.apply_scribble(state, value)
 
 
 # ------------------------------------------------------------------------------ track
@@ -243,8 +239,8 @@ def test_track_click_matches_canonical_video_track():
     v = _panning_video()
     state = _loaded(v)
     k = state.scale
-    out = cb.track_click(state, cb.TRACK_ON_CANONICAL, _select(16 * k + k // 2, 10 * k + k // 2))
-    state, text, points = out[0], out[5], out[6]
+    out = track.track_click(state, track.TRACK_ON_CANONICAL, _select(16 * k + k // 2, 10 * k + k // 2))
+    state, text, points = out["state"], out["track_json"], out["track_points"]
     (cx, cy), = json.loads(points)
     assert (cx, cy) == pytest.approx((16.0, 10.0), abs=0.5 / k)  # display pixel centre -> canonical
     doc = json.loads(text)
@@ -253,13 +249,14 @@ def test_track_click_matches_canonical_video_track():
     np.testing.assert_allclose(got, pos[:, 0], atol=2e-3)
     np.testing.assert_allclose(got[:, 0], cx - 2.0 - 0.5 * np.arange(16), atol=1e-2)  # the pan, exactly
     assert [p["visible"] for p in doc["points"][0]["track"]] == vis[:, 0].tolist()
-    files = [str(f) for f in out[3]]
+    files = [str(f) for f in out["result_files"]]
     assert any(f.endswith(".json") for f in files) and any(f.endswith(".csv") for f in files)
 
     # a click on frame 0 maps through the grid: frame (3, 5) shows canonical (5, 9)
-    out = cb.track_click(state, cb.TRACK_ON_FRAME0, _select(3 * k + k // 2, 5 * k + k // 2))
-    assert json.loads(out[6])[-1] == pytest.approx([5.0, 9.0], abs=0.5 / k)
-    state, text, points, _ = cb.track_clear(state, cb.TRACK_ON_CANONICAL)
+    out = track.track_click(state, track.TRACK_ON_FRAME0, _select(3 * k + k // 2, 5 * k + k // 2))
+    assert json.loads(out["track_points"])[-1] == pytest.approx([5.0, 9.0], abs=0.5 / k)
+    out = track.track_clear(state, track.TRACK_ON_CANONICAL)
+    state, points = out["state"], out["track_points"]
     assert points == "[]" and state.tracks is None
 
 
@@ -267,9 +264,9 @@ def test_display_coordinates_roundtrip():
     state = _loaded(_panning_video())
     k = state.scale
     for x, y in [(0.0, 0.0), (7.0, 3.0), (31.0, 31.0)]:
-        (dx, dy), = cb.to_display_xy(state, [(x, y)])
-        assert cb.to_canonical_xy(state, (dx, dy)) == pytest.approx((x, y), abs=0.5 / k)
-    assert cb.to_canonical_xy(state, (10_000, -5)) == (31.0, 0.0)  # clamped into the canvas
+        (dx, dy), = views.to_display_xy(state, [(x, y)])
+        assert views.to_canonical_xy(state, (dx, dy)) == pytest.approx((x, y), abs=0.5 / k)
+    assert views.to_canonical_xy(state, (10_000, -5)) == (31.0, 0.0)  # clamped into the canvas
 
 
 # ------------------------------------------------------------------------------ segment
@@ -287,12 +284,14 @@ def test_grabcut_segment_propagates_masks_and_exports(tmp_path):
     v, disc = _disc_video()
     state = _loaded(v)
     k = state.scale
-    state, view, text = cb.segment_click(state, "positive", cb.SEG_GRABCUT, _select(14 * k, 16 * k))
+    out = segment.segment_click(state, "positive", segment.SEG_GRABCUT, _select(14 * k, 16 * k))
+    state, view, text = out["state"], out["seg_image"], out["seg_points"]
     assert "GrabCut (offline fallback, not SAM)" in text
     iou = (state.mask & disc).sum() / (state.mask | disc).sum()
     assert iou > 0.8
     assert view.shape == (32 * k, 32 * k, 3)
-    state, result, comparison, files, status = cb.apply_segment(state)
+    out = segment.apply_segment(state)
+    state, files = out["state"], out["result_files"]
     masks = state.result.extra["masks"]
     np.testing.assert_array_equal(masks, v.propagate_mask(state.mask))
     zips = [f for f in files if str(f).endswith(".zip")]
@@ -300,9 +299,9 @@ def test_grabcut_segment_propagates_masks_and_exports(tmp_path):
         assert len(zf.namelist()) == 16
     cut = state.result.extra["cutout"]
     assert np.allclose(cut[~masks], 1.0)  # white outside the object
-    state = cb.segment_clear(state)[0]
+    state = segment.segment_clear(state)["state"]
     with pytest.raises(gr.Error, match="No mask yet"):
-        cb.apply_segment(state)
+        segment.apply_segment(state)
 
 
 def test_sam_segment_through_real_predictor():
@@ -311,15 +310,16 @@ def test_sam_segment_through_real_predictor():
 
     v, _ = _disc_video()
     seg = Segmenter(_tiny_sam())
-    cb.set_segmenter(seg)
-    assert cb.default_segmenter() == cb.SEG_SAM
+    segment.set_segmenter(seg)
+    assert segment.default_segmenter() == segment.SEG_SAM
     state = _loaded(v)
     k = state.scale
-    state, view, text = cb.segment_click(state, "positive", cb.SEG_SAM, _select(14 * k, 16 * k))
+    out = segment.segment_click(state, "positive", segment.SEG_SAM, _select(14 * k, 16 * k))
+    state, text = out["state"], out["seg_points"]
     assert text.strip().endswith("canonical pixels.") and "SAM:" in text
     assert state.mask.shape == (32, 32) and state.mask.dtype == bool
     np.testing.assert_array_equal(state.mask, seg.segment(v.canonical, positive=state.seg_positive))
-    state, _, _ = cb.segment_click(state, "negative", cb.SEG_SAM, _select(2 * k, 2 * k))
+    state = segment.segment_click(state, "negative", segment.SEG_SAM, _select(2 * k, 2 * k))["state"]
     assert state.seg_negative and seg.embeddings_computed == 1  # later clicks reuse the embedding
     np.testing.assert_array_equal(
         state.mask, seg.segment(v.canonical, positive=state.seg_positive, negative=state.seg_negative)
@@ -336,7 +336,8 @@ def test_sam_missing_falls_back_to_grabcut_with_label(monkeypatch):
     v, disc = _disc_video()
     state = _loaded(v)
     k = state.scale
-    state, _, text = cb.segment_click(state, "positive", cb.SEG_SAM, _select(14 * k, 16 * k))
+    out = segment.segment_click(state, "positive", segment.SEG_SAM, _select(14 * k, 16 * k))
+    state, text = out["state"], out["seg_points"]
     assert "GrabCut (offline fallback, not SAM)" in text and state.mask[16, 14]
 
 
@@ -345,13 +346,14 @@ def test_stylize_runs_tiny_controlnet_pipeline(tmp_path):
     from gendef.editing.stylize import Stylizer
     from tests.test_editing import _tiny_pipe
 
-    cb.set_stylizer(Stylizer(_tiny_pipe(tmp_path), control="canny", fast=True, size=32), "canny", True)
-    assert "preloaded" in cb.stylize_status("canny", True)
+    stylize.set_stylizer(Stylizer(_tiny_pipe(tmp_path), control="canny", fast=True, size=32), "canny", True)
+    assert "preloaded" in stylize.stylize_status("canny", True)
     v = _panning_video()
     state = _loaded(v)
     with pytest.raises(gr.Error, match="Write a prompt"):
-        cb.apply_stylize(state, "  ", "", "canny", 0.6, 2, 0, True)
-    state, *_, status = cb.apply_stylize(state, "a red cat", "", "canny", 0.5, 2, 1, True)
+        stylize.apply_stylize(state, "  ", "", "canny", 0.6, 2, 0, True)
+    out = stylize.apply_stylize(state, "a red cat", "", "canny", 0.5, 2, 1, True)
+    state, status = out["state"], out["status"]
     styled = state.result.canonical
     assert styled.shape == v.canonical.shape and np.abs(styled - v.canonical).mean() > 1e-3
     np.testing.assert_allclose(state.result.frames, v.render(styled), atol=1e-6)
@@ -362,10 +364,10 @@ def test_stylize_unavailable_offline_explains_itself(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("GENDEF_SD_MODEL", str(tmp_path / "no-sd"))
-    msg = cb.stylize_status("canny", True)
+    msg = stylize.stylize_status("canny", True)
     assert "not ready" in msg and "Offline looks still work" in msg
     with pytest.raises(gr.Error, match="not available offline|missing|could not load"):
-        cb.apply_stylize(_loaded(_panning_video()), "a cat", "", "canny", 0.5, 2, 0, True)
+        stylize.apply_stylize(_loaded(_panning_video()), "a cat", "", "canny", 0.5, 2, 0, True)
 
 
 def test_offline_look():
@@ -373,23 +375,23 @@ def test_offline_look():
 
     v = _panning_video()
     state = _loaded(v)
-    name = cb.look_names()[0]
-    state = cb.apply_look(state, name, 1.0)[0]
+    name = stylize.look_names()[0]
+    state = stylize.apply_look(state, name, 1.0)["state"]
     np.testing.assert_allclose(state.result.frames, v.render(apply_look(v.canonical, name, 1.0)), atol=1e-6)
     with pytest.raises(gr.Error, match="valid|one of|unknown"):
-        cb.apply_look(state, "no-such-look", 1.0)
+        stylize.apply_look(state, "no-such-look", 1.0)
 
 
 # ------------------------------------------------------------------------------ export, state, app
 def test_export_all_writes_reopenable_files():
     v = _panning_video()
     state = _loaded(v)
-    files = cb.export_all(state, "original")
+    files = export.export_all(state, "original")["export_files"]
     assert [os.path.splitext(f)[1] for f in files] == [".mp4", ".gif", ".npz"]
     np.testing.assert_array_equal(CanonicalVideo.load(files[2]).grid, v.grid)
     k = state.scale
-    cb.apply_scribble(state, _editor_value(state, (0, 0, 8 * k, 8 * k)))
-    files = cb.export_all(state, "result")
+    scribble.apply_scribble(state, _editor_value(state, (0, 0, 8 * k, 8 * k)))
+    files = export.export_all(state, "result")["export_files"]
     edited = CanonicalVideo.load(files[2])
     assert "scribble" in os.path.basename(files[2])
     assert edited.canonical[2, 2] == pytest.approx([1.0, 40 / 255, 40 / 255], abs=0.01)
@@ -399,9 +401,9 @@ def test_export_all_writes_reopenable_files():
     assert gif.n_frames == v.num_frames
 
     # masks and trajectories made earlier in the session are exported whatever the last edit was
-    cb.segment_click(state, "positive", cb.SEG_GRABCUT, _select(16 * k, 16 * k))
-    cb.track_click(state, cb.TRACK_ON_CANONICAL, _select(16 * k, 16 * k))
-    files = cb.export_all(state, "result")
+    segment.segment_click(state, "positive", segment.SEG_GRABCUT, _select(16 * k, 16 * k))
+    track.track_click(state, track.TRACK_ON_CANONICAL, _select(16 * k, 16 * k))
+    files = export.export_all(state, "result")["export_files"]
     assert [os.path.splitext(f)[1] for f in files] == [".mp4", ".gif", ".npz", ".zip", ".json", ".csv"]
     with zipfile.ZipFile(files[3]) as zf:
         assert len(zf.namelist()) == v.num_frames
@@ -419,14 +421,35 @@ def test_sessions_are_isolated_and_cleaned_up():
     cleanup(b)
 
 
-def test_unexpected_errors_become_one_line_ui_errors():
-    @cb.friendly
+def test_unexpected_errors_are_logged_and_shown_as_internal_error(caplog):
+    @errors.friendly
     def boom():
         raise RuntimeError("first line\nsecond line")
 
-    with pytest.raises(gr.Error) as e:
+    with caplog.at_level("ERROR", logger="gendef.studio"), pytest.raises(gr.Error) as e:
         boom()
-    assert "\n" not in e.value.message and "RuntimeError: first line second line" in e.value.message
+    assert "\n" not in e.value.message and e.value.message.startswith("Internal error (RuntimeError")
+    assert "Traceback" in caplog.text and "second line" in caplog.text  # the bug keeps its traceback in the log
+
+    @errors.friendly
+    def user_mistake():
+        errors.whole_number("3.5", "Frames", 16, 128)
+
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="gendef.studio"), pytest.raises(gr.Error) as e:
+        user_mistake()
+    assert e.value.message == "Frames must be a whole number between 16 and 128."
+    assert caplog.text == ""  # user errors are not logged as bugs
+
+
+def test_range_parsers():
+    assert errors.whole_number("17", "Frames", 16, 128) == 17 and errors.whole_number(16.0, "Frames", 16, 128) == 16
+    assert errors.number("0.5", "ψ", 0, 1.5) == 0.5
+    for bad, pattern in ((None, "whole number"), ("x", "whole number"), (200, "got 200"), (float("nan"), "whole number")):
+        with pytest.raises(errors.StudioInputError, match=pattern):
+            errors.whole_number(bad, "Frames", 16, 128)
+    with pytest.raises(errors.StudioInputError, match="between 0 and 1.5, got 2"):
+        errors.number(2, "ψ", 0, 1.5)
 
 
 def test_app_args_bind_loopback_locally_and_space_host(monkeypatch):

@@ -1,0 +1,95 @@
+"""Studio error handling and input parsing: one place decides what the user sees.
+
+User-facing failures (the library's error classes, and ``StudioInputError`` raised by the
+parsers below) become a one-line toast. Anything else is a bug: its traceback goes to the
+log and the user gets a short "internal error" toast, never a dead page.
+"""
+import functools
+import logging
+
+import gradio as gr
+
+from gendef.decompose import DecomposeError
+from gendef.editing.segment import SegmentUnavailable
+from gendef.editing.stylize import StylizeUnavailable
+from gendef.video import CanonicalVideoError
+from gendef.videoio import VideoIOError
+
+from .models import ModelUnavailable
+
+log = logging.getLogger("gendef.studio")
+
+
+class StudioInputError(ValueError):
+    """A widget value the studio cannot use (message is user-facing)."""
+
+
+USER_ERRORS = (
+    StudioInputError,
+    CanonicalVideoError,
+    VideoIOError,
+    ModelUnavailable,
+    DecomposeError,
+    SegmentUnavailable,
+    StylizeUnavailable,
+    ValueError,
+    FileNotFoundError,
+)
+
+
+def one_line(msg) -> str:
+    text = " ".join(str(msg).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def fail(message: str):
+    """Stop the callback with a one-line message for the user."""
+    raise StudioInputError(message)
+
+
+def require(condition, message: str) -> None:
+    if not condition:
+        fail(message)
+
+
+def friendly(fn):
+    """User errors -> one-line toast; anything else -> traceback in the log + short toast."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as e:
+            raise gr.Error(one_line(e), print_exception=False) from None
+        except Exception as e:
+            log.exception("studio callback %s failed", fn.__name__)
+            raise gr.Error(one_line(f"Internal error ({e.__class__.__name__}: {e}); details are in the server log."), print_exception=False) from None
+
+    return wrapper
+
+
+def whole_number(value, what: str, lo: int, hi: int) -> int:
+    """An int in [lo, hi] from a widget value, or a one-line error naming the range."""
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        n = float("nan")
+    if n != n or n != int(n):
+        fail(f"{what} must be a whole number between {lo} and {hi}.")
+    n = int(n)
+    require(lo <= n <= hi, f"{what} must be between {lo} and {hi}, got {n}.")
+    return n
+
+
+def number(value, what: str, lo: float, hi: float) -> float:
+    """A float in [lo, hi] from a widget value, or a one-line error naming the range."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if f != f:
+        fail(f"{what} must be a number between {lo:g} and {hi:g}.")
+    require(lo <= f <= hi, f"{what} must be between {lo:g} and {hi:g}, got {f:g}.")
+    return f

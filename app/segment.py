@@ -1,0 +1,121 @@
+"""Segment tab: clicks and a box on the canonical image -> a mask -> per-frame masks."""
+import gradio as gr
+import numpy as np
+
+from gendef import viz
+from gendef.editing import segment as sg
+
+from .errors import friendly, one_line, require
+from .state import Result, StudioState
+from .views import finish, require_video, to_canonical_xy, with_points, write_mp4
+
+MASK_COLOR = (0.1, 0.5, 1.0)
+SEG_SAM = "SAM (segment-anything)"
+SEG_GRABCUT = "GrabCut (offline fallback)"
+
+_PRELOADED: dict = {}  # "segmenter" -> Segmenter built by a test or a Space
+
+
+def segment_status() -> str:
+    ok, msg = sg.sam_status()
+    if ok:
+        return f"SAM weights found locally. {msg}"
+    tail = "" if "GrabCut" in msg else f" Use *{SEG_GRABCUT}* meanwhile."
+    return f"**SAM weights are not available.** {msg}{tail}"
+
+
+def default_segmenter() -> str:
+    return SEG_SAM if "segmenter" in _PRELOADED or sg.sam_status()[0] else SEG_GRABCUT
+
+
+def set_segmenter(segmenter) -> None:
+    """Install an already-built Segmenter (tests, or a preloaded Space)."""
+    _PRELOADED["segmenter"] = segmenter
+
+
+def clear_segmenters() -> None:
+    _PRELOADED.clear()
+
+
+def _segment_view(state: StudioState):
+    canon = state.video.canonical
+    if state.mask is not None:
+        canon = viz.overlay_masks(canon[None], state.mask[None], color=MASK_COLOR, alpha=0.45)[0]
+    return with_points(state, canon, state.seg_positive + state.seg_negative + state.seg_box)
+
+
+def _points_text(state: StudioState) -> str:
+    def fmt(pts):
+        return ", ".join(f"({x:g}, {y:g})" for x, y in pts) or "–"
+
+    box = fmt(state.seg_box)
+    return f"positive: {fmt(state.seg_positive)}  \nnegative: {fmt(state.seg_negative)}  \nbox corners: {box}"
+
+
+def _sam_mask(state: StudioState, box):
+    """SAM's mask, or None (with a warning) when SAM cannot be loaded."""
+    try:
+        seg = _PRELOADED.get("segmenter") or sg.get_segmenter()
+    except sg.SegmentUnavailable as e:
+        gr.Warning(f"SAM unavailable, using GrabCut instead: {one_line(e)}")
+        return None
+    return seg.segment(state.video.canonical, positive=state.seg_positive, negative=state.seg_negative, box=box)
+
+
+def _run_segmentation(state: StudioState, backend: str) -> str:
+    box = None
+    if len(state.seg_box) == 2:
+        (x0, y0), (x1, y1) = state.seg_box
+        box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    if not state.seg_positive and box is None:
+        state.mask = None
+        return "Add a positive click (or two box corners) on the object."
+    mask = _sam_mask(state, box) if backend == SEG_SAM else None
+    label = "SAM"
+    if mask is None:
+        mask = sg.grabcut_segment(state.video.canonical, state.seg_positive, state.seg_negative, box=box)
+        label = "GrabCut (offline fallback, not SAM)"
+    state.mask = np.asarray(mask, dtype=bool)
+    if not state.mask.any():
+        return f"{label}: no object found around the clicks; add positive clicks or two box corners around it."
+    return f"{label}: mask covers {int(state.mask.sum())} canonical pixels."
+
+
+@friendly
+def segment_click(state, mode, backend, evt: gr.SelectData, progress=gr.Progress(track_tqdm=True)):
+    """Each click refines the canonical mask immediately (SAM caches the image embedding)."""
+    state = require_video(state)
+    require(evt is not None and evt.index is not None, "Click inside the image.")
+    xy = to_canonical_xy(state, evt.index)
+    if mode == "negative":
+        state.seg_negative.append(xy)
+    elif mode == "box corner":
+        state.seg_box = (state.seg_box + [xy])[-2:]
+    else:
+        state.seg_positive.append(xy)
+    msg = _run_segmentation(state, backend)
+    return dict(state=state, seg_image=_segment_view(state), seg_points=_points_text(state) + "  \n" + msg)
+
+
+@friendly
+def segment_clear(state):
+    state = require_video(state)
+    state.seg_positive, state.seg_negative, state.seg_box, state.mask = [], [], [], None
+    return dict(state=state, seg_image=_segment_view(state), seg_points=_points_text(state))
+
+
+@friendly
+def apply_segment(state, progress=gr.Progress()):
+    """Fig. 7b: one canonical mask -> per-frame masks, overlay and cut-out videos, PNG zip."""
+    state = require_video(state)
+    require(state.mask is not None and state.mask.any(), "No mask yet: click on the object in the canonical image first.")
+    progress(0.2, desc="propagating the mask")
+    masks = state.video.propagate_mask(state.mask)
+    frames = state.video.frames()
+    overlay = viz.overlay_masks(frames, masks, color=MASK_COLOR, alpha=0.45)
+    cut = viz.cutout(frames, masks)
+    progress(0.6, desc="writing masks")
+    cut_path = write_mp4(state, cut, "cutout.mp4")
+    zip_path = viz.masks_to_zip(masks, state.new_path("masks.zip"))
+    result = Result("segment", overlay, None, {"masks": masks, "cutout": cut, "files": [cut_path, zip_path]})
+    return finish(state, result, progress, f"Mask propagated to {len(masks)} frames (overlay shown; cut-out and PNG masks in the files).")

@@ -1,0 +1,96 @@
+"""What the views show: display scaling, click coordinates, status lines and result files.
+
+Callbacks return ``{view name: value}`` dicts; ``app.ui`` maps each name to its component.
+"""
+from typing import Optional
+
+import numpy as np
+
+from gendef import viz
+from gendef.videoio import to_uint8, write_video
+
+from .errors import require
+from .state import Result, StudioState
+
+DISPLAY_SIZE = 512
+
+# the views a freshly loaded video resets, and the views every edit result fills
+LOAD_VIEWS = (
+    "state", "video", "field", "canonical", "strip", "editor", "seg_image", "track_image", "result_video",
+    "comparison", "result_files", "track_json", "track_points", "seg_points", "status", "notice", "export_files",
+)
+RESULT_VIEWS = ("state", "result_video", "comparison", "result_files", "status")
+
+
+def require_video(state: Optional[StudioState]) -> StudioState:
+    require(isinstance(state, StudioState) and state.video is not None,
+            "No video yet: sample one, upload a clip or open a .npz first.")
+    return state
+
+
+def display_scale(size: int) -> int:
+    """Integer upscale factor so tiny canonical images are big enough to click and paint on."""
+    return max(1, DISPLAY_SIZE // max(int(size), 1))
+
+
+def to_canonical_xy(state: StudioState, index) -> tuple:
+    """Display-pixel click (integer, from gr.SelectData) -> canonical (x, y), pixel centres at integers."""
+    ix, iy = float(index[0]), float(index[1])
+    hc, wc = state.video.canvas_size
+    k = state.scale
+    x = min(max((ix + 0.5) / k - 0.5, 0.0), wc - 1.0)
+    y = min(max((iy + 0.5) / k - 0.5, 0.0), hc - 1.0)
+    return (round(x, 3), round(y, 3))
+
+
+def to_display_xy(state: StudioState, points) -> list:
+    k = state.scale
+    return [((x + 0.5) * k - 0.5, (y + 0.5) * k - 0.5) for x, y in points]
+
+
+def upscaled(state: StudioState, image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    if state.scale == 1:
+        return image
+    return viz.resize_image(image, (h * state.scale, w * state.scale))
+
+
+def display_canonical(state: StudioState) -> np.ndarray:
+    return to_uint8(upscaled(state, state.video.canonical))
+
+
+def with_points(state: StudioState, image: np.ndarray, points) -> np.ndarray:
+    """Upscaled image with markers at canonical ``points``."""
+    img = upscaled(state, image)
+    if points:
+        disp = np.asarray(to_display_xy(state, points), dtype=np.float32)[None]
+        img = viz.draw_tracks(img[None], disp, np.ones(disp.shape[:2], bool), trail=0)[0]
+    return to_uint8(img)
+
+
+def write_mp4(state: StudioState, frames: np.ndarray, name: str) -> str:
+    return str(write_video(frames, state.new_path(name), fps=state.video.fps))
+
+
+def status_line(state: StudioState, extra: str = "") -> str:
+    v = state.video
+    h, w = v.frame_size
+    hc, wc = v.canvas_size
+    line = f"**{state.source}** — {v.num_frames} frames, {w}x{h} px, canonical {wc}x{hc}, {v.fps:g} fps"
+    return line + (f"  \n{extra}" if extra else "")
+
+
+def finish(state: StudioState, result: Result, progress, message: str) -> dict:
+    """Show an edit's result: result video, original | result comparison, numeric frames file, status."""
+    state.result = result
+    progress(0.85, desc="encoding video")
+    original = state.video.frames()
+    result_path = write_mp4(state, result.frames, f"{result.kind}.mp4")
+    comparison_path = write_mp4(state, viz.side_by_side(original, result.frames), f"{result.kind}-vs-original.mp4")
+    frames_path = state.new_path(f"{result.kind}-frames.npz")
+    # uint8 and uncompressed: compressing float frames cost 70% of "apply" at 256 px x 128 frames
+    np.savez(frames_path, original=to_uint8(original), edited=to_uint8(result.frames))
+    files = [result_path, str(frames_path)] + [str(p) for p in result.extra.get("files", [])]
+    progress(1.0, desc="done")
+    return dict(state=state, result_video=result_path, comparison=comparison_path, result_files=files,
+                status=status_line(state, message))
