@@ -61,9 +61,10 @@ def main(argv=None) -> int:
         if not torch.cuda.is_available():
             print("error: --device cuda but no CUDA device is available", file=sys.stderr)
             return 2
-    from train import common, finetune, pretrain
+    from train import finetune, pretrain
+    from train.config import load_config
 
-    cfg = common.load_config(args.config, args.overrides, "pretrain")
+    cfg = load_config(args.config, args.overrides, "pretrain")
     res = int(cfg["model"].get("resolution", 64))
     fixed = ["progress=false", "sample_every=0", "eval_every=0", "ckpt_every=100000", "max_kimg=null", *args.overrides]
     rows = []

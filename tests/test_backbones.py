@@ -229,10 +229,10 @@ def test_a_few_adversarial_steps_train_stylegan3_and_mtm(tiny_gendef_kwargs):
 
 def test_paper_configs_build_the_paper_architecture():
     """sky/taichi/ytb 256: StyleGAN3 G_c with 14 layers, f_c = layer 13, MTM in G_c and G_d (channels shrunk to stay cheap)."""
-    from train import common
+    from train.config import load_config
 
     for name in ("sky256", "taichi256", "ytb256"):
-        cfg = common.load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), [], "finetune")["model"]
+        cfg = load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), [], "finetune")["model"]
         assert cfg["canonical_backbone"] == "stylegan3" and cfg["mtm"] is True and cfg["canonical_feature_layer"] == 13
         cheap = {**cfg, "channel_base": 256, "channel_max": 8, "deformation_channel_base": 256, "deformation_channel_max": 8,
                  "z_dim": 8, "w_dim": 8, "motion_noise_dim": 8, "motion_code_dim": 8, "time_num_freqs": 4, "canonical_feature_dim": 4}
@@ -242,7 +242,7 @@ def test_paper_configs_build_the_paper_architecture():
         assert g.num_layers == 14 and g.feature_layer == 13 and g.feature_resolution == 256
         assert any(layer.offset is not None for layer in g.layers)
         assert any(isinstance(x, ModulatedDeformConv2d) for x in m.deformation.modules())
-    tiny = common.load_config(str(ROOT / "train" / "configs" / "tiny.yaml"), [], "pretrain")["model"]
+    tiny = load_config(str(ROOT / "train" / "configs" / "tiny.yaml"), [], "pretrain")["model"]
     assert tiny.get("canonical_backbone", "stylegan2") == "stylegan2" and not tiny.get("mtm", False)  # stays cheap
 
 

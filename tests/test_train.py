@@ -16,7 +16,10 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from train import common, finetune, pretrain  # noqa: E402
+from train import finetune, pretrain  # noqa: E402
+from train.augment import augment  # noqa: E402
+from train.checkpoint import Checkpointer  # noqa: E402
+from train.config import ConfigError, load_config, validate_config  # noqa: E402
 
 TINY = str(ROOT / "train" / "configs" / "tiny.yaml")
 FAST = ["progress=false", "log_every=1", "sample_count=2", "sample_frames=4"]
@@ -65,23 +68,23 @@ def steps_in(out: Path):
 
 
 def test_config_overrides_and_errors(tmp_path):
-    cfg = common.load_config(TINY, ["lr=0.01", "model.z_dim=8", "r1_gamma=3"], "finetune")
+    cfg = load_config(TINY, ["lr=0.01", "model.z_dim=8", "r1_gamma=3"], "finetune")
     assert cfg["lr"] == 0.01 and cfg["model"]["z_dim"] == 8 and cfg["model"]["w_dim"] == 16
     assert cfg["r1_gamma"] == 3 and cfg["lambda_reg"] == 1.0
-    assert common.load_config(TINY, [], "pretrain")["r1_gamma"] == 0.5
-    assert common.load_config(TINY, [], "finetune")["r1_gamma"] == 8
-    with pytest.raises(common.ConfigError, match="unknown config key 'lrr'"):
-        common.load_config(TINY, ["lrr=1"])
-    with pytest.raises(common.ConfigError, match="no dataset"):
-        common.validate_config(common.load_config(TINY, ["output_dir=x"]), "pretrain")
-    with pytest.raises(common.ConfigError, match="init="):
-        common.validate_config(common.load_config(TINY, ["output_dir=x", "data=y"]), "finetune")
+    assert load_config(TINY, [], "pretrain")["r1_gamma"] == 0.5
+    assert load_config(TINY, [], "finetune")["r1_gamma"] == 8
+    with pytest.raises(ConfigError, match="unknown config key 'lrr'"):
+        load_config(TINY, ["lrr=1"])
+    with pytest.raises(ConfigError, match="no dataset"):
+        validate_config(load_config(TINY, ["output_dir=x"]), "pretrain")
+    with pytest.raises(ConfigError, match="init="):
+        validate_config(load_config(TINY, ["output_dir=x", "data=y"]), "finetune")
     for name in ("sky256", "taichi256", "ytb256"):
-        c = common.load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), ["data=d", "output_dir=o", "init=i"], "finetune")
-        common.validate_config(c, "finetune")
+        c = load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), ["data=d", "output_dir=o", "init=i"], "finetune")
+        validate_config(c, "finetune")
         assert c["batch_size"] == 64 and c["lr"] == 0.0025 and c["r1_gamma"] == 8 and c["lambda_reg"] == 1
-        assert common.load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), [], "pretrain")["r1_gamma"] == 0.5
-    sky = common.load_config(str(ROOT / "train" / "configs" / "sky256.yaml"))
+        assert load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), [], "pretrain")["r1_gamma"] == 0.5
+    sky = load_config(str(ROOT / "train" / "configs" / "sky256.yaml"))
     assert sky["model"]["time_min_period"] == 256 and sky["model"]["resolution"] == 256
 
 
@@ -118,7 +121,7 @@ def test_stage1_artefacts_and_export(stage1):
 def test_stage2_starts_from_canonical_and_trains(stage1, data, tmp_path):
     from gendef import GenDeF
 
-    cfg = common.load_config(TINY, [f"init={stage1}"], "finetune")
+    cfg = load_config(TINY, [f"init={stage1}"], "finetune")
     G, D, _ = finetune.load_stage1(cfg, "cpu")
     with torch.no_grad():
         z_c, z_d, noise = G.make_latents(2, 8)
@@ -162,10 +165,10 @@ def test_resume_continues_exactly(data, tmp_path):
     partial = split / "checkpoints" / ".tmp-step-00000004"
     partial.mkdir()
     (partial / "G.safetensors").write_bytes(b"half written")
-    resolved = common.Checkpointer(split).resolve("latest")
+    resolved = Checkpointer(split).resolve("latest")
     assert resolved.name == "step-00000002"
     (split / "checkpoints" / "latest").unlink()  # pointer lost too: newest complete folder wins
-    assert common.Checkpointer(split).resolve("latest").name == "step-00000002"
+    assert Checkpointer(split).resolve("latest").name == "step-00000002"
     assert pretrain.main(args + [f"output_dir={split}", "max_steps=4", "resume=latest"]) == 0
     assert json.loads((split / "checkpoints" / "step-00000004" / "train_state.json").read_text())["step"] == 4
     assert not partial.exists()
@@ -181,10 +184,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(stage1, data, tmp_path, c
 
     out = tmp_path / "nan"
     shutil.copytree(stage1 / "checkpoints", out / "checkpoints")
-    with pytest.raises(SystemExit) as e:
-        pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "resume=latest",
-                       "max_steps=12", "lr=1e30", "ckpt_every=100", "sample_every=0", *FAST])
-    assert e.value.code == 3
+    rc = pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "resume=latest",
+                        "max_steps=12", "lr=1e30", "ckpt_every=100", "sample_every=0", *FAST])
+    assert rc == 3
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "step-00000004" in err
     assert steps_in(out) == ["step-00000002", "step-00000004"]
@@ -195,24 +197,25 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(stage1, data, tmp_path, c
 
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit) as e:
-        pretrain.main(["--config", TINY, f"data={tmp_path / 'empty'}", f"output_dir={tmp_path / 'o'}", *FAST])
-    assert e.value.code == 2 and "no readable videos" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        finetune.main(["--config", TINY, f"data={tmp_path}", f"output_dir={tmp_path / 'o2'}", f"init={tmp_path / 'nope'}"])
-    assert "init:" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        pretrain.main(["--config", TINY, f"data={tmp_path / 'x'}", f"output_dir={tmp_path / 'y'}", "batch_size=3", "grad_accum=2"])
-    assert "not divisible" in capsys.readouterr().err
+    rc = pretrain.main(["--config", TINY, f"data={tmp_path / 'empty'}", f"output_dir={tmp_path / 'o'}", *FAST])
+    assert rc == 2 and "no readable videos" in capsys.readouterr().err
+    rc = finetune.main(["--config", TINY, f"data={tmp_path}", f"output_dir={tmp_path / 'o2'}", f"init={tmp_path / 'nope'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "init:" in err and len(err.strip().splitlines()) == 1
+    rc = pretrain.main(["--config", TINY, f"data={tmp_path / 'x'}", f"output_dir={tmp_path / 'y'}", "batch_size=3", "grad_accum=2"])
+    assert rc == 2 and "not divisible" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
+    assert pretrain.main(["--config", TINY, f"output_dir={tmp_path / 'z'}"]) == 2
+    assert "no dataset" in capsys.readouterr().err
 
 
 def test_augment_shares_parameters_across_clip_frames():
     torch.manual_seed(0)
     clip = torch.rand(4, 1, 3, 16, 16).expand(4, 3, 3, 16, 16) * 2 - 1
-    out = common.augment(clip.contiguous(), p=1.0)
+    out = augment(clip.contiguous(), p=1.0)
     assert not torch.allclose(out, clip)
     assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
-    assert torch.equal(common.augment(clip, 0.0), clip)
+    assert torch.equal(augment(clip, 0.0), clip)
 
 
 def _free_port() -> int:
@@ -272,13 +275,11 @@ def test_periodic_eval_keeps_best_and_survives_missing_weights(stage1, data, tmp
 
 def test_resume_refuses_other_stage_or_shape(stage1, data, tmp_path, capsys):
     ck = stage1 / "checkpoints" / "step-00000004"
-    with pytest.raises(SystemExit):
-        finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={tmp_path / 'a'}", f"init={stage1}",
-                       f"resume={ck}", *FAST])
+    assert finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={tmp_path / 'a'}", f"init={stage1}",
+                          f"resume={ck}", *FAST]) == 2
     assert "is a pretrain checkpoint" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={tmp_path / 'b'}", f"resume={ck}",
-                       "model.z_dim=8", *FAST])
+    assert pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={tmp_path / 'b'}", f"resume={ck}",
+                          "model.z_dim=8", *FAST]) == 2
     assert "does not match this config" in capsys.readouterr().err
 
 

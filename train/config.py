@@ -1,0 +1,191 @@
+"""Training config: defaults, YAML + ``key=value`` overrides, validation, the command line.
+
+Config = one YAML with common keys plus ``pretrain:`` / ``finetune:`` sections, then
+``key=value`` overrides from the command line (dotted keys reach into ``model.`` / ``disc.`` /
+``eval.``). Everything is plain data (a dict); validation happens before anything is allocated.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+from pathlib import Path
+from typing import Iterable, Optional
+
+import yaml
+
+from train.errors import ConfigError
+
+__all__ = ["DEFAULTS", "STAGES", "ConfigError", "load_config", "validate_config", "per_process_batch",
+           "flat_scalars", "parse_args"]
+
+DEFAULTS = {
+    # data
+    "data": None,
+    "resolution": None,  # defaults to model.resolution
+    "hflip": False,
+    "num_workers": 0,
+    "clip_frames": 3,
+    "max_dist": 32,
+    "gen_time_range": 128,
+    # run
+    "output_dir": None,
+    "seed": 0,
+    "max_steps": None,
+    "max_kimg": 25000,
+    "resume": None,
+    "init": None,
+    "mixed_precision": "no",
+    "log_every": 10,
+    "ckpt_every": 1000,
+    "keep_checkpoints": 3,
+    "sample_every": 1000,
+    "sample_count": 16,
+    "sample_frames": 16,
+    "eval_every": 0,
+    "eval_metrics": "fid",
+    "eval": {},
+    "push_to_hub": None,
+    "progress": True,
+    # optimisation
+    "batch_size": 64,
+    "grad_accum": 1,
+    "lr": 0.0025,
+    "lr_d": None,
+    "betas": [0.0, 0.99],
+    "r1_gamma": 0.5,
+    "r1_interval": 16,
+    "ema_kimg": 20.0,
+    "ema_rampup": 0.05,
+    "augment": "ada",
+    "aug_p": 0.0,
+    "ada_target": 0.6,
+    "ada_interval": 4,
+    "ada_kimg": 500,
+    "lambda_reg": 1.0,
+    "reg_every": 1,
+    "freeze_canonical": False,
+    "reset_deformation": True,
+    # networks
+    "model": {},
+    "disc": {},
+}
+
+STAGES = ("pretrain", "finetune")
+
+def _parse_value(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def load_config(path: Optional[str], overrides: Iterable[str] = (), stage: str = "pretrain") -> dict:
+    """Defaults <- YAML common keys <- YAML ``stage`` section <- ``key=value`` overrides
+    (dotted keys reach into ``model.`` / ``disc.`` / ``eval.``)."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config {path}: no such file")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config {path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {path}: expected a mapping at the top level")
+        section = raw.get(stage) or {}
+        for layer in ({k: v for k, v in raw.items() if k not in STAGES}, section):
+            for k, v in layer.items():
+                _set(cfg, k, v, source=str(path))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        k = k.strip().lstrip("-")
+        if k in STAGES:
+            raise ConfigError(f"override {item!r}: set the key directly (the stage section is already applied)")
+        _set(cfg, k, _parse_value(v), source="command line")
+    return cfg
+
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _coerce(value):
+    """YAML 1.1 reads '1e-3' as a string; numbers written that way are meant as floats."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _coerce(v) for k, v in value.items()}
+    return value
+
+
+def _set(cfg: dict, key: str, value, source: str) -> None:
+    value = _coerce(value)
+    parts = key.split(".")
+    if parts[0] not in DEFAULTS:
+        raise ConfigError(f"{source}: unknown config key {parts[0]!r}; known keys: {', '.join(sorted(DEFAULTS))}")
+    node = cfg
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"{source}: {key!r}: {part!r} is not a section")
+        node = node[part]
+    if isinstance(DEFAULTS.get(key), dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key!r} must be a mapping")
+        node[parts[-1]] = {**node.get(parts[-1], {}), **value}
+    else:
+        node[parts[-1]] = value
+
+
+def validate_config(cfg: dict, stage: str) -> None:
+    if not cfg["data"]:
+        raise ConfigError("no dataset: pass data=PATH (a folder or .zip of frame folders, or a folder of videos)")
+    if not cfg["output_dir"]:
+        raise ConfigError("no output folder: pass output_dir=PATH")
+    if stage == "finetune" and not cfg["init"]:
+        raise ConfigError("stage 2 needs init=<stage-1 output folder> (also when resuming: it defines the networks)")
+    for k in ("batch_size", "grad_accum", "r1_interval", "ckpt_every", "log_every"):
+        if not isinstance(cfg[k], int) or cfg[k] < 1:
+            raise ConfigError(f"{k} must be a positive integer, got {cfg[k]!r}")
+    if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 0):
+        raise ConfigError(f"max_steps must be a non-negative integer, got {cfg['max_steps']!r}")
+    if cfg["augment"] not in ("ada", "fixed", "none"):
+        raise ConfigError(f"augment must be ada, fixed or none, got {cfg['augment']!r}")
+    for k in ("lr", "r1_gamma", "lambda_reg", "ema_kimg"):
+        if not isinstance(cfg[k], (int, float)) or cfg[k] < 0:
+            raise ConfigError(f"{k} must be a non-negative number, got {cfg[k]!r}")
+
+
+
+def per_process_batch(cfg: dict, num_processes: int) -> int:
+    total = cfg["batch_size"]
+    div = num_processes * cfg["grad_accum"]
+    if total % div:
+        raise ConfigError(f"batch_size {total} is not divisible by processes x grad_accum = {div}")
+    return total // div
+
+
+def flat_scalars(cfg: dict, prefix: str = "") -> dict:
+    """Config flattened to scalars (TensorBoard's hparams only take those)."""
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(flat_scalars(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float, str, bool)):
+            out[prefix + k] = v
+        else:
+            out[prefix + k] = str(v)
+    return out
+
+
+def parse_args(argv, stage: str, description: str) -> dict:
+    """``--config FILE key=value ...`` -> a validated config (raises ConfigError)."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None, help="YAML config (train/configs/*.yaml)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data=... output_dir=... max_steps=100")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.overrides, stage)
+    validate_config(cfg, stage)
+    return cfg
