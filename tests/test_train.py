@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from train import finetune, pretrain  # noqa: E402
-from train.augment import augment  # noqa: E402
 from train.checkpoint import Checkpointer  # noqa: E402
 from train.config import ConfigError, load_config, validate_config  # noqa: E402
 
@@ -209,13 +208,25 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     assert "no dataset" in capsys.readouterr().err
 
 
-def test_augment_shares_parameters_across_clip_frames():
-    torch.manual_seed(0)
-    clip = torch.rand(4, 1, 3, 16, 16).expand(4, 3, 3, 16, 16) * 2 - 1
-    out = augment(clip.contiguous(), p=1.0)
-    assert not torch.allclose(out, clip)
-    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
-    assert torch.equal(augment(clip, 0.0), clip)
+def test_r1_through_forced_augmentation_needs_no_grid_sample(data, tmp_path, monkeypatch):
+    """augment=fixed aug_p=1 r1_interval=1: every step runs R1 (double backward) through every ADA op,
+    with grid_sample unavailable (as its double backward is on torch 2.11 CUDA)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("derivative for aten::grid_sampler_2d_backward is not implemented")
+
+    monkeypatch.setattr(torch.nn.functional, "grid_sample", unavailable)
+    monkeypatch.setattr(torch, "grid_sampler", unavailable)
+    out = tmp_path / "forced"
+    assert pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "max_steps=3",
+                          "augment=fixed", "aug_p=1", "r1_interval=1", "sample_every=0", *FAST]) == 0
+    ea = EventAccumulator(str(out / "logs" / "pretrain"))
+    ea.Reload()
+    for tag in ("loss/G", "loss/D", "loss/r1"):
+        values = [e.value for e in ea.Scalars(tag)]
+        assert len(values) == 3 and all(np.isfinite(values)), tag
+    assert all(e.value > 0 for e in ea.Scalars("loss/r1")) and ea.Scalars("aug/p")[-1].value == 1.0
 
 
 def _free_port() -> int:

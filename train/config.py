@@ -61,7 +61,7 @@ DEFAULTS = {
     "aug_p": 0.0,
     "ada_target": 0.6,
     "ada_interval": 4,
-    "ada_kimg": 500,
+    "ada_kimg": 100,
     "lambda_reg": 1.0,
     "reg_every": 1,
     "freeze_canonical": False,
@@ -146,14 +146,16 @@ def validate_config(cfg: dict, stage: str) -> None:
         raise ConfigError("no output folder: pass output_dir=PATH")
     if stage == "finetune" and not cfg["init"]:
         raise ConfigError("stage 2 needs init=<stage-1 output folder> (also when resuming: it defines the networks)")
-    for k in ("batch_size", "grad_accum", "r1_interval", "ckpt_every", "log_every"):
+    for k in ("batch_size", "grad_accum", "r1_interval", "ckpt_every", "log_every", "ada_interval"):
         if not isinstance(cfg[k], int) or cfg[k] < 1:
             raise ConfigError(f"{k} must be a positive integer, got {cfg[k]!r}")
     if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 0):
         raise ConfigError(f"max_steps must be a non-negative integer, got {cfg['max_steps']!r}")
     if cfg["augment"] not in ("ada", "fixed", "none"):
         raise ConfigError(f"augment must be ada, fixed or none, got {cfg['augment']!r}")
-    for k in ("lr", "r1_gamma", "lambda_reg", "ema_kimg"):
+    if not isinstance(cfg["ada_kimg"], (int, float)) or cfg["ada_kimg"] <= 0:
+        raise ConfigError(f"ada_kimg must be a positive number, got {cfg['ada_kimg']!r}")
+    for k in ("lr", "r1_gamma", "lambda_reg", "ema_kimg", "aug_p"):
         if not isinstance(cfg[k], (int, float)) or cfg[k] < 0:
             raise ConfigError(f"{k} must be a non-negative number, got {cfg[k]!r}")
 

@@ -246,7 +246,7 @@ class Run:
         state["step"] += 1
         state["cur_nimg"] += cfg["batch_size"]
         self.ema.update(self.G, self.ema.beta(cfg, state["cur_nimg"]))
-        rt = self.ada.step(acc)
+        rt = self.ada.step(acc, state["step"])
         state["aug_p"] = self.ada.p
         if state["step"] % cfg["log_every"] == 0 or state["step"] == 1:
             self._log(scalars, rt)
