@@ -9,6 +9,26 @@ GAN videos and decomposed real videos are treated identically.
 The conversion between these pixel units and the normalised [-1, 1]
 coordinates used by the networks lives here and nowhere else
 (:func:`normalized_to_pixels`, :func:`pixels_to_normalized`).
+
+Output size versus grid size (the rule every operation follows):
+
+* ``grid`` [T, Hg, Wg, 2] lives at a *working* resolution; ``size`` = (H, W) is the
+  output frame size (default (Hg, Wg)). The deformation is the bilinear
+  interpolant of the grid, with pixel centres at integers on both lattices:
+  output pixel (x, y) sits at grid position
+  ``u = (x + 0.5) * Wg / W - 0.5``, ``v = (y + 0.5) * Hg / H - 0.5``
+  (cv2.resize's INTER_LINEAR convention), and the edge cells are extrapolated
+  linearly (so an affine motion is upsampled exactly). :func:`upsample_grid`
+  is the one implementation; it runs per frame, so a full-size grid is never
+  held for every frame at once.
+* Grid *values* are always pixels of the stored canonical image, whatever its
+  resolution. A canonical image of the same canvas at another resolution
+  (``Hc' x Wc'``) comes with grid values ``x' = (x + 0.5) * Wc' / Wc - 0.5``
+  (same for y): :meth:`CanonicalVideo.with_canonical_resolution` does that in one place.
+* Every operation speaks output pixels: ``render``/``warp``/``propagate_mask``
+  return [T, H, W, ...], ``track`` returns output-pixel positions,
+  ``frame_to_canonical`` takes them, ``flows`` are output-sized and in output
+  pixels (frame-space flow: the exact flow at the grid's pixels, upsampled).
 """
 from __future__ import annotations
 
@@ -30,9 +50,14 @@ __all__ = [
     "normalized_to_pixels",
     "pixels_to_normalized",
     "invert_grid",
+    "upsample_grid",
 ]
 
 FORMAT_VERSION = 1
+# longest output side accepted for ``size`` (16K), and the largest array one call
+# (render, warp, masks, flows) allocates; beyond it, work frame by frame (iter_frames)
+MAX_OUTPUT_SIDE = 16384
+MAX_RENDER_BYTES = 6 << 30
 
 
 class CanonicalVideoError(ValueError):
@@ -79,6 +104,52 @@ def identity_grid(height: int, width: int, num_frames: int = 1, offset=(0.0, 0.0
     ys, xs = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
     g = np.stack([xs + offset[0], ys + offset[1]], axis=-1)
     return np.repeat(g[None], num_frames, axis=0)
+
+
+def _lattice_positions(n_out: int, n_grid: int) -> np.ndarray:
+    """Grid coordinates of the centres of ``n_out`` output pixels spanning ``n_grid`` grid pixels."""
+    return (np.arange(n_out, dtype=np.float64) + 0.5) * (n_grid / n_out) - 0.5
+
+
+def _resize_axis(field: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Bilinear resize of [H, W, C] along one axis, edge cells extrapolated linearly.
+
+    cv2.resize (INTER_LINEAR, float weights for float32) uses the same pixel-centre
+    convention but clamps at the border; the few output rows/columns that fall
+    outside the outermost grid centres are recomputed by linear extrapolation.
+    """
+    n_in = field.shape[axis]
+    if n_out == n_in:
+        return field
+    h, w = field.shape[:2]
+    dsize = (w, n_out) if axis == 0 else (n_out, h)
+    out = cv2.resize(field, dsize, interpolation=cv2.INTER_LINEAR)
+    if out.ndim == 2:
+        out = out[..., None]
+    pos = _lattice_positions(n_out, n_in)
+    take = (lambda a, i: a[i]) if axis == 0 else (lambda a, i: a[:, i])
+    for idx in np.flatnonzero((pos < 0) | (pos > n_in - 1)):
+        lo = 0 if pos[idx] < 0 else n_in - 2
+        f = pos[idx] - lo
+        val = take(field, lo) * (1.0 - f) + take(field, lo + 1) * f
+        if axis == 0:
+            out[idx] = val
+        else:
+            out[:, idx] = val
+    return out
+
+
+def upsample_grid(grid_t: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """One frame's grid [Hg, Wg, 2] -> [H, W, 2] at output size (the rule in the module docstring).
+
+    Values are unchanged (they are canonical pixels); only the lattice is resampled.
+    Works for any 2-D field of the grid's shape (e.g. grid differences).
+    """
+    g = np.asarray(grid_t, dtype=np.float32)
+    h, w = int(size[0]), int(size[1])
+    if g.shape[:2] == (h, w):
+        return g
+    return _resize_axis(_resize_axis(g, h, 0), w, 1)
 
 
 # --------------------------------------------------------------------------------------
@@ -191,12 +262,18 @@ def _coarse_search(grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 @dataclass(eq=False)
 class CanonicalVideo:
-    """Canonical image [Hc, Wc, 3] float32 in [0, 1] + grid [T, H, W, 2] + fps."""
+    """Canonical image [Hc, Wc, 3] float32 in [0, 1] + grid [T, Hg, Wg, 2] + fps + output ``size``.
+
+    ``size`` = (H, W) of the output frames, default the grid's own (Hg, Wg). The grid
+    values are pixels of ``canonical``; output pixels map onto the grid lattice with
+    pixel centres aligned (see the module docstring for the exact rule).
+    """
 
     canonical: np.ndarray
     grid: np.ndarray
     fps: float = 16.0
     metadata: dict = field(default_factory=dict)
+    size: Optional[tuple] = None
 
     def __post_init__(self):
         self.canonical = _validate_canonical(self.canonical)
@@ -209,6 +286,7 @@ class CanonicalVideo:
             raise CanonicalVideoError(f"fps must be a positive finite number, got {self.fps}")
         if not isinstance(self.metadata, dict):
             raise CanonicalVideoError("metadata must be a dict")
+        self.size = _validate_size(self.size, self.grid_size)
         self._frames_cache = None
 
     # ---- shape helpers ---------------------------------------------------------------
@@ -218,7 +296,12 @@ class CanonicalVideo:
 
     @property
     def frame_size(self) -> tuple:
-        """(H, W) of the output frames."""
+        """(H, W) of the output frames (= ``size``)."""
+        return self.size
+
+    @property
+    def grid_size(self) -> tuple:
+        """(Hg, Wg) of the grid's working lattice."""
         return int(self.grid.shape[1]), int(self.grid.shape[2])
 
     @property
@@ -227,15 +310,42 @@ class CanonicalVideo:
         return int(self.canonical.shape[0]), int(self.canonical.shape[1])
 
     def __repr__(self) -> str:
+        grid = "" if self.grid_size == self.size else f", grid_size={self.grid_size}"
         return (
             f"CanonicalVideo(canonical={self.canvas_size}, frames={self.num_frames}, "
-            f"frame_size={self.frame_size}, fps={self.fps:g})"
+            f"frame_size={self.frame_size}{grid}, fps={self.fps:g})"
         )
 
+    # ---- output pixels <-> grid lattice ------------------------------------------------
+    def frame_grid(self, t: int) -> np.ndarray:
+        """Frame t's sampling grid at output size [H, W, 2] (upsampled on the fly)."""
+        return upsample_grid(self.grid[t], self.size)
+
+    def to_grid_coords(self, points) -> np.ndarray:
+        """Output-pixel (x, y) [..., 2] -> the same points on the grid's lattice."""
+        p = np.asarray(points, dtype=np.float64)
+        (hg, wg), (h, w) = self.grid_size, self.size
+        return np.stack([(p[..., 0] + 0.5) * (wg / w) - 0.5, (p[..., 1] + 0.5) * (hg / h) - 0.5], axis=-1)
+
+    def to_output_coords(self, points) -> np.ndarray:
+        """Grid-lattice (x, y) [..., 2] -> output pixels (inverse of :meth:`to_grid_coords`)."""
+        p = np.asarray(points, dtype=np.float64)
+        (hg, wg), (h, w) = self.grid_size, self.size
+        return np.stack([(p[..., 0] + 0.5) * (w / wg) - 0.5, (p[..., 1] + 0.5) * (h / hg) - 0.5], axis=-1)
+
+    def _check_alloc(self, channels: int, itemsize: int, what: str, frames: Optional[int] = None) -> None:
+        h, w = self.size
+        need = (self.num_frames if frames is None else frames) * h * w * channels * itemsize
+        if need > MAX_RENDER_BYTES:
+            raise CanonicalVideoError(
+                f"{what} of {self.num_frames} frames at {w}x{h} would need {need / 2**30:.1f} GiB "
+                f"(limit {MAX_RENDER_BYTES / 2**30:.0f} GiB); use a smaller output size or iter_frames()"
+            )
+
     # ---- rendering ---------------------------------------------------------------------
-    def _remap(self, image: np.ndarray, t: int, border_value=0.0) -> np.ndarray:
-        g = self.grid[t]
-        return cv2.remap(
+    def _remap(self, image: np.ndarray, t: int, border_value=0.0, grid_t: Optional[np.ndarray] = None) -> np.ndarray:
+        g = self.frame_grid(t) if grid_t is None else grid_t
+        r = cv2.remap(
             image,
             g[..., 0],
             g[..., 1],
@@ -243,43 +353,86 @@ class CanonicalVideo:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=border_value,
         )
+        return r[..., None] if image.ndim == 3 and r.ndim == 2 else r
 
-    def warp(self, image: np.ndarray) -> np.ndarray:
-        """Warp any image living in canonical space (any channel count) through every frame.
+    def _warp_frame(self, img: np.ndarray, t: int, grid_t: Optional[np.ndarray] = None) -> np.ndarray:
+        """One frame of a float canonical-space image (any channel count)."""
+        g = self.frame_grid(t) if grid_t is None else grid_t
+        if img.ndim == 3 and img.shape[2] > 4:  # cv2.remap handles at most 4 channels per call
+            parts = [self._remap(np.ascontiguousarray(img[..., s : s + 4]), t, grid_t=g) for s in range(0, img.shape[2], 4)]
+            return np.concatenate(parts, axis=-1)
+        return self._remap(img, t, grid_t=g)
 
-        Returns [T, H, W] for a 2-D input and [T, H, W, C] otherwise, float32.
-        """
+    def _canonical_space(self, image: np.ndarray) -> np.ndarray:
         img = np.asarray(image)
         if img.ndim not in (2, 3) or img.shape[:2] != self.canvas_size:
             raise CanonicalVideoError(
                 f"image must be {self.canvas_size[0]}x{self.canvas_size[1]} (the canonical size), "
                 f"got shape {tuple(img.shape)}"
             )
-        img = _to_float01(img)
+        return np.ascontiguousarray(_to_float01(img))
+
+    def warp(self, image: np.ndarray) -> np.ndarray:
+        """Warp any image living in canonical space (any channel count) through every frame.
+
+        Returns [T, H, W] for a 2-D input and [T, H, W, C] otherwise, float32, at output size.
+        """
+        img = self._canonical_space(image)
         chans = 1 if img.ndim == 2 else img.shape[2]
-        out_shape = (self.num_frames,) + self.frame_size + (() if img.ndim == 2 else (chans,))
-        out = np.empty(out_shape, dtype=np.float32)
-        # cv2.remap handles at most 4 channels per call
-        if img.ndim == 3 and chans > 4:
-            for s in range(0, chans, 4):
-                sl = np.ascontiguousarray(img[..., s : s + 4])
-                for t in range(self.num_frames):
-                    r = self._remap(sl, t)
-                    out[t, ..., s : s + 4] = r if r.ndim == 3 else r[..., None]
-            return out
-        img = np.ascontiguousarray(img)
+        self._check_alloc(chans, 4, "warping")
+        out = np.empty((self.num_frames,) + self.frame_size + img.shape[2:], dtype=np.float32)
         for t in range(self.num_frames):
-            r = self._remap(img, t)
-            if img.ndim == 3 and r.ndim == 2:
-                r = r[..., None]
-            out[t] = r
+            out[t] = self._warp_frame(img, t)
         return out
 
     def frames(self) -> np.ndarray:
-        """The video: [T, H, W, 3] float32 (cached; the object is treated as immutable)."""
-        if self._frames_cache is None:
-            self._frames_cache = self.warp(self.canonical)
-        return self._frames_cache
+        """The video: [T, H, W, 3] float32 (cached up to 512 MB; the object is treated as immutable)."""
+        if self._frames_cache is not None:
+            return self._frames_cache
+        out = self.warp(self.canonical)
+        if out.nbytes <= 512 << 20:
+            self._frames_cache = out
+        return out
+
+    def _prepare_edit(self, image):
+        """(kind, float image) for :meth:`render_frame`; kind is 'video', 'mask', 'rgb' or 'rgba'."""
+        if image is None:
+            return "video", self.canonical
+        img = np.asarray(image)
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[..., 0]
+        if img.ndim == 2:
+            return "mask", self._canonical_space(img)
+        if img.ndim == 3 and img.shape[2] == 3:
+            return "rgb", self._canonical_space(img)
+        if img.ndim == 3 and img.shape[2] == 4:
+            f = self._canonical_space(img)
+            alpha = f[..., 3:4]
+            return "rgba", np.ascontiguousarray(np.concatenate([f[..., :3] * alpha, alpha], axis=-1))
+        raise CanonicalVideoError(
+            f"edit must be RGB, RGBA or a single-channel mask, got shape {tuple(img.shape)}"
+        )
+
+    def _render_prepared(self, kind: str, img: np.ndarray, t: int) -> np.ndarray:
+        g = self.frame_grid(t)
+        if kind != "rgba":
+            return self._warp_frame(img, t, grid_t=g)
+        w = self._remap(img, t, grid_t=g)
+        base = self._frames_cache[t] if self._frames_cache is not None else self._remap(self.canonical, t, grid_t=g)
+        a = np.clip(w[..., 3:4], 0.0, 1.0)
+        return np.clip(w[..., :3] + base * (1.0 - a), 0.0, 1.0).astype(np.float32)
+
+    def render_frame(self, t: int, image: Optional[np.ndarray] = None) -> np.ndarray:
+        """Frame t of :meth:`render` ([H, W, 3], or [H, W] for a mask), at output size."""
+        if not 0 <= t < self.num_frames:
+            raise CanonicalVideoError(f"frame {t} out of range 0..{self.num_frames - 1}")
+        return self._render_prepared(*self._prepare_edit(image), t)
+
+    def iter_frames(self, image: Optional[np.ndarray] = None):
+        """Yield the frames of :meth:`render` one by one (memory: one output frame)."""
+        kind, img = self._prepare_edit(image)
+        for t in range(self.num_frames):
+            yield self._render_prepared(kind, img, t)
 
     def render(self, image: Optional[np.ndarray] = None) -> np.ndarray:
         """Frames of the canonical image, or of an edit living in canonical space.
@@ -291,26 +444,15 @@ class CanonicalVideo:
         """
         if image is None:
             return self.frames().copy()
-        img = np.asarray(image)
-        if img.ndim == 3 and img.shape[2] == 1:
-            img = img[..., 0]
-        if img.ndim == 2:
-            return self.warp(img)
-        if img.ndim == 3 and img.shape[2] == 3:
-            return self.warp(img)
-        if img.ndim == 3 and img.shape[2] == 4:
-            f = _to_float01(img)
-            alpha = f[..., 3:4]
-            premult = np.concatenate([f[..., :3] * alpha, alpha], axis=-1)
-            w = self.warp(premult)
-            a = np.clip(w[..., 3:4], 0.0, 1.0)
-            return np.clip(w[..., :3] + self.frames() * (1.0 - a), 0.0, 1.0).astype(np.float32)
-        raise CanonicalVideoError(
-            f"edit must be RGB, RGBA or a single-channel mask, got shape {tuple(img.shape)}"
-        )
+        kind, img = self._prepare_edit(image)
+        self._check_alloc(1 if kind == "mask" else 3, 4, "rendering")
+        out = np.empty((self.num_frames,) + self.frame_size + (() if kind == "mask" else (3,)), np.float32)
+        for t in range(self.num_frames):
+            out[t] = self._render_prepared(kind, img, t)
+        return out
 
     def propagate_mask(self, mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-        """Canonical mask -> per-frame boolean masks [T, H, W]."""
+        """Canonical mask -> per-frame boolean masks [T, H, W] at output size."""
         m = np.asarray(mask)
         if m.ndim == 3 and m.shape[2] == 1:
             m = m[..., 0]
@@ -318,18 +460,25 @@ class CanonicalVideo:
             raise CanonicalVideoError(f"mask must be 2-D, got shape {tuple(m.shape)}")
         if m.dtype == bool:
             m = m.astype(np.float32)
-        return self.warp(m) >= threshold
+        img = self._canonical_space(m)
+        self._check_alloc(1, 1, "propagating a mask")
+        out = np.empty((self.num_frames,) + self.frame_size, dtype=bool)
+        for t in range(self.num_frames):
+            out[t] = self._warp_frame(img, t) >= threshold
+        return out
 
     # ---- geometry ---------------------------------------------------------------------
     def track(self, points) -> tuple:
-        """Canonical points [N, 2] (x, y) -> positions [T, N, 2] and visibility [T, N].
+        """Canonical points [N, 2] (x, y) -> output-pixel positions [T, N, 2] and visibility [T, N].
 
-        Sub-pixel inverse look-up of the grid. A point is not visible in frame t when
-        it falls outside the frame, lies outside the canonical image, or no pixel of
-        that frame samples it (the inversion finds no pre-image).
+        Sub-pixel inverse look-up of the grid (on its working lattice, then mapped to
+        output pixels). A point is not visible in frame t when it falls outside the
+        frame, lies outside the canonical image, or no pixel of that frame samples it
+        (the inversion finds no pre-image).
         """
         pts = _validate_points(points)
-        pos, ok = invert_grid(self.grid, pts)
+        pos_g, ok = invert_grid(self.grid, pts)
+        pos = self.to_output_coords(pos_g)
         h, w = self.frame_size
         hc, wc = self.canvas_size
         inside = (
@@ -342,38 +491,68 @@ class CanonicalVideo:
         return pos.astype(np.float32), visible
 
     def frame_to_canonical(self, points, frame: int = 0) -> np.ndarray:
-        """Points given on frame ``frame`` -> canonical coordinates (bilinear grid look-up)."""
+        """Points given on frame ``frame`` (output pixels) -> canonical coordinates (bilinear grid look-up)."""
         pts = _validate_points(points)
         if not 0 <= frame < self.num_frames:
             raise CanonicalVideoError(f"frame {frame} out of range 0..{self.num_frames - 1}")
         h, w = self.frame_size
         if np.any((pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)):
             raise CanonicalVideoError(f"points must lie inside the {w}x{h} frame")
+        q = self.to_grid_coords(pts)
         fidx = np.full(len(pts), frame)
-        val, _, _ = _bilinear_with_jacobian(self.grid, fidx, pts[:, 0], pts[:, 1])
+        val, _, _ = _bilinear_with_jacobian(self.grid, fidx, q[:, 0], q[:, 1])
         return val.astype(np.float32)
 
-    def flows(self, space: str = "frame") -> np.ndarray:
-        """Forward flow between consecutive frames, [T-1, H, W, 2].
+    def _frame_flow_on_grid(self, t: int) -> np.ndarray:
+        """Exact frame-space flow t -> t+1 at the grid's pixels, in grid-lattice pixels [Hg, Wg, 2]."""
+        hg, wg = self.grid_size
+        base = identity_grid(hg, wg)[0].reshape(-1, 2).astype(np.float64)
+        p, _ = invert_grid(self.grid[t + 1 : t + 2], self.grid[t].reshape(-1, 2), init=base[None])
+        return (p[0] - base).reshape(hg, wg, 2).astype(np.float32)
 
-        ``space="canonical"``: grid[t+1] - grid[t], the paper's F_{t->t+1} (eq. 4).
-        ``space="frame"``: for each pixel of frame t, where the content it shows is
-        found in frame t+1 minus its position (optical flow in frame pixels).
+    def flows(self, space: str = "frame") -> np.ndarray:
+        """Forward flow between consecutive frames, [T-1, H, W, 2] at output size.
+
+        ``space="canonical"``: grid[t+1] - grid[t] (upsampled), the paper's F_{t->t+1}
+        (eq. 4), in canonical pixels.
+        ``space="frame"``: for each output pixel of frame t, where the content it shows
+        is found in frame t+1 minus its position, in output pixels (solved exactly at
+        the grid's pixels, then upsampled and scaled to output pixels).
         """
+        if space not in ("frame", "canonical"):
+            raise CanonicalVideoError(f"space must be 'frame' or 'canonical', got {space!r}")
         if self.num_frames < 2:
             return np.zeros((0,) + self.frame_size + (2,), dtype=np.float32)
-        if space == "canonical":
-            return (self.grid[1:] - self.grid[:-1]).astype(np.float32)
-        if space != "frame":
-            raise CanonicalVideoError(f"space must be 'frame' or 'canonical', got {space!r}")
-        h, w = self.frame_size
-        base = identity_grid(h, w)[0].reshape(-1, 2).astype(np.float64)
+        self._check_alloc(2, 4, "flows", frames=self.num_frames - 1)
+        (hg, wg), (h, w) = self.grid_size, self.size
+        scale = np.array([w / wg, h / hg], np.float32)
         out = np.empty((self.num_frames - 1, h, w, 2), dtype=np.float32)
         for t in range(self.num_frames - 1):
-            c = self.grid[t].reshape(-1, 2)
-            p, _ = invert_grid(self.grid[t + 1 : t + 2], c, init=base[None])
-            out[t] = (p[0] - base).reshape(h, w, 2)
+            if space == "canonical":
+                out[t] = upsample_grid(self.grid[t + 1] - self.grid[t], self.size)
+            else:
+                out[t] = upsample_grid(self._frame_flow_on_grid(t), self.size) * scale
         return out
+
+    # ---- output size and canonical resolution ------------------------------------------
+    def with_size(self, size: Sequence[int]) -> "CanonicalVideo":
+        """Same canonical and motion, frames rendered at ``size`` = (H, W)."""
+        return CanonicalVideo(self.canonical, self.grid, self.fps, dict(self.metadata), size=tuple(size))
+
+    def with_canonical_resolution(self, canonical: np.ndarray, size: Optional[Sequence[int]] = None) -> "CanonicalVideo":
+        """Same video with a canonical image of the same canvas at another resolution.
+
+        ``canonical`` [Hc', Wc', 3] covers exactly the canvas of the current one; grid
+        values are rescaled to its pixels (``x' = (x + 0.5) * Wc' / Wc - 0.5``, same for
+        y), so every frame shows the same content, sharper. ``size`` optionally sets the
+        output size at the same time.
+        """
+        new = _validate_canonical(canonical)
+        (hc, wc), (hn, wn) = self.canvas_size, new.shape[:2]
+        scale = np.array([wn / wc, hn / hc], np.float32)
+        grid = (self.grid + 0.5) * scale - 0.5
+        out_size = self.size if size is None else tuple(size)
+        return CanonicalVideo(new, grid, self.fps, dict(self.metadata), size=out_size)
 
     # ---- persistence ------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> Path:
@@ -390,6 +569,7 @@ class CanonicalVideo:
                 canonical=self.canonical,
                 grid=self.grid,
                 fps=np.array(self.fps, dtype=np.float64),
+                size=np.array(self.size, dtype=np.int64),
                 metadata=np.array(json.dumps(meta)),
             )
         os.replace(tmp, path)
@@ -411,6 +591,7 @@ class CanonicalVideo:
                 canonical = data["canonical"]
                 grid = data["grid"]
                 fps = float(data["fps"])
+                size = _read_size(data, name)
                 meta = {}
                 if "metadata" in data.files:
                     try:
@@ -425,20 +606,25 @@ class CanonicalVideo:
             raise CanonicalVideoError(f"{name}: corrupt or truncated CanonicalVideo file ({e.__class__.__name__}: {e})") from None
         except Exception as e:  # zlib.error and friends from a damaged archive
             raise CanonicalVideoError(f"{name}: corrupt or truncated CanonicalVideo file ({e.__class__.__name__}: {e})") from None
-        return cls(canonical=canonical, grid=grid, fps=fps, metadata=meta if isinstance(meta, dict) else {})
+        return cls(canonical=canonical, grid=grid, fps=fps, metadata=meta if isinstance(meta, dict) else {}, size=size)
 
     def to_video(self, path: Union[str, os.PathLike], image: Optional[np.ndarray] = None, fps: Optional[float] = None) -> Path:
-        """Export frames (of the video or of an edit) as .mp4 or .gif."""
-        from .videoio import write_video
+        """Export frames (of the video or of an edit) as .mp4 or .gif, at output size.
 
-        frames = self.render(image)
-        if frames.ndim == 3:
-            frames = np.repeat(frames[..., None], 3, axis=-1)
+        Frames are rendered one at a time straight to uint8 (no float copy of the clip).
+        """
+        from .videoio import to_uint8, write_video
+
+        self._check_alloc(3, 1, "exporting")
+        h, w = self.frame_size
+        frames = np.empty((self.num_frames, h, w, 3), np.uint8)
+        for t, f in enumerate(self.iter_frames(image)):
+            frames[t] = to_uint8(f[..., None] if f.ndim == 2 else f)
         return write_video(frames, path, fps=fps or self.fps)
 
     def with_canonical(self, canonical: np.ndarray) -> "CanonicalVideo":
         """Same motion, another canonical image (an edit baked in)."""
-        return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata))
+        return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size)
 
 
 # --------------------------------------------------------------------------------------
@@ -484,6 +670,32 @@ def _validate_grid(g) -> np.ndarray:
     if not np.all(np.isfinite(g)):
         raise CanonicalVideoError("grid contains NaN or inf")
     return g
+
+
+def _validate_size(size, grid_size: tuple) -> tuple:
+    """Output size (H, W): two ints in [2, MAX_OUTPUT_SIDE]; None means the grid's size."""
+    if size is None:
+        return tuple(grid_size)
+    try:
+        vals = [float(v) for v in np.asarray(size, dtype=np.float64).reshape(-1)]
+    except (TypeError, ValueError):
+        raise CanonicalVideoError(f"size must be (height, width), got {size!r}") from None
+    if len(vals) != 2 or not all(np.isfinite(v) and v == int(v) for v in vals):
+        raise CanonicalVideoError(f"size must be two whole numbers (height, width), got {size!r}")
+    h, w = int(vals[0]), int(vals[1])
+    if not (2 <= h <= MAX_OUTPUT_SIDE and 2 <= w <= MAX_OUTPUT_SIDE):
+        raise CanonicalVideoError(f"size must be between 2 and {MAX_OUTPUT_SIDE} pixels a side, got {w}x{h}")
+    return h, w
+
+
+def _read_size(data, name) -> Optional[tuple]:
+    """``size`` of a saved file (files written before it existed have none: the grid's size)."""
+    if "size" not in data.files:
+        return None
+    raw = data["size"]
+    if raw.shape != (2,) or not np.issubdtype(raw.dtype, np.integer):
+        raise CanonicalVideoError(f"{name}: corrupt CanonicalVideo file (size must be two integers)")
+    return int(raw[0]), int(raw[1])
 
 
 def _validate_points(points) -> np.ndarray:
