@@ -9,7 +9,7 @@ import logging
 
 import gradio as gr
 
-from gendef.decompose import DecomposeError
+from gendef.decomposition import DecomposeError
 from gendef.editing.segment import SegmentUnavailable
 from gendef.editing.stylize import StylizeUnavailable
 from gendef.video import CanonicalVideoError

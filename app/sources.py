@@ -4,7 +4,7 @@ from pathlib import Path
 import gradio as gr
 
 from gendef import viz
-from gendef import decompose
+from gendef import decomposition
 from gendef.video import CanonicalVideo
 
 from .errors import fail, friendly, number, require, whole_number
@@ -175,7 +175,7 @@ def open_example(state, progress=gr.Progress()):
 
 @friendly
 def decompose_upload(state, file, num_frames, size, start=0, steps=200, progress=gr.Progress()):
-    """Real clip -> CanonicalVideo with the decomposer (gendef.decompose)."""
+    """Real clip -> CanonicalVideo with the decomposer (gendef.decomposition)."""
     state = _fresh(state)
     path = _upload_path(file)
     require(path.suffix.lower() in VIDEO_EXTS, f"{path.name}: unsupported type; upload one of {', '.join(VIDEO_EXTS)}.")
@@ -189,7 +189,7 @@ def decompose_upload(state, file, num_frames, size, start=0, steps=200, progress
     def report(fraction, message=""):
         progress(min(max(float(fraction), 0.0), 1.0) * 0.75, desc=message or "decomposing")
 
-    video = _limit_video(decompose.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report))
+    video = _limit_video(decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report))
     state.checkpoint = ""
     state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})")
     return loaded_views(state, progress)

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gendef.decompose import decompose, psnr, resize_frames  # noqa: E402
+from gendef.decomposition import decompose, psnr, resize_frames  # noqa: E402
 from gendef.video import CanonicalVideo, invert_grid  # noqa: E402
 
 

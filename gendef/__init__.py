@@ -15,7 +15,7 @@ def __getattr__(name):
 
         return GenDeF
     if name == "decompose":
-        from .decompose import decompose
+        from .decomposition import decompose
 
         return decompose
     raise AttributeError(f"module 'gendef' has no attribute {name!r}")

@@ -157,10 +157,73 @@ def cmd_track(args) -> int:
     return 0
 
 
-def cmd_decompose(args) -> int:
-    from . import decompose as dec
+def _progress_bar(desc: str):
+    """(progress(fraction, message), close()) drawing a tqdm bar created on first use,
+    so bad input fails before any bar is drawn."""
+    bars = []
 
-    return int(dec.run_decompose_command(args) or 0)
+    def progress(fraction: float, message: str) -> None:
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=100, desc=desc, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"))
+        bars[0].n = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        bars[0].set_postfix_str(message, refresh=False)
+        bars[0].refresh()
+
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    return progress, close
+
+
+def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``python -m gendef decompose``."""
+    from .decomposition import DEFAULT_STEPS
+
+    parser.add_argument("input", metavar="INPUT", help="video file (mp4, avi, mov, webm, gif) or folder of png/jpg frames")
+    parser.add_argument("--out", required=True, help="output .npz (canonical image + grid)")
+    parser.add_argument("--start", type=int, default=0, help="first frame of the clip (default 0)")
+    parser.add_argument("--frames", type=int, default=None, help="number of frames (default: all from --start)")
+    parser.add_argument("--size", type=int, default=256, help="long side of the working resolution (default 256)")
+    parser.add_argument("--steps", type=int, default=None, help=f"optimisation steps (default {DEFAULT_STEPS}; fewer is faster)")
+    parser.add_argument("--canvas-scale", type=int, default=2, help="canonical pixels per frame pixel (default 2)")
+    parser.add_argument("--device", default="cpu", help="where the optimisation runs: cpu (default), cuda, cuda:N")
+    parser.add_argument("--video", default=None, help="also write the reconstruction as .mp4/.gif")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def cmd_decompose(args) -> int:
+    """``decompose``: raises DecomposeError (one line) on bad input."""
+    from .decomposition import DecomposeError, decompose_file
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".npz":
+        raise DecomposeError(f"--out must end in .npz, got {args.out}")
+    if args.size is not None and args.size < 16:
+        raise DecomposeError(f"--size must be at least 16, got {args.size}")
+    if args.steps is not None and args.steps < 0:
+        raise DecomposeError(f"--steps must be >= 0, got {args.steps}")
+    progress, close = (None, lambda: None) if args.quiet else _progress_bar("decompose")
+    try:
+        vid = decompose_file(
+            args.input, start=args.start, frames=args.frames, size=args.size, steps=args.steps,
+            progress=progress, canvas_scale=args.canvas_scale, device=args.device,
+        )
+    finally:
+        close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = vid.save(out)
+    if args.video:
+        vid.to_video(args.video)
+    h, w = vid.frame_size
+    print(
+        f"wrote {path}: {vid.num_frames} frames {w}x{h}, canonical {vid.canvas_size[1]}x{vid.canvas_size[0]}, "
+        f"PSNR {vid.metadata['psnr']:.2f} dB in {vid.metadata['seconds']:.1f} s"
+    )
+    return 0
 
 
 # ------------------------------------------------------------------------- parser
@@ -201,14 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", help="write trajectories as JSON here")
     t.set_defaults(func=cmd_track)
 
-    try:
-        from . import decompose as dec  # optional until the decomposer lands
-
-        d = sub.add_parser("decompose", help="decompose your own video into a CanonicalVideo .npz")
-        dec.add_decompose_arguments(d)
-        d.set_defaults(func=cmd_decompose)
-    except (ImportError, AttributeError):
-        pass
+    d = sub.add_parser("decompose", help="decompose your own video into a CanonicalVideo .npz")
+    add_decompose_arguments(d)
+    d.set_defaults(func=cmd_decompose)
     return p
 
 

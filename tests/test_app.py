@@ -152,7 +152,7 @@ def test_upload_checks_and_decompose(tmp_path, monkeypatch):
         m.setattr(sources, "MAX_CLIP_SECONDS", 1)  # the 2 s example clip is now too long
         sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 64)
 
-    import gendef.decompose as dec
+    import gendef.decomposition as dec
 
     calls = {}
 

@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 
 from gendef import CanonicalVideo
-from gendef.decompose import (
-    DecomposeError,
-    add_decompose_arguments,
-    decompose,
-    decompose_file,
-    psnr,
-    run_decompose_command,
-)
+from gendef.cli import add_decompose_arguments
+from gendef.cli import cmd_decompose as run_decompose_command
+from gendef.decomposition import DecomposeError, decompose, decompose_file, psnr
 from gendef.videoio import write_video
 
 SIZE = 64
@@ -70,10 +65,12 @@ def test_optimisation_improves_on_the_flow_initialisation(clip, result):
     assert result[0].metadata["psnr"] > flow_only.metadata["psnr"] + 5.0
 
 
-def test_callable_after_submodule_import(clip):
+def test_one_name_per_thing(clip):
+    """``gendef.decompose`` is the function, also after importing the package that holds it."""
     import gendef
-    import gendef.decompose  # noqa: F401  rebinds the package attribute to the module
+    import gendef.decomposition  # noqa: F401
 
+    assert gendef.decompose is gendef.decomposition.decompose
     vid = gendef.decompose(clip[:2], steps=1, threads=1)
     assert vid.num_frames == 2
 
@@ -131,7 +128,7 @@ def test_bad_frames_give_clear_errors(frames, message):
 
 
 def test_too_large_for_memory(monkeypatch, clip):
-    monkeypatch.setattr("gendef.decompose._available_memory", lambda: 1 << 20)
+    monkeypatch.setattr("gendef.decomposition.inputs.available_memory", lambda: 1 << 20)
     with pytest.raises(DecomposeError, match="too large for memory"):
         decompose(clip, steps=1)
 
@@ -194,7 +191,7 @@ def test_cli_rejects_bad_out_and_size(tmp_path, clip):
 
 def test_cli_too_large_clip(tmp_path, clip, monkeypatch):
     write_video(clip[:3], tmp_path / "in.mp4", fps=8)
-    monkeypatch.setattr("gendef.decompose._available_memory", lambda: 1000)
+    monkeypatch.setattr("gendef.decomposition.inputs.available_memory", lambda: 1000)
     with pytest.raises(DecomposeError, match="too large for memory"):
         run_decompose_command(_parse([str(tmp_path / "in.mp4"), "--out", str(tmp_path / "o.npz"), "--quiet"]))
 

@@ -1,0 +1,143 @@
+"""``decompose``: a clip -> CanonicalVideo (checks, working size, fit, metadata)."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..video import CanonicalVideo
+from .fit import FitSettings, ProgressFn, fit_working_size
+from . import inputs
+from .inputs import DecomposeError, as_float_frames, check_memory, probe_pixels, resize_frames, working_size
+
+DEFAULT_STEPS = 140
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two float images/videos in [0, 1]."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return 99.0 if mse <= 1e-10 else 10.0 * math.log10(1.0 / mse)
+
+
+def _check_device(device) -> str:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise DecomposeError(f"bad device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DecomposeError(f"device {device!r} asked for but CUDA is not available here; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise DecomposeError(f"device must be cpu or cuda, got {device!r}")
+    return str(dev)
+
+
+def _settings(video_hw: tuple, steps, canvas_scale, margin, stride, device, **weights) -> FitSettings:
+    if steps is None:
+        steps = DEFAULT_STEPS
+    if steps < 0:
+        raise DecomposeError(f"steps must be >= 0, got {steps}")
+    if canvas_scale not in (1, 2, 3, 4):
+        raise DecomposeError(f"canvas_scale must be 1, 2, 3 or 4, got {canvas_scale}")
+    if stride < 1:
+        raise DecomposeError(f"stride must be >= 1, got {stride}")
+    if margin is None:
+        margin = max(4, int(round(0.06 * max(video_hw))))
+    return FitSettings(steps=int(steps), canvas_scale=int(canvas_scale), margin=int(margin), stride=int(stride), device=_check_device(device), **weights)
+
+
+def decompose(
+    frames,
+    *,
+    size: Optional[int] = None,
+    steps: Optional[int] = None,
+    canvas_scale: int = 2,
+    margin: Optional[int] = None,
+    stride: int = 4,
+    fps: float = 16.0,
+    smooth_weight: float = 0.02,
+    reg_weight: float = 1.0,
+    canonical_weight: float = 0.2,
+    progress: Optional[ProgressFn] = None,
+    threads: Optional[int] = 1,
+    device: str = "cpu",
+) -> CanonicalVideo:
+    """Fit a CanonicalVideo to frames ([T, H, W, 3], uint8 or float in [0, 1]).
+
+    size: long side of the working resolution (None keeps the input size);
+    steps: optimisation steps in total over the two scales (default 140);
+    canvas_scale: canonical pixels per frame pixel (2 keeps sub-pixel detail);
+    margin: extra canvas border in frame pixels around everything the motion
+    shows (default 6% of the long side); stride: spacing in frame pixels of the
+    residual field's control points; canonical_weight: curvature prior on the
+    canonical (higher = cleaner canonical, lower PSNR); progress(fraction, message)
+    is called as work advances, with the current reconstruction PSNR in the message.
+    threads: torch threads during the fit (None keeps torch's setting). One is
+    the default because the work is many small memory-bound ops: on a shared
+    2-core machine two OpenMP threads spin against each other.
+    device: where the optimisation runs ("cpu", "cuda", "cuda:1"); flow stays on the CPU.
+    """
+    import torch
+
+    start_time = time.perf_counter()
+    video = as_float_frames(frames)
+    t_count = video.shape[0]
+    if t_count < 2:
+        raise DecomposeError(f"need at least 2 frames to decompose, got {t_count}")
+    h, w = working_size(video.shape[1], video.shape[2], size)
+    if min(h, w) < 8:
+        raise DecomposeError(f"frames are too small ({w}x{h}); need at least 8x8 pixels")
+    settings = _settings((h, w), steps, canvas_scale, margin, stride, device, smooth_weight=smooth_weight, reg_weight=reg_weight, canonical_weight=canonical_weight)
+    check_memory(t_count, h, w, canvas_scale)
+    video = resize_frames(video, (h, w))
+    report = progress or (lambda f, m: None)
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        vid = fit_working_size(video, settings, fps=fps, progress=report)
+    finally:
+        torch.set_num_threads(old_threads)
+    final = psnr(vid.frames(), video)
+    vid.metadata["psnr"] = round(final, 3)
+    vid.metadata["seconds"] = round(time.perf_counter() - start_time, 2)
+    report(1.0, f"done: PSNR {final:.2f} dB")
+    return vid
+
+
+def decompose_file(
+    path,
+    start: int = 0,
+    frames: Optional[int] = None,
+    size: int = 256,
+    steps: Optional[int] = None,
+    progress: Optional[ProgressFn] = None,
+    **kwargs,
+) -> CanonicalVideo:
+    """Read a clip (video file, gif or folder of frames) and decompose it.
+
+    ``start``/``frames`` pick the clip, ``size`` is the long side of the working
+    resolution; the source fps is kept.
+    """
+    from ..videoio import VideoIOError, read_video
+
+    p = Path(path)
+    if start < 0:
+        raise DecomposeError(f"start must be >= 0, got {start}")
+    if frames is not None and frames < 2:
+        raise DecomposeError(f"need at least 2 frames to decompose, got --frames {frames}")
+    if p.exists():
+        raw = probe_pixels(p, start, frames)
+        if raw is not None and raw > 0.5 * inputs.available_memory():
+            raise DecomposeError(f"{path}: clip too large for memory ({raw / 2**30:.1f} GiB decoded); pick fewer frames with --frames")
+    try:
+        video, fps = read_video(p, start=start, num_frames=frames)
+    except VideoIOError as e:
+        raise DecomposeError(str(e)) from None
+    vid = decompose(video, size=size, steps=steps, fps=fps, progress=progress, **kwargs)
+    vid.metadata.update({"source_path": str(path), "start": int(start)})
+    return vid
