@@ -45,6 +45,23 @@ def timed(main, args) -> float:
     return time.perf_counter() - t
 
 
+def reset_peak(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak(device: str) -> str:
+    """Peak allocated CUDA memory since the last reset (CPU: not measured here)."""
+    if device != "cuda":
+        return "n/a"
+    import torch
+
+    return f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(ROOT / "train" / "configs" / "tiny.yaml"))
@@ -75,11 +92,13 @@ def main(argv=None) -> int:
         s1 = tmp / "s1"
         timed(pretrain.main, base + [f"output_dir={tmp / 'warm'}", "max_steps=1", *fixed])  # imports, caches
         short = timed(pretrain.main, base + [f"output_dir={tmp / 's1_short'}", f"max_steps={args.warmup}", *fixed])
+        reset_peak(args.device)
         long = timed(pretrain.main, base + [f"output_dir={s1}", f"max_steps={args.warmup + args.steps}", *fixed])
-        rows.append(("1 (G_c + image D)", (long - short) / args.steps))
+        rows.append(("1 (G_c + image D)", (long - short) / args.steps, peak(args.device)))
         short = timed(finetune.main, base + [f"output_dir={tmp / 's2_short'}", f"init={s1}", f"max_steps={args.warmup}", *fixed])
+        reset_peak(args.device)
         long = timed(finetune.main, base + [f"output_dir={tmp / 's2'}", f"init={s1}", f"max_steps={args.warmup + args.steps}", *fixed])
-        rows.append(("2 (G_c + G_d + video D + L_reg)", (long - short) / args.steps))
+        rows.append(("2 (G_c + G_d + video D + L_reg)", (long - short) / args.steps, peak(args.device)))
     dev = args.device
     if dev == "cuda":
         import torch
@@ -88,10 +107,13 @@ def main(argv=None) -> int:
     else:
         dev = f"CPU ({os.environ.get('OMP_NUM_THREADS', 'all')} threads)"
     batch = cfg["batch_size"]
-    print(f"\n| stage | config | batch | device | s/step | images/s |\n|---|---|---|---|---|---|")
-    for name, sec in rows:
+    import torch
+
+    print("\n| stage | config | batch | device | torch | s/step | images/s | peak GPU memory |\n|---|---|---|---|---|---|---|---|")
+    for name, sec, mem in rows:
         per = batch if name.startswith("1") else batch * int(cfg["clip_frames"])
-        print(f"| {name} | {Path(args.config).name} {' '.join(args.overrides)} | {batch} | {dev} | {sec:.3f} | {per / sec:.1f} |")
+        print(f"| {name} | {Path(args.config).name} {' '.join(args.overrides)} | {batch} | {dev} | {torch.__version__} | "
+              f"{sec:.3f} | {per / sec:.1f} | {mem} |")
     return 0
 
 

@@ -106,6 +106,8 @@ def load_config(path: Optional[str], overrides: Iterable[str] = (), stage: str =
         if k in STAGES:
             raise ConfigError(f"override {item!r}: set the key directly (the stage section is already applied)")
         _set(cfg, k, _parse_value(v), source="command line")
+    if cfg["mixed_precision"] is False:  # YAML 1.1 reads a bare `no` as false
+        cfg["mixed_precision"] = "no"
     return cfg
 
 
@@ -151,6 +153,8 @@ def validate_config(cfg: dict, stage: str) -> None:
             raise ConfigError(f"{k} must be a positive integer, got {cfg[k]!r}")
     if cfg["max_steps"] is not None and (not isinstance(cfg["max_steps"], int) or cfg["max_steps"] < 0):
         raise ConfigError(f"max_steps must be a non-negative integer, got {cfg['max_steps']!r}")
+    if cfg["mixed_precision"] not in ("no", "fp16", "bf16"):
+        raise ConfigError(f"mixed_precision must be no, fp16 or bf16, got {cfg['mixed_precision']!r}")
     if cfg["augment"] not in ("ada", "fixed", "none"):
         raise ConfigError(f"augment must be ada, fixed or none, got {cfg['augment']!r}")
     if not isinstance(cfg["ada_kimg"], (int, float)) or cfg["ada_kimg"] <= 0:
