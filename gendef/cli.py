@@ -98,28 +98,34 @@ def cmd_render(args) -> int:
     return 0
 
 
-def cmd_propagate(args) -> int:
+def _fit(img: np.ndarray, size, what: str, resize: bool, image_path: str) -> np.ndarray:
     import cv2
 
+    h, w = size
+    if img.shape[:2] == (h, w):
+        return img
+    if not resize:
+        raise CLIError(f"{image_path} is {img.shape[1]}x{img.shape[0]} but {what} is {w}x{h}; pass --resize to scale it")
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def cmd_propagate(args) -> int:
+    from .imageutil import to_float01
     from .videoio import read_image
 
     out = _check_out(args.out, (".mp4", ".gif", ".npz"))
     vid = _load_doc(args.doc)
     img = read_image(args.image)
-    hc, wc = vid.canvas_size
-    if img.shape[:2] != (hc, wc):
-        if not args.resize:
-            raise CLIError(
-                f"{args.image} is {img.shape[1]}x{img.shape[0]} but the canonical image is {wc}x{hc}; "
-                "pass --resize to scale it"
-            )
-        img = cv2.resize(img, (wc, hc), interpolation=cv2.INTER_AREA)
+    if args.frame is not None:
+        if not 0 <= args.frame < vid.num_frames:
+            raise CLIError(f"--frame {args.frame}: the video has frames 0..{vid.num_frames - 1}")
+        img = _fit(img, vid.frame_size, f"frame {args.frame}", args.resize, args.image)
+        img = vid.frame_edit_to_canonical(img, args.frame)  # RGBA in canonical space
+    else:
+        img = _fit(img, vid.canvas_size, "the canonical image", args.resize, args.image)
     if out.suffix.lower() == ".npz":
-        if img.shape[2] == 4:
-            a = img[..., 3:4].astype(np.float32) / 255.0
-            base = vid.canonical
-            img = img[..., :3].astype(np.float32) / 255.0 * a + base * (1 - a)
-        vid.with_canonical(img).save(out)
+        edited = vid.with_edit(img) if img.shape[2] == 4 else vid.with_canonical(to_float01(img))
+        edited.save(out)
     else:
         vid.to_video(out, image=img, fps=args.fps)
     print(f"wrote {out}")
@@ -251,9 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("propagate", help="propagate an edited canonical image (RGB or RGBA overlay) through the video")
     g.add_argument("doc", help="CanonicalVideo .npz")
-    g.add_argument("--image", required=True, help="edited canonical image (.png; RGBA = overlay on the original)")
+    g.add_argument("--image", required=True, help="edited canonical image, or frame N with --frame (.png; RGBA = overlay on the original)")
     g.add_argument("--out", required=True, help="output .mp4/.gif, or .npz for an edited CanonicalVideo")
-    g.add_argument("--resize", action="store_true", help="scale the image to the canonical size if it differs")
+    g.add_argument("--frame", type=int, default=None, metavar="N",
+                   help="the image is an edit of frame N (frame size; RGBA = overlay): it is carried to the canonical image through the grid")
+    g.add_argument("--resize", action="store_true", help="scale the image to the canonical (or frame) size if it differs")
     g.add_argument("--fps", type=float, default=None)
     g.set_defaults(func=cmd_propagate)
 

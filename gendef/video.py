@@ -622,6 +622,37 @@ class CanonicalVideo:
             frames[t] = to_uint8(f[..., None] if f.ndim == 2 else f)
         return write_video(frames, path, fps=fps or self.fps)
 
+    def frame_edit_to_canonical(self, edit: np.ndarray, frame: int) -> np.ndarray:
+        """An edit made on frame ``frame`` -> the same edit in canonical space, ready to propagate.
+
+        ``edit``: RGBA [H, W, 4] (straight alpha), RGB [H, W, 3] (an opaque replacement of the
+        frame) or a mask [H, W], at the frame size, float in [0, 1] or uint8. Returns float32
+        RGBA [Hc, Wc, 4] (or a mask [Hc, Wc]); canonical pixels the frame never shows get
+        alpha 0, so ``render``/``with_edit`` leave them untouched.
+        """
+        from .frame_edit import frame_layer_to_canonical
+
+        img = np.asarray(edit)
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[..., 0]
+        if img.shape[:2] != self.frame_size or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (3, 4))):
+            h, w = self.frame_size
+            raise CanonicalVideoError(f"a frame edit must be RGBA, RGB or a mask of the frame size {w}x{h}, got shape {tuple(img.shape)}")
+        if not 0 <= int(frame) < self.num_frames:
+            raise CanonicalVideoError(f"frame {frame} out of range 0..{self.num_frames - 1}")
+        if img.ndim == 3 and img.shape[2] == 3:
+            img = np.concatenate([_to_float01(img), np.ones(img.shape[:2] + (1,), np.float32)], -1)
+        return frame_layer_to_canonical(self.grid[int(frame)], img, self.canvas_size)
+
+    def with_edit(self, rgba: np.ndarray) -> "CanonicalVideo":
+        """Same motion, with an RGBA edit living in canonical space composited into the canonical image."""
+        from .imageutil import composite_over
+
+        img = np.asarray(rgba)
+        if img.ndim != 3 or img.shape[2] != 4 or img.shape[:2] != self.canvas_size:
+            raise CanonicalVideoError(f"edit must be RGBA of the canonical size {self.canvas_size}, got shape {tuple(img.shape)}")
+        return self.with_canonical(composite_over(self.canonical, img))
+
     def with_canonical(self, canonical: np.ndarray) -> "CanonicalVideo":
         """Same motion, another canonical image (an edit baked in)."""
         return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size)
