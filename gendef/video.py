@@ -642,7 +642,7 @@ class CanonicalVideo:
             raise CanonicalVideoError(f"frame {frame} out of range 0..{self.num_frames - 1}")
         if img.ndim == 3 and img.shape[2] == 3:
             img = np.concatenate([_to_float01(img), np.ones(img.shape[:2] + (1,), np.float32)], -1)
-        return frame_layer_to_canonical(self.grid[int(frame)], img, self.canvas_size)
+        return frame_layer_to_canonical(self.frame_grid(int(frame)), img, self.canvas_size)
 
     def with_edit(self, rgba: np.ndarray) -> "CanonicalVideo":
         """Same motion, with an RGBA edit living in canonical space composited into the canonical image."""

@@ -119,3 +119,14 @@ def test_cli_propagate_on_a_frame(video, tmp_path):
     np.testing.assert_allclose(CanonicalVideo.load(tmp_path / "e.npz").canonical, want, atol=1e-6)
     r = subprocess.run(run[:6] + ["99"] + run[7:] + ["--out", str(tmp_path / "e.mp4")], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == "error: --frame 99: the video has frames 0..23"
+
+
+def test_frame_edit_at_a_larger_output_size(video):
+    """Output size 2x the grid: the edit is given at output size and lands at the same canonical place."""
+    big = CanonicalVideo(video.canonical, video.grid, video.fps, size=(2 * H, 2 * W))
+    d5 = np.array([14.3, 22.7])
+    dot = _dot(d5)
+    big_dot = np.repeat(np.repeat(dot, 2, 0), 2, 1)  # the same dot, output pixels twice as small
+    a = video.frame_edit_to_canonical(dot, 5)[..., 3]
+    b = big.frame_edit_to_canonical(big_dot, 5)[..., 3]
+    assert np.linalg.norm(_centroid(a) - _centroid(b)) < 0.1
