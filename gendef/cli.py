@@ -63,7 +63,16 @@ def _check_out(path: str, exts) -> Path:
     p = Path(path)
     if p.suffix.lower() not in exts:
         raise CLIError(f"--out {path}: expected one of {', '.join(exts)}")
+    if p.is_dir():
+        raise CLIError(f"--out {path}: is a folder; give a file name")
     return p
+
+
+def _check_fps(fps):
+    """--fps checked before any work (None keeps the video's own rate)."""
+    from .videoio import check_fps
+
+    return None if fps is None else check_fps(fps)
 
 
 # ------------------------------------------------------------------------- commands
@@ -74,6 +83,7 @@ def cmd_sample(args) -> int:
         raise CLIError("--frames must be between 1 and 4096")
     out = _check_out(args.out, (".npz",))
     video_out = _check_out(args.video, (".mp4", ".gif")) if args.video else None
+    _check_fps(args.fps)
     model = GenDeF.from_pretrained(resolve_checkpoint(args.checkpoint))
     vid = model.sample(
         seed=args.seed,
@@ -92,6 +102,7 @@ def cmd_sample(args) -> int:
 
 def cmd_render(args) -> int:
     out = _check_out(args.out, (".mp4", ".gif"))
+    _check_fps(args.fps)
     vid = _load_doc(args.doc)
     vid.to_video(out, fps=args.fps)
     print(f"wrote {out}")
@@ -114,6 +125,7 @@ def cmd_propagate(args) -> int:
     from .videoio import read_image
 
     out = _check_out(args.out, (".mp4", ".gif", ".npz"))
+    _check_fps(args.fps)
     vid = _load_doc(args.doc)
     img = read_image(args.image)
     if args.frame is not None:

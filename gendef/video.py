@@ -51,6 +51,7 @@ __all__ = [
     "pixels_to_normalized",
     "invert_grid",
     "upsample_grid",
+    "check_npz",
 ]
 
 FORMAT_VERSION = 1
@@ -58,6 +59,15 @@ FORMAT_VERSION = 1
 # (render, warp, masks, flows) allocates; beyond it, work frame by frame (iter_frames)
 MAX_OUTPUT_SIDE = 16384
 MAX_RENDER_BYTES = 6 << 30
+
+# Limits a CanonicalVideo .npz must respect. They are checked against the archive's .npy headers
+# and declared sizes before anything is decompressed (see :func:`check_npz`), so a small file
+# cannot make ``load`` (or ``render``, which needs 1.5x the grid's bytes) allocate gigabytes.
+MAX_FILE_FRAMES = 4096
+MAX_CANVAS_PIXELS = 4096 * 4096  # Hc * Wc of the canonical image (192 MiB as float32 RGB)
+MAX_GRID_VALUES = 1 << 27  # T * H * W * 2: 512 MiB as float32, e.g. 256 frames of 512x512
+MAX_METADATA_BYTES = 1 << 20
+_HEADER_SLACK = 1 << 16  # a zip entry may declare this much more than its array (the .npy header)
 
 
 class CanonicalVideoError(ValueError):
@@ -184,6 +194,9 @@ def _bilinear_with_jacobian(grid: np.ndarray, fidx: np.ndarray, px: np.ndarray, 
     return val, du, dv
 
 
+_FAR_POINT = 1e7  # canonical coordinates beyond this are never sampled by any allowed grid
+
+
 def invert_grid(
     grid: np.ndarray,
     points: np.ndarray,
@@ -210,6 +223,10 @@ def invert_grid(
     n = pts.shape[1]
     if n == 0:
         return np.zeros((t, 0, 2)), np.zeros((t, 0), dtype=bool)
+    target = pts.reshape(t * n, 2)
+    # Points far outside any grid cannot be found; clamping keeps Newton's arithmetic finite
+    # (1e308 would overflow to inf/nan), and the final error check still marks them not found.
+    pts = np.clip(pts, -_FAR_POINT, _FAR_POINT)
     if init is None:
         init = _coarse_search(grid, pts)
     p = np.array(np.broadcast_to(init, (t, n, 2)), dtype=np.float64).reshape(t * n, 2)
@@ -237,7 +254,8 @@ def invert_grid(
         if active.size == 0:
             break
     val, _, _ = _bilinear_with_jacobian(grid, fidx, p[:, 0], p[:, 1])
-    err = np.linalg.norm(c - val, axis=-1)
+    err = np.linalg.norm(np.clip(target - val, -_FAR_POINT, _FAR_POINT), axis=-1)
+    err[np.any(target != c, axis=-1)] = np.inf
     return p.reshape(t, n, 2), (err < tol).reshape(t, n)
 
 
@@ -562,27 +580,35 @@ class CanonicalVideo:
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         meta = dict(self.metadata)
         meta.setdefault("format_version", FORMAT_VERSION)
+        if path.is_dir():
+            raise CanonicalVideoError(f"{path}: is a folder; give a file name such as video.npz")
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                canonical=self.canonical,
-                grid=self.grid,
-                fps=np.array(self.fps, dtype=np.float64),
-                size=np.array(self.size, dtype=np.int64),
-                metadata=np.array(json.dumps(meta)),
-            )
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    canonical=self.canonical,
+                    grid=self.grid,
+                    fps=np.array(self.fps, dtype=np.float64),
+                    size=np.array(self.size, dtype=np.int64),
+                    metadata=np.array(json.dumps(meta)),
+                )
+            os.replace(tmp, path)
+        except OSError as e:
+            raise CanonicalVideoError(f"{path}: cannot write ({e.strerror or e})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, io.IOBase]) -> "CanonicalVideo":
-        """Read an ``.npz`` written by :meth:`save`; any damage gives a CanonicalVideoError."""
+        """Read an ``.npz`` written by :meth:`save`; any damage gives a CanonicalVideoError.
+
+        Member headers are checked against the MAX_* limits (:func:`check_npz`) before any
+        array is decompressed.
+        """
         name = getattr(path, "name", path)
-        if isinstance(path, (str, os.PathLike)) and Path(path).is_file():
-            with open(path, "rb") as fh:
-                if fh.read(4) != b"PK\x03\x04":
-                    raise CanonicalVideoError(f"{name}: not a CanonicalVideo .npz file (wrong file type or corrupt)")
+        check_npz(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 missing = [k for k in ("canonical", "grid", "fps") if k not in data.files]
@@ -656,6 +682,61 @@ class CanonicalVideo:
     def with_canonical(self, canonical: np.ndarray) -> "CanonicalVideo":
         """Same motion, another canonical image (an edit baked in)."""
         return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size)
+
+
+# --------------------------------------------------------------------------------------
+# file limits (checked on headers, before decompressing)
+# --------------------------------------------------------------------------------------
+def check_npz(path: Union[str, os.PathLike, io.IOBase]) -> dict:
+    """Check a CanonicalVideo .npz against the MAX_* limits without decompressing its arrays.
+
+    Returns ``{name: NpzMember}``; raises a one-line CanonicalVideoError for a file that is not
+    an .npz, lacks a member, or declares shapes, dtypes or sizes outside the limits.
+    """
+    from .npzfile import NpzHeaderError, read_npz_headers
+
+    name = getattr(path, "name", path)
+    if isinstance(path, (str, os.PathLike)):
+        if not Path(path).is_file():
+            raise CanonicalVideoError(f"{name}: file not found")
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                raise CanonicalVideoError(f"{name}: not a CanonicalVideo .npz file (wrong file type or corrupt)")
+    try:
+        members = read_npz_headers(path)
+    except NpzHeaderError as e:
+        raise CanonicalVideoError(f"{name}: corrupt or truncated CanonicalVideo file ({e})") from None
+    missing = [k for k in ("canonical", "grid", "fps") if k not in members]
+    if missing:
+        raise CanonicalVideoError(f"{name}: not a CanonicalVideo file (missing {', '.join(missing)})")
+    problem = _npz_limit_problem(members)
+    if problem:
+        raise CanonicalVideoError(f"{name}: {problem}")
+    return members
+
+
+def _npz_limit_problem(members: dict) -> Optional[str]:
+    c, g, f = members["canonical"], members["grid"], members["fps"]
+    m = members.get("metadata")
+    if len(c.shape) != 3 or c.shape[2] != 3 or c.dtype.kind not in "fu":
+        return f"canonical must be [Hc, Wc, 3] float or uint8, the file declares {c.shape} {c.dtype}"
+    if len(g.shape) != 4 or g.shape[3] != 2 or g.dtype.kind != "f":
+        return f"grid must be [T, H, W, 2] float, the file declares {g.shape} {g.dtype}"
+    if f.shape not in ((), (1,)) or f.dtype.kind not in "fiu":
+        return f"fps must be one number, the file declares {f.shape} {f.dtype}"
+    if c.shape[0] * c.shape[1] > MAX_CANVAS_PIXELS:
+        return f"canonical image {c.shape[1]}x{c.shape[0]} is over the limit of {MAX_CANVAS_PIXELS} pixels"
+    if g.shape[0] > MAX_FILE_FRAMES:
+        return f"{g.shape[0]} frames is over the limit of {MAX_FILE_FRAMES}"
+    values = int(np.prod(g.shape, dtype=np.float64))
+    if values > MAX_GRID_VALUES:
+        return f"grid {g.shape} has {values} values, over the limit of {MAX_GRID_VALUES} ({MAX_GRID_VALUES * 4 >> 20} MiB)"
+    if m is not None and (m.nbytes > MAX_METADATA_BYTES or m.dtype.kind != "U"):
+        return f"metadata must be a JSON string under {MAX_METADATA_BYTES} bytes, the file declares {m.shape} {m.dtype}"
+    for mem in (c, g, f) + ((m,) if m is not None else ()):
+        if mem.declared_bytes > mem.nbytes + _HEADER_SLACK:
+            return f"member {mem.name} declares {mem.declared_bytes} bytes but its header describes {mem.nbytes} (corrupt)"
+    return None
 
 
 # --------------------------------------------------------------------------------------

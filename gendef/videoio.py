@@ -6,6 +6,10 @@ same inputs and fail with the same clear messages.
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Union
 
@@ -14,7 +18,7 @@ import numpy as np
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".gif")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-__all__ = ["VideoIOError", "write_video", "read_video", "read_image", "to_uint8", "VIDEO_EXTS", "IMAGE_EXTS"]
+__all__ = ["VideoIOError", "write_video", "atomic_output", "check_fps", "check_output_path", "read_video", "read_image", "to_uint8", "VIDEO_EXTS", "IMAGE_EXTS"]
 
 
 class VideoIOError(ValueError):
@@ -28,40 +32,133 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 16.0) -> Path:
-    """Write [T, H, W, 3] frames (float in [0, 1] or uint8) to .mp4 (H.264) or .gif."""
-    import imageio.v2 as imageio
+MAX_FPS = 1000.0
+# container name for ffmpeg's -f (the temp file's extension says nothing) and codec per extension
+_CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm"}
+_CODECS = {".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "30"]}
+_H264 = ["-c:v", "libx264", "-crf", "10", "-preset", "medium"]
 
+
+def check_fps(fps) -> float:
+    """fps as a float in (0, MAX_FPS], or a one-line VideoIOError."""
+    try:
+        f = float(fps)
+    except (TypeError, ValueError):
+        raise VideoIOError(f"fps must be a number, got {fps!r}") from None
+    if not (np.isfinite(f) and 0.0 < f <= MAX_FPS):
+        raise VideoIOError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps!r}")
+    return f
+
+
+def check_output_path(path: Union[str, os.PathLike], exts=VIDEO_EXTS) -> Path:
+    """A writable file path with a supported extension (not a folder), or a one-line VideoIOError."""
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise VideoIOError(f"{path}: is a folder; give a file name such as out.mp4")
+    ext = p.suffix.lower()
+    if ext not in exts:
+        raise VideoIOError(f"{path}: unsupported video extension {ext or '(none)'}: use .mp4 or .gif")
+    if p.parent.exists() and not p.parent.is_dir():
+        raise VideoIOError(f"{path}: {p.parent} is not a folder")
+    return p
+
+
+@contextmanager
+def atomic_output(path: Union[str, os.PathLike]):
+    """Yield a temp path in the same folder as ``path``; rename it onto ``path`` only when the
+    block finishes without an exception, remove it on every failure path.
+
+    A crash (even kill -9) leaves any previous ``path`` untouched; only a hidden temp file
+    ``.<name>.<random>.tmp`` may stay behind after a hard kill.
+    """
     path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # umask applies, as for open()
+    except OSError as e:
+        raise VideoIOError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        yield tmp
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise VideoIOError(f"{path}: the encoder wrote nothing")
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise VideoIOError(f"{path}: cannot write here ({e.strerror or e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 16.0) -> Path:
+    """Write [T, H, W, 3] frames (float in [0, 1] or uint8) to .mp4 (H.264) or .gif.
+
+    fps and path are checked before anything is encoded; the file is encoded to a temp file
+    in the same folder and renamed over ``path`` only after the encoder reported success.
+    """
+    path = check_output_path(path)
+    fps = check_fps(fps)
     arr = to_uint8(frames)
     if arr.ndim == 3:
         arr = np.repeat(arr[..., None], 3, axis=-1)
-    if arr.ndim != 4 or arr.shape[-1] not in (3, 4):
-        raise VideoIOError(f"frames must be [T, H, W, 3], got {arr.shape}")
+    if arr.ndim != 4 or arr.shape[-1] not in (3, 4) or arr.shape[0] < 1:
+        raise VideoIOError(f"frames must be [T, H, W, 3] with T >= 1, got {arr.shape}")
     arr = arr[..., :3]
     ext = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if ext == ".gif":
-        from PIL import Image
+    with atomic_output(path) as tmp:
+        if ext == ".gif":
+            _encode_gif(arr, tmp, fps)
+        else:
+            _encode_ffmpeg(arr, tmp, fps, ext)
+    return path
 
-        imgs = [Image.fromarray(f) for f in arr]
-        duration = int(round(1000.0 / max(fps, 1e-3)))
-        imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=duration, loop=0, optimize=False)
-        return path
-    if ext not in (".mp4", ".webm", ".avi", ".mov", ".mkv"):
-        raise VideoIOError(f"unsupported video extension {ext!r}: use .mp4 or .gif")
+
+def _encode_gif(arr: np.ndarray, tmp: Path, fps: float) -> None:
+    from PIL import Image
+
+    imgs = [Image.fromarray(f) for f in arr]
+    duration = max(1, int(round(1000.0 / fps)))
+    try:
+        imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=duration, loop=0, optimize=False)
+    except (OSError, ValueError) as e:
+        raise VideoIOError(f"gif encoding failed ({e})") from None
+
+
+def _encode_ffmpeg(arr: np.ndarray, tmp: Path, fps: float, ext: str) -> None:
+    """Pipe raw RGB frames to ffmpeg and check its exit status (stderr's last line on failure)."""
+    import imageio_ffmpeg
+
     # H.264 + yuv420p needs even sizes; pad by edge replication rather than crop.
     t, h, w, _ = arr.shape
-    ph, pw = h % 2, w % 2
-    if ph or pw:
-        arr = np.pad(arr, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-    kwargs = dict(fps=float(fps), macro_block_size=1)
-    if ext == ".mp4":
-        kwargs.update(codec="libx264", pixelformat="yuv420p", quality=8)
-    with imageio.get_writer(str(path), **kwargs) as wr:
-        for f in arr:
-            wr.append_data(f)
-    return path
+    if h % 2 or w % 2:
+        arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    h, w = arr.shape[1:3]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-",
+        "-an", *_CODECS.get(ext, _H264), "-pix_fmt", "yuv420p", "-f", _CONTAINERS[ext], str(tmp),
+    ]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            for f in arr:
+                proc.stdin.write(np.ascontiguousarray(f).tobytes())
+        except BrokenPipeError:
+            pass  # ffmpeg quit early: its exit status and stderr say why
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            proc.wait()
+        err.seek(0)
+        tail = [ln for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    if proc.returncode != 0:
+        why = tail[-1].strip() if tail else f"exit status {proc.returncode}"
+        raise VideoIOError(f"video encoding failed ({why})")
 
 
 def read_image(path: Union[str, os.PathLike]) -> np.ndarray:

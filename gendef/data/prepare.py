@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -75,9 +76,8 @@ def prepare_dataset(
     progress: bool = True,
 ) -> dict:
     """Convert every video under ``src`` into frames under ``dst`` (a folder, or a zip when it ends
-    in .zip). Returns counts {'videos', 'frames', 'skipped'}; unreadable videos are skipped."""
-    from tqdm import tqdm
-
+    in .zip). Returns counts {'videos', 'frames', 'skipped'}; unreadable videos are skipped.
+    When nothing could be converted, nothing is left behind (no empty zip or folder)."""
     src, dst = Path(src), Path(dst)
     if resolution < 8:
         raise DatasetError("--resolution must be at least 8")
@@ -99,48 +99,62 @@ def prepare_dataset(
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".partial")
     zf = zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) if as_zip else None
+    made_dir = not as_zip and not dst.exists()
     if not as_zip:
         dst.mkdir(parents=True, exist_ok=True)
     counts = {"videos": 0, "frames": 0, "skipped": 0}
-    bar = tqdm(items, desc="videos", unit="video", disable=not progress)
+    ok = False
     try:
-        for item in bar:
-            name = item.stem if item.is_file() else item.name
-            frames = []
-            try:
-                for i, fr in enumerate(iter_video_frames(item)):
-                    if i % every:
-                        continue
-                    frames.append(_encode_png(resize_center_crop(fr, resolution)))
-                    if max_frames and len(frames) >= max_frames:
-                        break
-            except VideoIOError as e:
-                log.warning("skipping %s", e)
-                counts["skipped"] += 1
-                continue
-            if len(frames) < min_frames:
-                log.warning("skipping %s: %d frame(s), need %d", item.name, len(frames), min_frames)
-                counts["skipped"] += 1
-                continue
-            for j, data in enumerate(frames):
-                rel = f"{name}/{j:06d}.png"
-                if zf is not None:
-                    zf.writestr(rel, data)
-                else:
-                    out = dst / rel
-                    out.parent.mkdir(exist_ok=True)
-                    out.write_bytes(data)
-            counts["videos"] += 1
-            counts["frames"] += len(frames)
-            bar.set_postfix(frames=counts["frames"], skipped=counts["skipped"])
+        _convert_all(items, dst, zf, resolution, max_frames, every, min_frames, counts, progress)
+        if counts["videos"] == 0:
+            raise DatasetError(f"{src}: none of the {len(items)} videos could be read; nothing written")
+        ok = True
     finally:
         if zf is not None:
             zf.close()
-    if as_zip:
-        tmp.replace(dst)
-    if counts["videos"] == 0:
-        raise DatasetError(f"{src}: none of the {len(items)} videos could be read")
+        if as_zip and ok:
+            tmp.replace(dst)
+        elif as_zip:
+            tmp.unlink(missing_ok=True)
+        elif not ok and made_dir and not any(dst.rglob("*.png")):
+            shutil.rmtree(dst, ignore_errors=True)  # only a folder this call created, holding no frames
     return counts
+
+
+def _convert_all(items, dst, zf, resolution, max_frames, every, min_frames, counts, progress):
+    """Write each readable video's frames (to the open zip or under dst), counting into counts."""
+    from tqdm import tqdm
+
+    bar = tqdm(items, desc="videos", unit="video", disable=not progress)
+    for item in bar:
+        name = item.stem if item.is_file() else item.name
+        frames = []
+        try:
+            for i, fr in enumerate(iter_video_frames(item)):
+                if i % every:
+                    continue
+                frames.append(_encode_png(resize_center_crop(fr, resolution)))
+                if max_frames and len(frames) >= max_frames:
+                    break
+        except VideoIOError as e:
+            log.warning("skipping %s", e)
+            counts["skipped"] += 1
+            continue
+        if len(frames) < min_frames:
+            log.warning("skipping %s: %d frame(s), need %d", item.name, len(frames), min_frames)
+            counts["skipped"] += 1
+            continue
+        for j, data in enumerate(frames):
+            rel = f"{name}/{j:06d}.png"
+            if zf is not None:
+                zf.writestr(rel, data)
+            else:
+                out = dst / rel
+                out.parent.mkdir(exist_ok=True)
+                out.write_bytes(data)
+        counts["videos"] += 1
+        counts["frames"] += len(frames)
+        bar.set_postfix(frames=counts["frames"], skipped=counts["skipped"])
 
 
 def main(argv=None) -> int:

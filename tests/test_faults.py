@@ -1,0 +1,331 @@
+"""Fault injection (issue 15): hostile inputs, kills and damaged files.
+
+Every test feeds one failure from the issue (a malformed file, an absurd size, a kill -9, a
+damaged checkpoint) and asserts two things: nothing that existed before is lost, and the user
+sees exactly one line. Memory claims run in a subprocess under ``resource.setrlimit`` so a
+regression fails with MemoryError instead of exhausting the (shared) machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------------------- helpers
+def one_line(msg: str) -> str:
+    """The message, asserted to be exactly one non-empty line."""
+    lines = [ln for ln in str(msg).strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{msg}"
+    return lines[0]
+
+
+def write_npz_streamed(path, arrays: dict) -> Path:
+    """An .npz whose members are streamed: ``{name: ndarray}`` or ``{name: (shape, dtype)}`` (zeros).
+
+    Lets a test build a decompression bomb (GBs of zeros in a few MB) without allocating it.
+    """
+    chunk = 1 << 24
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, spec in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                if isinstance(spec, np.ndarray):
+                    np.lib.format.write_array(fh, spec, allow_pickle=False)
+                    continue
+                shape, dtype = spec
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_1_0(fh, header)
+                left = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                zeros = bytes(min(chunk, max(left, 0)))
+                while left > 0:
+                    fh.write(zeros[: min(chunk, left)])
+                    left -= chunk
+    return Path(path)
+
+
+def run_limited(code: str, limit_mb: int, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter whose address space may grow by at most ``limit_mb`` MB
+    above what it has after its imports (the ``# -- limit --`` marker line sets the limit).
+
+    torch and cv2 reserve a lot of virtual address space at import, so the limit is set relative to
+    the measured baseline (VmSize in /proc/self/status) rather than as an absolute number.
+    """
+    prologue = textwrap.dedent(
+        f"""
+        import resource
+        def _vm_bytes():
+            for ln in open('/proc/self/status'):
+                if ln.startswith('VmSize:'):
+                    return int(ln.split()[1]) * 1024
+        def set_limit():
+            base = _vm_bytes()
+            lim = base + {int(limit_mb)} * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+            return base
+        """
+    )
+    body = textwrap.dedent(code).replace("# -- limit --", "set_limit()")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", prologue + body], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def small_video():
+    from gendef.video import CanonicalVideo, identity_grid
+
+    rng = np.random.default_rng(0)
+    g = identity_grid(16, 16, 4)
+    g[..., 0] += 0.3 * g[..., 1] + np.arange(4)[:, None, None]
+    return CanonicalVideo(rng.random((24, 24, 3), dtype=np.float32), g, fps=8.0)
+
+
+# =============================================================================
+# 1. decompression bomb: headers and declared sizes checked before decompressing
+# =============================================================================
+@pytest.fixture(scope="module")
+def npz_bomb(tmp_path_factory):
+    """The issue's probe: a few-MB .npz holding a zero grid of 128x1024x1024x2 float32 (1 GiB)."""
+    path = tmp_path_factory.mktemp("bomb") / "bomb.npz"
+    return write_npz_streamed(
+        path,
+        {
+            "canonical": np.zeros((16, 16, 3), np.float32),
+            "grid": ((128, 1024, 1024, 2), "<f4"),
+            "fps": np.array(16.0),
+            "metadata": np.array("{}"),
+        },
+    )
+
+
+def test_npz_bomb_refused_under_memory_limit(npz_bomb):
+    """CanonicalVideo.load of the bomb must refuse in one line with < 300 MB of extra address space
+    (before the fix it allocated the whole 1 GiB grid and peaked at 1.36 GB RSS)."""
+    assert npz_bomb.stat().st_size < 8 << 20
+    res = run_limited(
+        f"""
+        from gendef.video import CanonicalVideo, CanonicalVideoError
+        # -- limit --
+        try:
+            CanonicalVideo.load({str(npz_bomb)!r})
+            print("LOADED")
+        except CanonicalVideoError as e:
+            print("REFUSED", e)
+        """,
+        limit_mb=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    line = one_line(res.stdout)
+    assert line.startswith("REFUSED") and "limit" in line and "MemoryError" not in line, line
+
+
+def test_npz_limits_each_member(tmp_path):
+    from gendef import video as V
+
+    cases = {
+        "frames": {"grid": ((V.MAX_FILE_FRAMES + 1, 2, 2, 2), "<f4")},
+        "canvas": {"canonical": ((4097, 4097, 3), "|u1")},
+        "grid dtype": {"grid": ((2, 4, 4, 2), "<i8")},
+        "grid shape": {"grid": ((2, 4, 4, 3), "<f4")},
+        "metadata": {"metadata": ((V.MAX_METADATA_BYTES,), "<U8")},
+    }
+    for what, override in cases.items():
+        members = {"canonical": ((8, 8, 3), "<f4"), "grid": ((2, 4, 4, 2), "<f4"), "fps": np.array(8.0)}
+        members.update(override)
+        path = write_npz_streamed(tmp_path / f"{what.replace(' ', '_')}.npz", members)
+        with pytest.raises(V.CanonicalVideoError) as e:
+            V.CanonicalVideo.load(path)
+        msg = one_line(e.value)
+        assert path.name in msg, (what, msg)
+
+
+def test_npz_declared_size_must_match_header(tmp_path):
+    """A zip entry declaring far more bytes than its .npy header describes is refused unread."""
+    from gendef.video import CanonicalVideo, CanonicalVideoError
+
+    path = write_npz_streamed(
+        tmp_path / "lie.npz", {"canonical": np.zeros((8, 8, 3), np.float32), "grid": ((2, 4, 4, 2), "<f4"), "fps": np.array(8.0)}
+    )
+    # re-pack the grid member with 64 MB of trailing zeros after its 128-byte array
+    with zipfile.ZipFile(path) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    parts["grid.npy"] += bytes(64 << 20)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for n, b in parts.items():
+            zf.writestr(n, b)
+    with pytest.raises(CanonicalVideoError) as e:
+        CanonicalVideo.load(path)
+    assert "declares" in one_line(e.value)
+
+
+def test_npz_valid_roundtrip_still_loads(tmp_path, small_video):
+    from gendef.video import CanonicalVideo, check_npz
+
+    p = small_video.save(tmp_path / "ok.npz")
+    members = check_npz(p)
+    assert members["grid"].shape == (4, 16, 16, 2) and members["canonical"].shape == (24, 24, 3)
+    back = CanonicalVideo.load(p)
+    np.testing.assert_array_equal(back.grid, small_video.grid)
+    with open(p, "rb") as fh:  # file objects are checked the same way
+        np.testing.assert_array_equal(CanonicalVideo.load(fh).canonical, small_video.canonical)
+
+
+# =============================================================================
+# 3. video writes: atomic (temp + rename after the encoder's exit status), fps/path checked first
+# =============================================================================
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_video_write_killed_keeps_old_file(tmp_path, small_video):
+    """kill -9 in the middle of an encode over an existing mp4 leaves the old mp4 byte-identical."""
+    from gendef.videoio import read_video, write_video
+
+    out = tmp_path / "clip.mp4"
+    write_video(small_video.frames(), out, fps=8)
+    before = out.read_bytes()
+    script = textwrap.dedent(
+        f"""
+        import numpy as np
+        from gendef.videoio import write_video
+        frames = np.random.default_rng(0).integers(0, 255, (400, 256, 256, 3), dtype=np.uint8)
+        print("start", flush=True)
+        write_video(frames, {str(out)!r}, fps=8)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == b"start"
+        deadline = time.time() + 60
+        while time.time() < deadline:  # wait until the encoder has written something somewhere
+            changed = any(p.name != out.name and p.stat().st_size > 0 for p in tmp_path.iterdir())
+            if changed or out.read_bytes() != before or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the encode finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the writer and its ffmpeg child
+        proc.wait()
+    assert out.read_bytes() == before
+    assert len(read_video(out)[0]) == small_video.num_frames
+
+
+@pytest.mark.parametrize(
+    "argv_tail",
+    [["--fps", "-5"], ["--fps", "inf"], ["--fps", "nan"], ["--fps", "0"]],
+)
+@pytest.mark.parametrize("ext", [".mp4", ".gif"])
+def test_render_bad_fps_one_line_nothing_written(tmp_path, small_video, capsys, argv_tail, ext):
+    from gendef.cli import main
+
+    doc = small_video.save(tmp_path / "v.npz")
+    out = tmp_path / f"out{ext}"
+    rc = main(["render", str(doc), "--out", str(out), *argv_tail])
+    err = one_line(capsys.readouterr().err)
+    assert rc == 2 and "fps" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npz"]
+
+
+def test_render_out_is_a_folder(tmp_path, small_video, capsys):
+    from gendef.cli import main
+
+    doc = small_video.save(tmp_path / "v.npz")
+    (tmp_path / "taken.mp4").mkdir()
+    rc = main(["render", str(doc), "--out", str(tmp_path / "taken.mp4")])
+    assert rc == 2 and "folder" in one_line(capsys.readouterr().err)
+    assert list((tmp_path / "taken.mp4").iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".gif"])
+def test_failed_encode_keeps_old_file_and_removes_temp(tmp_path, small_video, monkeypatch, ext):
+    """An encoder that fails (bad codec / PIL error) is reported and the old file stays as it was."""
+    from gendef import videoio
+
+    out = tmp_path / f"clip{ext}"
+    videoio.write_video(small_video.frames(), out, fps=8)
+    before = _snapshot(tmp_path)
+    monkeypatch.setattr(videoio, "_H264", ["-c:v", "no-such-encoder"])
+    monkeypatch.setattr(videoio, "_encode_gif", lambda *a: (_ for _ in ()).throw(videoio.VideoIOError("gif encoding failed (boom)")))
+    with pytest.raises(videoio.VideoIOError) as e:
+        videoio.write_video(small_video.frames(), out, fps=8)
+    assert "fail" in one_line(e.value)
+    assert _snapshot(tmp_path) == before
+
+
+# =============================================================================
+# 7. small ones
+# =============================================================================
+@pytest.mark.parametrize("pts", ["1e308,1e308", "1e300,-1e300", "-1e308,5", "1e15,1e15"])
+def test_track_absurd_points_are_hidden_not_a_crash(tmp_path, capsys, pts):
+    from gendef.cli import main
+    from gendef.video import CanonicalVideo, identity_grid
+
+    # a fold-free but non-affine grid: the case where Newton steps overflowed to NaN indices
+    rng = np.random.default_rng(1)
+    g = identity_grid(32, 32, 3) * 1.5
+    g += rng.normal(0, 0.8, g.shape).astype(np.float32)
+    doc = CanonicalVideo(rng.random((48, 48, 3), dtype=np.float32), g).save(tmp_path / "v.npz")
+    out = tmp_path / "t.json"
+    assert main(["track", str(doc), f"--points={pts};10,10", "--json", str(out)]) == 0
+    tracks = json.loads(out.read_text())["tracks"]
+    assert not any(tracks[0]["visible"])
+    assert all(np.isfinite(tracks[0]["x"])) and all(np.isfinite(tracks[0]["y"]))
+
+
+def test_npz_tmp_removed_when_rename_fails(tmp_path, small_video, monkeypatch):
+    from gendef import video as V
+
+    path = small_video.save(tmp_path / "v.npz")
+    before = _snapshot(tmp_path)
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(V.os, "replace", refuse)
+    with pytest.raises(V.CanonicalVideoError) as e:
+        small_video.with_canonical(np.zeros((24, 24, 3), np.float32)).save(path)
+    assert "Permission denied" in one_line(e.value)
+    assert _snapshot(tmp_path) == before  # no v.npz.tmp, old file intact
+
+
+def test_prepare_unreadable_inputs_leave_nothing_and_rerun(tmp_path):
+    from gendef.data.datasets import DatasetError
+    from gendef.data.prepare import prepare_dataset
+    from gendef.videoio import write_video
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "broken.mp4").write_bytes(b"not a video at all")
+    for dst in (tmp_path / "out.zip", tmp_path / "outdir"):
+        with pytest.raises(DatasetError) as e:
+            prepare_dataset(src, dst, resolution=8, progress=False)
+        one_line(e.value)
+        assert not dst.exists() and not dst.with_name(dst.name + ".partial").exists()
+    # once a readable video is there, the same destinations work
+    write_video(np.random.default_rng(0).random((4, 16, 16, 3)), src / "good.mp4", fps=8)
+    for dst in (tmp_path / "out.zip", tmp_path / "outdir"):
+        counts = prepare_dataset(src, dst, resolution=8, progress=False)
+        assert counts == {"videos": 1, "frames": 4, "skipped": 1}
+
+
+def test_cli_does_not_swallow_a_broken_module(monkeypatch):
+    """A broken decomposition module must fail loudly, not silently vanish from the CLI."""
+    import gendef
+    from gendef import cli
+
+    assert "decompose" in cli.build_parser().format_help()
+    monkeypatch.setitem(sys.modules, "gendef.decomposition", None)  # import now raises ImportError
+    monkeypatch.delattr(gendef, "decomposition", raising=False)
+    with pytest.raises(ImportError):
+        cli.build_parser()
