@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from gendef.errors import ModelUnavailable
+
 DEFAULT_CHECKPOINT = "checkpoints/default"
 DEMO_CHECKPOINT = "untrained-demo"
 DEMO_RESOLUTION = 64
@@ -20,10 +22,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _CACHE: dict = {}
 _LOCK = threading.Lock()
-
-
-class ModelUnavailable(RuntimeError):
-    """Checkpoint missing, unreadable or offline (message is user-facing)."""
 
 
 @dataclass

@@ -5,15 +5,12 @@ One row per seed: canonical image, 4 frames of a 64-frame video, and below them 
 displacement of each frame (colour wheel: hue = direction, saturation = magnitude).
 """
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gendef import GenDeF  # noqa: E402
-from gendef.viz import deformation_strip  # noqa: E402
+from gendef import GenDeF
+from gendef.viz import deformation_strip
 
 
 def main():

@@ -12,17 +12,14 @@ Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gendef import GenDeF  # noqa: E402
-from gendef.metrics import fvd  # noqa: E402
-from gendef.metrics.i3d import I3DFeatures, InceptionI3d  # noqa: E402
+from gendef import GenDeF
+from gendef.metrics import fvd
+from gendef.metrics.i3d import I3DFeatures, InceptionI3d
 
 
 def motion_stats(model: GenDeF, num_videos: int, frames: int) -> tuple:

@@ -6,7 +6,9 @@ done beforehand and not timed), at the default model's resolution: the shipped
 Each time covers the propagation plus writing every file the UI shows (result
 mp4, original|result mp4, frames .npz, and for segment/track the extra files).
 
-    python benchmarks/app_latency.py [--frames 16 128] [--repeats 3] [--checkpoint DIR | --resolution 256]
+    python -m benchmarks.app_latency [--frames 16 128] [--repeats 3] [--checkpoint DIR | --resolution 256]
+
+Run it from the repository root (it imports the studio package `app`, which is not installed).
 
 ``--resolution R`` times a narrow untrained model of that size instead (what
 "apply" costs depends on the frame count and size only, not on the weights).
@@ -14,19 +16,15 @@ mp4, original|result mp4, frames .npz, and for segment/track the extra files).
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import gradio as gr
+import numpy as np
 
-import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
-
-from app import scribble, segment, sources, stylize, track, views  # noqa: E402
-from app import models  # noqa: E402
-from app.models import LoadedModel, get_model  # noqa: E402
-from app.state import StudioState, cleanup  # noqa: E402
+from app import scribble, segment, sources, stylize, track, views
+from app import models
+from app.models import LoadedModel, get_model
+from app.state import StudioState, cleanup
 
 
 def _scribble_value(state):

@@ -8,14 +8,11 @@ warm-up. Prints a markdown table for the README.
 """
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gendef import GenDeF  # noqa: E402
+from gendef import GenDeF
 
 CONFIGS = {
     # tests/conftest.py and train/configs/tiny.yaml

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gendef.decomposition import decompose, psnr, resize_frames  # noqa: E402
-from gendef.video import CanonicalVideo, invert_grid  # noqa: E402
+from gendef.decomposition import decompose, psnr, resize_frames
+from gendef.video import CanonicalVideo, invert_grid
 
 
 def photo(name: str) -> np.ndarray:

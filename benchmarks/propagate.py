@@ -7,14 +7,11 @@ import argparse
 import platform
 import time
 
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gendef import CanonicalVideo  # noqa: E402
+from gendef import CanonicalVideo
 
 
 def smooth_grid(t_count, size, rng):

@@ -21,8 +21,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 
 def write_data(root: Path, resolution: int, videos: int = 8, frames: int = 40) -> Path:
     from PIL import Image

@@ -3,10 +3,11 @@
 ``from gendef import CanonicalVideo, GenDeF``. Heavy pieces (torch networks,
 the decomposer) are imported lazily so that ``import gendef`` stays cheap.
 """
+from .errors import GenDeFError
 from .video import CanonicalVideo, CanonicalVideoError
 
 __version__ = "0.1.0"
-__all__ = ["CanonicalVideo", "CanonicalVideoError", "GenDeF", "decompose", "__version__"]
+__all__ = ["CanonicalVideo", "CanonicalVideoError", "GenDeFError", "GenDeF", "decompose", "__version__"]
 
 
 def __getattr__(name):

@@ -14,11 +14,12 @@ from typing import List, Optional
 
 import numpy as np
 
+from .errors import GenDeFError, UsageError, one_line
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 
 
-class CLIError(ValueError):
-    pass
+CLIError = UsageError  # kept name; one family in gendef.errors
 
 
 def resolve_checkpoint(name: Optional[str]) -> str:
@@ -293,17 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .model import CheckpointError  # noqa: F401  (imports torch lazily only here)
-    from .video import CanonicalVideoError
-    from .videoio import VideoIOError
-
     try:
         return int(args.func(args) or 0)
-    except (CLIError, CanonicalVideoError, VideoIOError, CheckpointError, ValueError, OSError) as e:
+    except (GenDeFError, OSError) as e:
         if os.environ.get("GENDEF_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

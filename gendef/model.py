@@ -22,16 +22,13 @@ from .models.motion import MotionEncoder
 from .models.mtm import check_mtm_resolutions
 from .models.stylegan3 import StyleGAN3Generator
 from .video import CanonicalVideo, normalized_to_pixels
+from .errors import CheckpointError
 
 __all__ = ["GenDeF", "CheckpointError"]
 
 _BACKBONES = {"stylegan2": CanonicalGenerator, "stylegan3": StyleGAN3Generator}
 # MTM where coarse geometry is decided; the paper does not list its layers.
 DEFAULT_MTM_RESOLUTIONS = (8, 64)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be found, read or matched to the model (user-facing message)."""
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:

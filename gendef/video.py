@@ -43,6 +43,8 @@ from typing import Any, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from .errors import CanonicalVideoError
+
 __all__ = [
     "CanonicalVideo",
     "CanonicalVideoError",
@@ -68,10 +70,6 @@ MAX_CANVAS_PIXELS = 4096 * 4096  # Hc * Wc of the canonical image (192 MiB as fl
 MAX_GRID_VALUES = 1 << 27  # T * H * W * 2: 512 MiB as float32, e.g. 256 frames of 512x512
 MAX_METADATA_BYTES = 1 << 20
 _HEADER_SLACK = 1 << 16  # a zip entry may declare this much more than its array (the .npy header)
-
-
-class CanonicalVideoError(ValueError):
-    """Raised for malformed CanonicalVideo data or files (message is user-facing)."""
 
 
 # --------------------------------------------------------------------------------------

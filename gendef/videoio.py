@@ -15,14 +15,12 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .errors import VideoIOError
+
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".gif")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 __all__ = ["VideoIOError", "write_video", "atomic_output", "check_fps", "check_output_path", "read_video", "read_image", "to_uint8", "VIDEO_EXTS", "IMAGE_EXTS"]
-
-
-class VideoIOError(ValueError):
-    """Unreadable, unsupported or oversized media (message is user-facing)."""
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

@@ -1,7 +1,6 @@
 """StyleGAN3 canonical generator and MTM layers: equivariance, zero-offset identity, shapes, config switches."""
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,6 @@ from gendef.models.mtm import ModulatedDeformConv2d, check_mtm_resolutions, conv
 from gendef.models.stylegan3 import StyleGAN3Generator, upfirdn2d
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 
 def _sg3(resolution=32, seed=0, **kw):
     torch.manual_seed(seed)

@@ -14,11 +14,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from train import finetune, pretrain  # noqa: E402
-from train.checkpoint import Checkpointer  # noqa: E402
-from train.config import ConfigError, load_config, validate_config  # noqa: E402
+from train import finetune, pretrain
+from train.checkpoint import Checkpointer
+from train.config import ConfigError, load_config, validate_config
 
 TINY = str(ROOT / "train" / "configs" / "tiny.yaml")
 FAST = ["progress=false", "log_every=1", "sample_count=2", "sample_frames=4"]

@@ -1,14 +1,17 @@
 """Errors the trainer reports to the user as one line (``main`` prints them and returns the exit code)."""
 from __future__ import annotations
 
+from gendef.errors import ConfigError as _GenDeFConfigError
+from gendef.errors import GenDeFError
 
-class TrainError(ValueError):
+
+class TrainError(GenDeFError, ValueError):
     """A run that cannot start or go on; the message is user-facing. ``exit_code`` is what ``main`` returns."""
 
     exit_code = 2
 
 
-class ConfigError(TrainError):
+class ConfigError(TrainError, _GenDeFConfigError):
     """A config file or override that cannot be used."""
 
 

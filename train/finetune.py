@@ -16,11 +16,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from train.batches import sample_clip_times  # noqa: E402
-from train.errors import TrainError  # noqa: E402
-from train.run import Run, run_stage  # noqa: E402
+from train.batches import sample_clip_times
+from train.errors import TrainError
+from train.run import Run, run_stage
 
 
 def main(argv=None) -> int:

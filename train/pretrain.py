@@ -9,13 +9,10 @@ starts from it with ``init=<this folder>``.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from train.run import Run, run_stage  # noqa: E402
+from train.run import Run, run_stage
 
 
 def main(argv=None) -> int:

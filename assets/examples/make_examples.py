@@ -6,14 +6,12 @@
   checkable by eye;
 - astronaut_pan.mp4: the same video as a clip, to try the decomposer on.
 """
-import sys
 from pathlib import Path
 
 import numpy as np
 from skimage import data, transform
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from gendef.video import CanonicalVideo  # noqa: E402
+from gendef.video import CanonicalVideo
 
 HERE = Path(__file__).resolve().parent
 FRAME = 64

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..videoio import IMAGE_EXTS, VIDEO_EXTS, VideoIOError, read_image, read_video
+from ..errors import DatasetError
 
 __all__ = [
     "DatasetError",
@@ -38,10 +39,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("gendef.data")
-
-
-class DatasetError(ValueError):
-    """The dataset cannot be used at all (message is user-facing)."""
 
 
 def resize_center_crop(img: np.ndarray, resolution: int) -> np.ndarray:

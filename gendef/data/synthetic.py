@@ -23,6 +23,8 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
+from ..errors import DatasetError
+
 __all__ = ["render_clip", "horizon_mask", "write_dataset", "clip_seed", "PALETTES", "SyntheticDataError", "main"]
 
 MAX_RESOLUTION = 1024
@@ -53,8 +55,7 @@ PALETTES = {
 }
 
 
-class SyntheticDataError(ValueError):
-    """Bad generator arguments (message is user-facing)."""
+SyntheticDataError = DatasetError  # kept name; one family in gendef.errors
 
 
 @dataclass

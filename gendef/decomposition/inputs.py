@@ -8,13 +8,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..errors import DecomposeError
+
 # Bytes per working-resolution frame pixel (frames, flows, grids, optimiser state):
 # the measured peak is about 180 (1.5 GB for 128 frames at 256x256); the rest is head-room.
 BYTES_PER_PIXEL = 240
-
-
-class DecomposeError(ValueError):
-    """Bad input for the decomposer (message is user-facing, one line)."""
 
 
 def as_float_frames(frames) -> np.ndarray:

@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..errors import SegmentUnavailable
+
 __all__ = [
     "DEFAULT_SAM",
     "DEFAULT_SAM_REPO",
@@ -35,10 +37,6 @@ SAM_FILES = {
     "vit_l": "checkpoints/sam_vit_l_0b3195.pth",
     "vit_h": "checkpoints/sam_vit_h_4b8939.pth",
 }
-
-
-class SegmentUnavailable(RuntimeError):
-    """SAM weights missing or unusable; the message says what to do (GrabCut still works)."""
 
 
 # --------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..errors import StylizeUnavailable
+
 __all__ = [
     "CONTROL_TYPES",
     "DEFAULT_BASE",
@@ -75,10 +77,6 @@ _CONTROLNET_FILES = (
     ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"),
 )
 _LORA_FILES = (("pytorch_lora_weights.safetensors",),)
-
-
-class StylizeUnavailable(RuntimeError):
-    """Weights missing or unreachable; the message says what is missing and how to get it."""
 
 
 # --------------------------------------------------------------------------------------

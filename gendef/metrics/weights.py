@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from ..errors import MetricsError
+
 __all__ = ["MetricsError", "cache_dir", "resolve_weights", "load_state_dict_file"]
-
-
-class MetricsError(ValueError):
-    """Bad metric request or unavailable detector (message is user-facing)."""
 
 
 def cache_dir() -> Path:
