@@ -1,14 +1,16 @@
 """GPU check: both training stages with ADA forced on, in fp32 and bf16, on procedural sky data.
 
     python benchmarks/gpu_check.py                                  # sky256.yaml, batch 16, 300 steps per run
-    python benchmarks/gpu_check.py --steps 200 batch_size=8         # extra key=value go to the trainer
+    python benchmarks/gpu_check.py --batch 8 --steps 200 num_workers=4   # extra key=value go to the trainer
     python benchmarks/gpu_check.py --quick --device cpu             # tiny config, a few steps (what CI runs)
 
 Each (stage, precision) run trains from scratch (stage 2 starts from that precision's stage 1)
 with ``augment=fixed aug_p=<--aug-p>``, so every D step augments and every ``r1_interval``-th
 step runs R1's double backward through the augmentation. The table gives s/kimg measured
 after ``--warmup`` steps (kimg = thousands of training samples: images in stage 1, clips in
-stage 2, from steps x batch_size), peak memory (``torch.cuda.max_memory_allocated``; CPU: n/a),
+stage 2, from steps x batch_size; wall time on CUDA, process CPU time on CPU), peak memory
+(``torch.cuda.max_memory_allocated``, and in brackets ``max_memory_reserved``, which decides
+whether a GPU runs out; CPU: n/a),
 and whether the run finished with finite losses. Imports neither gradio nor imageio-ffmpeg.
 """
 from __future__ import annotations
@@ -52,6 +54,8 @@ def parse(argv):
         p.error("need 1 <= --warmup < --steps")
     if args.aug_p <= 0:
         p.error("--aug-p must be > 0 (the point is to run R1 through the augmentation)")
+    if any(o.split("=")[0] in ("batch_size", "max_steps", "augment", "aug_p", "mixed_precision") for o in args.overrides):
+        p.error("set batch_size/max_steps/augment/aug_p/mixed_precision with --batch/--steps/--aug-p/--precisions")
     args.precisions = [x.strip() for x in args.precisions.split(",") if x.strip()]
     if not args.precisions or any(x not in PRECISIONS for x in args.precisions):
         p.error(f"--precisions: choose from {', '.join(PRECISIONS)}")
@@ -67,6 +71,11 @@ def device_name(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name(0)
     return f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def clock(device: str) -> float:
+    """Wall time on the GPU; on a (shared) CPU the process's CPU time, which other jobs do not disturb."""
+    return time.perf_counter() if device == "cuda" else time.process_time()
 
 
 def timed_stage(module, argv, device: str) -> dict:
@@ -86,7 +95,7 @@ def timed_stage(module, argv, device: str) -> dict:
             end_step(scalars)
             if device == "cuda":
                 torch.cuda.synchronize()
-            marks.append(time.perf_counter())
+            marks.append(clock(device))
 
         run.end_step = timed_end_step
         module.train(run)
@@ -96,7 +105,8 @@ def timed_stage(module, argv, device: str) -> dict:
         torch.cuda.reset_peak_memory_stats()
     rc = run_stage(argv, module.__name__.rsplit(".", 1)[-1], "gpu_check", train)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
-    return {"rc": rc, "marks": marks, "losses": last, "peak_gib": peak}
+    reserved = torch.cuda.max_memory_reserved() / 2**30 if device == "cuda" else None
+    return {"rc": rc, "marks": marks, "losses": last, "peak_gib": peak, "reserved_gib": reserved}
 
 
 def row(stage: int, precision: str, args, result: dict) -> dict:
@@ -108,6 +118,7 @@ def row(stage: int, precision: str, args, result: dict) -> dict:
     finite = result["rc"] == 0 and steps == args.steps and bool(losses) and all(map(math.isfinite, losses.values()))
     return {"stage": stage, "precision": precision, "batch": args.batch, "steps": steps,
             "s_per_kimg": sec / kimg if sec is not None and kimg > 0 else None, "peak_gib": result["peak_gib"],
+            "reserved_gib": result["reserved_gib"],
             "finite": finite, "rc": result["rc"], "losses": losses}
 
 
@@ -130,7 +141,7 @@ def run_all(args) -> list:
             common = ["--config", args.config, f"data={data}", f"batch_size={args.batch}", f"max_steps={args.steps}",
                       "max_kimg=null", f"mixed_precision={PRECISIONS[precision]}", "augment=fixed", f"aug_p={args.aug_p}",
                       "progress=false", "sample_every=0", "eval_every=0", f"ckpt_every={10**9}", f"log_every={args.steps}",
-                      *(["num_workers=0"] if args.quick else []), *args.overrides]
+                      *(["num_workers=0"] if args.device == "cpu" else []), *args.overrides]
             s1 = tmp / f"s1-{precision}"
             rows.append(row(1, precision, args, timed_stage(pretrain, common + [f"output_dir={s1}"], args.device)))
             if 2 in args.stages and rows[-1]["rc"] == 0:
@@ -142,12 +153,14 @@ def run_all(args) -> list:
 def table(rows: list, device: str) -> str:
     import torch
 
-    head = f"device: {device_name(device)}; torch {torch.__version__}\n\n"
-    lines = ["| stage | precision | batch | steps | s/kimg | peak GPU memory | final losses finite | GPU | torch |",
+    timing = "wall time" if device == "cuda" else "process CPU time"
+    head = (f"device: {device_name(device)}; torch {torch.__version__}; s/kimg from {timing}; "
+            "kimg = thousands of images (stage 1) / clips (stage 2)\n\n")
+    lines = ["| stage | precision | batch | steps | s/kimg | peak GPU memory (reserved) | final losses finite | GPU | torch |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         spk = f"{r['s_per_kimg']:.1f}" if r["s_per_kimg"] is not None else "n/a"
-        mem = f"{r['peak_gib']:.2f} GiB" if r["peak_gib"] is not None else "n/a (CPU)"
+        mem = f"{r['peak_gib']:.2f} GiB ({r['reserved_gib']:.2f})" if r["peak_gib"] is not None else "n/a (CPU)"
         ok = "yes" if r["finite"] else f"NO (exit {r['rc']}, {r['steps']} steps)"
         lines.append(f"| {r['stage']} | {r['precision']} | {r['batch']} | {r['steps']} | {spk} | {mem} | {ok} | "
                      f"{device_name(device)} | {torch.__version__} |")
