@@ -82,6 +82,12 @@ def test_config_overrides_and_errors(tmp_path):
         validate_config(c, "finetune")
         assert c["batch_size"] == 64 and c["lr"] == 0.0025 and c["r1_gamma"] == 8 and c["lambda_reg"] == 1
         assert load_config(str(ROOT / "train" / "configs" / f"{name}.yaml"), [], "pretrain")["r1_gamma"] == 0.5
+    assert load_config(TINY, ["mixed_precision=no"])["mixed_precision"] == "no"  # YAML reads a bare no as false
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        validate_config(load_config(TINY, ["data=d", "output_dir=o", "mixed_precision=fp64"]), "pretrain")
+    with pytest.raises(ConfigError, match="augment must be"):
+        validate_config(load_config(TINY, ["data=d", "output_dir=o", "augment=diffaugment"]), "pretrain")
+    assert load_config(None)["ada_kimg"] == 100  # official StyleGAN-V / GenDeF scripts
     sky = load_config(str(ROOT / "train" / "configs" / "sky256.yaml"))
     assert sky["model"]["time_min_period"] == 256 and sky["model"]["resolution"] == 256
 

@@ -97,8 +97,9 @@ def geometric_matrix(n: int, height: int, width: int, p: float, ops: Dict[str, f
 
 def _luma_rotation(theta: torch.Tensor) -> torch.Tensor:
     """[N, 4, 4] rotation by ``theta`` about the luma axis (Rodrigues' formula)."""
-    n, v = theta.shape[0], _LUMA[:3].to(theta.device)
-    k = torch.tensor([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]], dtype=torch.float64, device=theta.device)
+    n, v = theta.shape[0], _LUMA[:3]
+    k = torch.tensor([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]], dtype=torch.float64).to(theta.device)
+    v = v.to(theta.device)
     c, s = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
     r = torch.eye(3, dtype=torch.float64, device=theta.device) * c + s * k + (1 - c) * torch.outer(v, v)
     out = torch.eye(4, dtype=torch.float64, device=theta.device).repeat(n, 1, 1)
