@@ -18,17 +18,51 @@ from huggingface_hub import PyTorchModelHubMixin
 
 from .models.canonical import CanonicalGenerator
 from .models.deformation import DeformationGenerator
-from .models.motion import MotionEncoder
+from .models.motion import build_motion
 from .models.mtm import check_mtm_resolutions
 from .models.stylegan3 import StyleGAN3Generator
 from .video import CanonicalVideo, normalized_to_pixels
 from .errors import CheckpointError
 
-__all__ = ["GenDeF", "CheckpointError"]
+__all__ = ["GenDeF", "CheckpointError", "RECIPE_DEFAULTS", "PAPER_RECIPE"]
 
 _BACKBONES = {"stylegan2": CanonicalGenerator, "stylegan3": StyleGAN3Generator}
 # MTM where coarse geometry is decided; the paper does not list its layers.
 DEFAULT_MTM_RESOLUTIONS = (8, 64)
+
+# The paper-recipe switches (issue 11), in one place so a config schema can validate them.
+# RECIPE_DEFAULTS: what a config.json WITHOUT the key means -- the variant the shipped
+# default checkpoint (checkpoints/default) was trained with, so it loads unchanged.
+# PAPER_RECIPE: what the paper / official GenDeF code does; train/configs/*.yaml set these.
+RECIPE_DEFAULTS = {
+    "motion_mapping": "mlp",  # "stylegan_v": conv1d over anchors + aligned acyclic positional encoding
+    "motion_kernel_size": 11,  # conv1d kernel of the StyleGAN-V motion mapping network
+    "motion_input": "style",  # "const": u_t concatenated to G_d's 4x4 input (StyleGAN-V TemporalInput)
+    "share_latent": False,  # True: z_d = z_c (official code: one z feeds both mapping networks)
+    "deformation_init": "zero",  # Table A1: "zero" | "xavier" | "none" (w/o multiplier)
+}
+RECIPE_CHOICES = {
+    "motion_mapping": ("mlp", "stylegan_v"),
+    "motion_input": ("style", "const"),
+    "share_latent": (False, True),
+    "deformation_init": ("zero", "xavier", "none"),
+}
+PAPER_RECIPE = {
+    "motion_mapping": "stylegan_v",
+    "motion_kernel_size": 11,
+    "motion_input": "const",
+    "share_latent": True,
+    "deformation_init": "zero",
+}
+
+
+def _check_recipe(values: dict) -> None:
+    for key, choices in RECIPE_CHOICES.items():
+        if values[key] not in choices:
+            raise ValueError(f"{key} must be one of {list(choices)}, got {values[key]!r}")
+    k = values["motion_kernel_size"]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k % 2 == 0:
+        raise ValueError(f"motion_kernel_size must be a positive odd integer, got {k!r}")
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
@@ -67,14 +101,22 @@ class GenDeF(
         canonical_backbone: str = "stylegan2",
         mtm: bool = False,
         mtm_resolutions: Optional[Sequence[int]] = None,
+        motion_mapping: str = RECIPE_DEFAULTS["motion_mapping"],
+        motion_kernel_size: int = RECIPE_DEFAULTS["motion_kernel_size"],
+        motion_input: str = RECIPE_DEFAULTS["motion_input"],
+        share_latent: bool = RECIPE_DEFAULTS["share_latent"],
+        deformation_init: str = RECIPE_DEFAULTS["deformation_init"],
     ):
         super().__init__()
+        _check_recipe(dict(motion_mapping=motion_mapping, motion_kernel_size=motion_kernel_size,
+                           motion_input=motion_input, share_latent=share_latent, deformation_init=deformation_init))
         if canonical_backbone not in _BACKBONES:
             raise ValueError(f"canonical_backbone must be one of {sorted(_BACKBONES)}, got {canonical_backbone!r}")
         mtm_range = check_mtm_resolutions(mtm_resolutions or DEFAULT_MTM_RESOLUTIONS) if mtm else None
         self.resolution = int(resolution)
         self.z_dim = int(z_dim)
         self.fps = float(fps)
+        self.share_latent = bool(share_latent)
         self.canonical = _BACKBONES[canonical_backbone](
             resolution=resolution,
             z_dim=z_dim,
@@ -85,7 +127,9 @@ class GenDeF(
             feature_layer=canonical_feature_layer,
             mtm_resolutions=mtm_range,
         )
-        self.motion = MotionEncoder(
+        self.motion = build_motion(
+            motion_mapping,
+            kernel_size=motion_kernel_size,
             noise_dim=motion_noise_dim,
             code_dim=motion_code_dim,
             anchor_spacing=motion_anchor_spacing,
@@ -105,6 +149,8 @@ class GenDeF(
             mapping_layers=deformation_mapping_layers,
             use_canonical_feature=use_canonical_feature,
             mtm_resolutions=mtm_range,
+            motion_input=motion_input,
+            init=deformation_init,
         )
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, resolution), torch.linspace(-1, 1, resolution), indexing="ij")
         self.register_buffer("base_grid", torch.stack([xs, ys], dim=-1), persistent=False)  # m
@@ -115,10 +161,11 @@ class GenDeF(
         return self.base_grid.device
 
     def make_latents(self, batch: int, num_frames: int, generator=None, device=None):
-        """(z_c, z_d, motion_noise) drawn from one generator (training convenience)."""
+        """(z_c, z_d, motion_noise) drawn from one generator (training convenience); z_d is z_c
+        when ``share_latent`` (the official code feeds one z to both mapping networks)."""
         device = device or self.device
         z_c = torch.randn(batch, self.z_dim, generator=generator).to(device)
-        z_d = torch.randn(batch, self.z_dim, generator=generator).to(device)
+        z_d = z_c if self.share_latent else torch.randn(batch, self.z_dim, generator=generator).to(device)
         noise = self.motion.make_noise(batch, max(num_frames - 1, 0), generator=generator, device=device)
         return z_c, z_d, noise
 
@@ -148,9 +195,12 @@ class GenDeF(
         Returns canonical [B,3,R,R], grid_norm [B,T,R,R,2] (m + dm_t in [-1,1]),
         grid_px (same in canonical pixels), frames [B,T,3,R,R] (all in [-1,1]).
         ``canonical`` = (image, feature) reuses an already computed G_c output.
+        With ``share_latent`` the z_d argument is ignored and z_c drives G_d too.
         """
         if times.ndim == 1:
             times = times[None].expand(z_c.shape[0], -1)
+        if self.share_latent:
+            z_d = z_c
         img, feat = canonical if canonical is not None else self.canonical(z_c, truncation_psi, noise_mode)
         u = self.motion(motion_noise, times)
         delta = self.deformation(z_d, u, feat, truncation_psi)  # [B,T,2,R,R]

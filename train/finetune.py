@@ -31,7 +31,7 @@ def load_stage1(cfg: dict, device):
 
     from gendef import GenDeF
     from gendef.model import CheckpointError
-    from gendef.models.discriminator import Discriminator
+    from gendef.models.discriminator import VIDEO_ONLY_PREFIXES, Discriminator
 
     init = Path(cfg["init"])
     try:
@@ -43,10 +43,7 @@ def load_stage1(cfg: dict, device):
     if differ:
         print(f"note: stage 2 keeps the network settings of {init}/config.json; ignoring model={differ}")
     if cfg["reset_deformation"]:
-        last = G.deformation.to_outs[-1]
-        with torch.no_grad():
-            last.conv.weight.zero_()
-            last.bias.zero_()
+        G.deformation.reset_output()  # as deformation_init says (Table A1); "zero": frames = canonical
     disc_cfg = {"resolution": G.resolution}
     if (init / "discriminator_config.json").is_file():
         disc_cfg.update(json.loads((init / "discriminator_config.json").read_text()))
@@ -56,8 +53,8 @@ def load_stage1(cfg: dict, device):
     d_file = init / "discriminator.safetensors"
     if d_file.is_file():
         missing, unexpected = D.load_state_dict(load_file(str(d_file)), strict=False)
-        # Only the video-specific layers (frame fusion, time conditioning) may be new.
-        bad = [k for k in missing + unexpected if not k.startswith(("merge.", "time_mlp."))]
+        # Only the video-specific layers (time conditioning, video head) may be new.
+        bad = [k for k in missing + unexpected if not k.startswith(VIDEO_ONLY_PREFIXES)]
         if bad:
             raise TrainError(f"init: {d_file} does not match the discriminator config ({bad[:3]})")
     else:
@@ -96,13 +93,15 @@ def train(run: Run) -> None:
             out, fake_t, _ = fake_clips(real.shape[0], grad=False)
         return real, out["frames"], real_t.to(dev), fake_t
 
-    def reg_loss(z_c, z_d, noise, canon):
-        """L_reg on three adjacent frames t-1, t, t+1 (paper eq. 4)."""
-        t = torch.randint(1, max(time_range - 1, 2), (run.batch, 1), device=dev).float()
+    def reg_loss(fake_t, z_c, z_d, noise, canon):
+        """L_reg on three adjacent frames t, t+1, t+2, t one of the clip's own times (official code; paper eq. 4)."""
+        col = int(torch.randint(0, fake_t.shape[1], ()))
+        t = fake_t[:, col : col + 1]
         with run.accelerator.autocast():
-            adj = G.generate(z_c, z_d, noise, t + torch.tensor([-1.0, 0.0, 1.0], device=dev), canonical=canon)
-        g = adj["grid_px"].float()
-        return losses.flow_regularization(g[:, 0], g[:, 1], g[:, 2], image=((adj["frames"][:, 1].float() + 1) / 2).detach())
+            adj = G.generate(z_c, z_d, noise, t + torch.tensor([0.0, 1.0, 2.0], device=dev), canonical=canon)
+        g = adj["grid_norm"].float()
+        frame = adj["frames"][:, 2].float().detach()
+        return losses.flow_regularization(g[:, 0], g[:, 1], g[:, 2], image=frame, form=cfg["reg_form"])
 
     def g_loss(do_reg: bool):
         """Adversarial loss of G_c + G_d through the frozen D, plus lambda_reg * L_reg."""
@@ -112,7 +111,7 @@ def train(run: Run) -> None:
         loss_G = losses.g_nonsaturating(fake_logits.float())
         logs = {"total": loss_G, "loss/G": loss_G, "logits/fake": fake_logits.mean(), "loss/reg": None}
         if do_reg:
-            logs["loss/reg"] = reg_loss(*latents)
+            logs["loss/reg"] = reg_loss(fake_t, *latents)
             logs["total"] = loss_G + lam * logs["loss/reg"] * int(cfg["reg_every"])
         return logs
 

@@ -6,6 +6,15 @@ to the deformation feature, so the motion knows what it moves. Each block adds a
 residual to the up-sampled field; the last block predicts (multiplier, adder)
 with a zero-initialised ToOut, so a fresh G_d outputs exactly zero offsets and
 every frame starts as the canonical image.
+
+How u_t enters (``motion_input``): "const" (the paper's, StyleGAN-V's TemporalInput)
+concatenates u_t to the learnt 4x4 input and styles every layer with w_d alone;
+"style" (our first version, kept for the shipped default model) maps w_d ⊕ u_t
+to a per-frame style for every layer.
+
+Last-block initialisation (``init``, Table A1): "zero" (the paper's), "xavier"
+(multiplier with a xavier-initialised ToOut), "none" ("w/o multi.": plain
+StyleGAN-V ToOut, the field is the sum of every block's residual).
 """
 from __future__ import annotations
 
@@ -18,6 +27,10 @@ import torch.nn.functional as F
 
 from .layers import EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToOutput, channels_for
 from .mtm import check_mtm_resolutions, styled_conv_to_mtm
+
+
+MOTION_INPUTS = ("style", "const")
+DEFORMATION_INITS = ("zero", "xavier", "none")
 
 
 class DeformationGenerator(nn.Module):
@@ -34,24 +47,37 @@ class DeformationGenerator(nn.Module):
         mapping_layers: int = 2,
         use_canonical_feature: bool = True,
         mtm_resolutions: Optional[Sequence[int]] = None,
+        motion_input: str = "style",
+        init: str = "zero",
     ):
         super().__init__()
+        if motion_input not in MOTION_INPUTS:
+            raise ValueError(f"motion_input must be one of {MOTION_INPUTS}, got {motion_input!r}")
+        if init not in DEFORMATION_INITS:
+            raise ValueError(f"deformation_init must be one of {DEFORMATION_INITS}, got {init!r}")
         log2 = int(math.log2(resolution))
+        if log2 < 3:
+            raise ValueError("deformation resolution must be >= 8")
         self.resolution = resolution
+        self.motion_input = motion_input
+        self.init = init
         self.mapping = MappingNetwork(z_dim, w_dim, num_layers=mapping_layers)
-        self.frame_style = nn.Sequential(
-            EqualLinear(w_dim + motion_dim, w_dim, activation=True),
-            EqualLinear(w_dim, w_dim, activation=True),
-        )
+        if motion_input == "style":
+            self.frame_style = nn.Sequential(
+                EqualLinear(w_dim + motion_dim, w_dim, activation=True),
+                EqualLinear(w_dim, w_dim, activation=True),
+            )
         self.use_canonical_feature = use_canonical_feature
         fdim = canonical_feature_dim if use_canonical_feature else 0
         self.feature_proj = EqualConv2d(canonical_channels, fdim, 1) if use_canonical_feature else None
         ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
         self.const = nn.Parameter(torch.randn(1, ch(4), 4, 4))
+        in4 = ch(4) + (motion_dim if motion_input == "const" else 0)
         self.blocks = nn.ModuleList()
         self.to_outs = nn.ModuleList()
-        self.blocks.append(nn.ModuleList([StyledConv(ch(4) + fdim, ch(4), w_dim, 4, use_noise=False)]))
+        self.blocks.append(nn.ModuleList([StyledConv(in4 + fdim, ch(4), w_dim, 4, use_noise=False)]))
         self.to_outs.append(ToOutput(ch(4), 2, w_dim))
+        multiplier = init != "none"
         for i in range(3, log2 + 1):
             r = 2**i
             last = i == log2
@@ -63,15 +89,23 @@ class DeformationGenerator(nn.Module):
                     ]
                 )
             )
-            self.to_outs.append(ToOutput(ch(r), 4 if last else 2, w_dim, zero_init=last))
+            self.to_outs.append(ToOutput(ch(r), 4 if last and multiplier else 2, w_dim))
         mtm_resolutions = check_mtm_resolutions(mtm_resolutions)
         for r, layers in zip([4] + [2**i for i in range(3, log2 + 1)], self.blocks):
             styled_conv_to_mtm(layers, [r] * len(layers), mtm_resolutions)
-        if log2 == 2:
-            raise ValueError("deformation resolution must be >= 8")
+        self.reset_output()
+
+    @torch.no_grad()
+    def reset_output(self) -> None:
+        """(Re-)initialise the last ToOut as ``init`` says; "zero" makes every frame the canonical image."""
         last = self.to_outs[-1]
-        with torch.no_grad():
-            last.bias.zero_()
+        last.bias.zero_()
+        if self.init == "zero":
+            last.conv.weight.zero_()
+        elif self.init == "xavier":
+            nn.init.xavier_uniform_(last.conv.weight, gain=1.0)
+        else:
+            last.conv.weight.normal_()
 
     def _with_feature(self, x: torch.Tensor, feat: Optional[torch.Tensor], frames: int) -> torch.Tensor:
         if feat is None:
@@ -83,6 +117,16 @@ class DeformationGenerator(nn.Module):
         f = f.repeat_interleave(frames, dim=0).to(x.dtype)
         return torch.cat([x, f], dim=1)
 
+    def _styles_and_input(self, wd: torch.Tensor, motion: torch.Tensor):
+        """Per-frame styles [B*T, w] and the 4x4 input [B*T, C, 4, 4]."""
+        b, t, m = motion.shape
+        x = self.const.expand(b * t, -1, -1, -1).to(wd.dtype)
+        if self.motion_input == "style":
+            style_in = torch.cat([wd[:, None].expand(-1, t, -1), motion.to(wd.dtype)], dim=-1).reshape(b * t, -1)
+            return self.frame_style(style_in), x
+        u = motion.reshape(b * t, m, 1, 1).to(wd.dtype).expand(-1, -1, 4, 4)
+        return wd.repeat_interleave(t, dim=0), torch.cat([x, u], dim=1)
+
     def forward(
         self,
         z_d: torch.Tensor,
@@ -93,12 +137,10 @@ class DeformationGenerator(nn.Module):
         """z_d [B, z], motion u [B, T, m], f_c [B, C, h, w] -> offsets [B, T, 2, R, R] (normalised units)."""
         b, t, _ = motion.shape
         wd = self.mapping(z_d, truncation_psi)  # [B, w]
-        style_in = torch.cat([wd[:, None].expand(-1, t, -1), motion.to(wd.dtype)], dim=-1).reshape(b * t, -1)
-        w = self.frame_style(style_in)
+        w, x = self._styles_and_input(wd, motion)
         feat = None
         if self.use_canonical_feature and canonical_feature is not None:
             feat = self.feature_proj(canonical_feature)
-        x = self.const.expand(b * t, -1, -1, -1).to(w.dtype)
         field = None
         n = len(self.blocks)
         for i, (layers, to_out) in enumerate(zip(self.blocks, self.to_outs)):
@@ -109,7 +151,7 @@ class DeformationGenerator(nn.Module):
                 field = out
                 continue
             up = F.interpolate(field, scale_factor=2.0, mode="bilinear", align_corners=False)
-            if i == n - 1:
+            if i == n - 1 and self.init != "none":
                 multiplier, adder = out.split(2, dim=1)
                 field = up * multiplier + adder
             else:

@@ -1,11 +1,21 @@
 """D: StyleGAN2 ResNet discriminator with an image mode and a video mode.
 
-Video mode follows StyleGAN-V: the frames of one clip pass through the shared
-early blocks separately, their features are fused at ``merge_resolution``, and
-the logit is conditioned on the time differences between the frames
-(projection conditioning). The fusion starts as the mean of the per-frame
-features and the time projection starts at zero, so a stage-1 (image) D loaded
-into video mode initially judges a clip like the average of its frames.
+Video mode follows StyleGAN-V as configured by the official GenDeF scripts:
+
+- the K frames of a clip pass through the early blocks separately; in those
+  blocks (resolution > ``merge_resolution``, i.e. 32 px and up by default) a
+  temporal shift (TSM: 1/8 of the channels from the next frame, 1/8 from the
+  previous one) lets frames see each other (``tsm``, official stage 2);
+- at ``merge_resolution`` (16x16) the per-frame features are averaged over the
+  clip (the official scripts' ``tmean=true``);
+- the logit is conditioned on the time differences between the frames, by
+  projection: each difference is embedded (a learnt table over integer gaps +
+  fixed log-spaced sinusoids), mapped to ``cmap`` and
+  logit = <out_video(h), cmap> / sqrt(dim).
+
+Image mode (stage 1) uses the plain ``out`` head; the video-only parameters
+(``time_embed``, ``time_mapping``, ``out_video``) are new in stage 2, everything
+else loads from the stage-1 D unchanged.
 """
 from __future__ import annotations
 
@@ -16,7 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import EqualConv2d, EqualLinear, channels_for, lrelu
+from .layers import EqualConv2d, EqualLinear, PixelNorm, channels_for, lrelu
+
+VIDEO_ONLY_PREFIXES = ("time_embed.", "time_mapping.", "out_video.")
 
 
 class ResBlock(nn.Module):
@@ -26,11 +38,25 @@ class ResBlock(nn.Module):
         self.conv2 = EqualConv2d(in_ch, out_ch, 3, padding=1)
         self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = lrelu(self.conv1(x))
-        y = F.avg_pool2d(lrelu(self.conv2(y)), 2)
+    def forward(self, x: torch.Tensor, frames: int = 1) -> torch.Tensor:
+        """``frames`` > 1: x holds clips frame-major [B*K, C, H, W]; the residual branch sees TSM-shifted features."""
         s = self.skip(F.avg_pool2d(x, 2))
+        y = temporal_shift(x, frames) if frames > 1 else x
+        y = lrelu(self.conv1(y))
+        y = F.avg_pool2d(lrelu(self.conv2(y)), 2)
         return (y + s) / math.sqrt(2.0)
+
+
+def temporal_shift(x: torch.Tensor, frames: int, fold_div: int = 8) -> torch.Tensor:
+    """TSM: channels [0, C/8) take the next frame's values, [C/8, C/4) the previous frame's (zeros at the ends)."""
+    n, c, h, w = x.shape
+    v = x.reshape(n // frames, frames, c, h, w)
+    fold = c // fold_div
+    out = torch.zeros_like(v)
+    out[:, :-1, :fold] = v[:, 1:, :fold]
+    out[:, 1:, fold : 2 * fold] = v[:, :-1, fold : 2 * fold]
+    out[:, :, 2 * fold :] = v[:, :, 2 * fold :]
+    return out.reshape(n, c, h, w)
 
 
 def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
@@ -44,6 +70,27 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
     return torch.cat([x, y], dim=1)
 
 
+class TimeDifferenceEmbedding(nn.Module):
+    """StyleGAN-V's encoding of the K-1 gaps of a clip: a learnt vector per integer gap
+    (rounded, up to ``max_gap``) and sinusoids at periods 2, 4, ..., 2 * 2^ceil(log2 max_gap)."""
+
+    def __init__(self, num_frames: int, max_gap: int = 1024, dim: int = 256):
+        super().__init__()
+        self.max_gap = int(max_gap)
+        self.table = nn.Embedding(self.max_gap, dim)
+        res = 2 ** math.ceil(math.log2(self.max_gap))
+        n = int(math.ceil(math.log2(res)))
+        self.register_buffer("coefs", math.pi * 2.0 ** torch.arange(n, dtype=torch.float32) / res)
+        self.out_dim = (dim + 2 * n) * max(num_frames - 1, 1)
+
+    def forward(self, times: torch.Tensor) -> torch.Tensor:
+        dt = (times[:, 1:] - times[:, :-1]).float()  # [B, K-1]
+        idx = dt.round().long().clamp(0, self.max_gap - 1)
+        arg = dt.unsqueeze(-1) * self.coefs
+        emb = torch.cat([self.table(idx), torch.sin(arg), torch.cos(arg)], dim=-1)
+        return emb.reshape(times.shape[0], -1)
+
+
 class Discriminator(nn.Module):
     def __init__(
         self,
@@ -51,8 +98,11 @@ class Discriminator(nn.Module):
         channel_base: int = 8192,
         channel_max: int = 256,
         num_frames: int = 3,
-        merge_resolution: Optional[int] = None,
-        time_embed_dim: int = 64,
+        merge_resolution: Optional[int] = 16,
+        tsm: bool = True,
+        max_time_gap: int = 1024,
+        time_embed_dim: int = 256,
+        time_mapping_layers: int = 2,
         mbstd_group: int = 4,
     ):
         super().__init__()
@@ -62,7 +112,10 @@ class Discriminator(nn.Module):
         ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
         self.resolution = resolution
         self.num_frames = num_frames
-        self.merge_resolution = merge_resolution or max(8, resolution // 4)
+        self.merge_resolution = min(merge_resolution or 16, resolution)
+        if self.merge_resolution <= 4 or 2 ** int(math.log2(self.merge_resolution)) != self.merge_resolution:
+            raise ValueError(f"merge_resolution must be a power of two > 4, got {merge_resolution}")
+        self.tsm = bool(tsm)
         self.mbstd_group = mbstd_group
         self.from_rgb = EqualConv2d(3, ch(resolution), 1)
         self.blocks = nn.ModuleList()
@@ -72,49 +125,38 @@ class Discriminator(nn.Module):
             self.blocks.append(ResBlock(ch(r), ch(r // 2)))
             self.block_res.append(r)
             r //= 2
-        mc = ch(self.merge_resolution)
-        self.merge = nn.Conv2d(mc * num_frames, mc, 1)
-        with torch.no_grad():
-            eye = torch.eye(mc)[:, :, None, None] / num_frames
-            self.merge.weight.copy_(torch.cat([eye] * num_frames, dim=1))
-            self.merge.bias.zero_()
         c4 = ch(4)
         self.final_conv = EqualConv2d(c4 + 1, c4, 3, padding=1)
         self.final_fc = EqualLinear(c4 * 16, c4, activation=True)
         self.out = EqualLinear(c4, 1)
-        self.time_freqs = time_embed_dim // 2
-        self.time_mlp = nn.Sequential(EqualLinear(time_embed_dim * (num_frames - 1) if num_frames > 1 else 1, c4, activation=True), EqualLinear(c4, c4))
-        with torch.no_grad():
-            self.time_mlp[-1].weight.zero_()
+        # video mode: projection conditioning on the time differences
+        self.time_embed = TimeDifferenceEmbedding(num_frames, max_time_gap, time_embed_dim)
+        mapping = [EqualLinear(self.time_embed.out_dim, c4), PixelNorm()]
+        mapping += [EqualLinear(c4, c4, lr_mul=0.01, activation=True) for _ in range(time_mapping_layers)]
+        self.time_mapping = nn.Sequential(*mapping)
+        self.out_video = EqualLinear(c4, c4)
 
-    def _time_embedding(self, times: torch.Tensor) -> torch.Tensor:
-        dt = (times[:, 1:] - times[:, :-1]).float()  # [B, K-1]
-        freqs = torch.exp(torch.linspace(0, math.log(256.0), self.time_freqs, device=dt.device))
-        arg = dt[..., None] / freqs
-        return torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1).reshape(dt.shape[0], -1)
+    def _features(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Blocks and epilogue; k = frames per clip (1 in image mode) -> features [B, c4]."""
+        h = lrelu(self.from_rgb(x))
+        for block, r in zip(self.blocks, self.block_res):
+            if k > 1 and r == self.merge_resolution:
+                h = h.reshape(-1, k, *h.shape[1:]).mean(1)
+                k = 1
+            h = block(h, k if self.tsm else 1)
+        h = minibatch_stddev(h, self.mbstd_group)
+        h = lrelu(self.final_conv(h))
+        return self.final_fc(h.flatten(1))
 
     def forward(self, x: torch.Tensor, times: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Image mode: x [B,3,H,W]. Video mode: x [B,K,3,H,W] with times [B,K]. Returns logits [B]."""
-        video = x.ndim == 5
-        if video:
-            b, k = x.shape[:2]
-            if k != self.num_frames:
-                raise ValueError(f"video discriminator expects {self.num_frames} frames per clip, got {k}")
-            if times is None:
-                raise ValueError("video mode needs the frame times")
-            x = x.reshape(b * k, *x.shape[2:])
-        h = lrelu(self.from_rgb(x))
-        for block, r in zip(self.blocks, self.block_res):
-            if video and r == self.merge_resolution:
-                h = self.merge(h.reshape(b, k * h.shape[1], h.shape[2], h.shape[3]).to(self.merge.weight.dtype)).to(h.dtype)
-            h = block(h)
-        if video and self.merge_resolution <= 4:
-            raise ValueError("merge_resolution must be > 4")
-        h = minibatch_stddev(h, self.mbstd_group)
-        h = lrelu(self.final_conv(h))
-        h = self.final_fc(h.flatten(1))
-        logit = self.out(h).squeeze(1)
-        if video:
-            emb = self.time_mlp(self._time_embedding(times).to(h.dtype))
-            logit = logit + (emb * h).sum(1) / math.sqrt(h.shape[1])
-        return logit
+        if x.ndim == 4:
+            return self.out(self._features(x, 1)).squeeze(1)
+        b, k = x.shape[:2]
+        if k != self.num_frames:
+            raise ValueError(f"video discriminator expects {self.num_frames} frames per clip, got {k}")
+        if times is None or tuple(times.shape) != (b, k):
+            raise ValueError(f"video mode needs the frame times [{b}, {k}]")
+        h = self._features(x.reshape(b * k, *x.shape[2:]), k)
+        cmap = self.time_mapping(self.time_embed(times.to(x.device)).to(h.dtype))
+        return (self.out_video(h) * cmap).sum(1) / math.sqrt(h.shape[1])
