@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["StepBatchSampler", "infinite_loader", "sample_clip_times"]
+__all__ = ["StepBatchSampler", "infinite_loader", "sample_clip_times", "sample_generator_times"]
 
 
 class StepBatchSampler:
@@ -53,3 +53,17 @@ def sample_clip_times(batch: int, num_frames: int, max_dist: int, time_range: in
         inner = (torch.randperm(d - 1)[: num_frames - 2] + 1).sort().values if num_frames > 2 else torch.empty(0)
         out[i] = start + torch.cat([torch.zeros(1), inner.float(), torch.full((1,), float(d))])
     return out.to(device)
+
+
+def sample_generator_times(batch: int, num_frames: int, max_dist: int, video_lengths, max_num_frames: int,
+                           device) -> torch.Tensor:
+    """StyleGAN-V / official GenDeF: each generated clip takes the length of a random real video
+    (capped at ``max_num_frames``) and the real clips' power-of-two gaps, at a fractional offset
+    (gendef.data.times). Seeded from torch's RNG, which checkpoints restore."""
+    from gendef.data.times import sample_times
+
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+    lengths = np.minimum(np.asarray(video_lengths, dtype=np.int64), int(max_num_frames))
+    picks = rng.choice(lengths, size=batch)
+    t = np.stack([sample_times(num_frames, int(n), max_dist, rng, fractional=True) for n in picks])
+    return torch.from_numpy(t).float().to(device)

@@ -27,7 +27,9 @@ DEFAULTS = {
     "num_workers": 0,
     "clip_frames": 3,
     "max_dist": 32,
-    "gen_time_range": 128,
+    "time_sampling": "stylegan_v",  # official: power-of-two gaps, fractional G times (gendef.data.times); "uniform": ours before
+    "max_num_frames": 1024,  # StyleGAN-V: generated clips borrow a real video's length, capped here
+    "gen_time_range": 128,  # time_sampling=uniform only: G's integer start times lie below this
     # run
     "output_dir": None,
     "seed": 0,
@@ -63,9 +65,11 @@ DEFAULTS = {
     "ada_interval": 4,
     "ada_kimg": 100,
     "lambda_reg": 1.0,
+    "reg_form": "official",  # L_reg form (gendef.losses.REG_FORMS): official | flow_change | legacy
     "reg_every": 1,
     "freeze_canonical": False,
     "reset_deformation": True,
+    "from_scratch": False,  # stage 2 without stage 1 (Table 4 "w/o pt."): networks from model/disc, init unused
     # networks
     "model": {},
     "disc": {},
@@ -146,7 +150,7 @@ def validate_config(cfg: dict, stage: str) -> None:
         raise ConfigError("no dataset: pass data=PATH (a folder or .zip of frame folders, or a folder of videos)")
     if not cfg["output_dir"]:
         raise ConfigError("no output folder: pass output_dir=PATH")
-    if stage == "finetune" and not cfg["init"]:
+    if stage == "finetune" and not cfg["init"] and not cfg["from_scratch"]:
         raise ConfigError("stage 2 needs init=<stage-1 output folder> (also when resuming: it defines the networks)")
     for k in ("batch_size", "grad_accum", "r1_interval", "ckpt_every", "log_every", "ada_interval"):
         if not isinstance(cfg[k], int) or cfg[k] < 1:
@@ -162,6 +166,22 @@ def validate_config(cfg: dict, stage: str) -> None:
     for k in ("lr", "r1_gamma", "lambda_reg", "ema_kimg", "aug_p"):
         if not isinstance(cfg[k], (int, float)) or cfg[k] < 0:
             raise ConfigError(f"{k} must be a non-negative number, got {cfg[k]!r}")
+    _validate_recipe(cfg)
+
+
+def _validate_recipe(cfg: dict) -> None:
+    """Issue 11's training switches (time sampling, L_reg form, w/o pt.)."""
+    from gendef.data.times import TIME_SAMPLINGS
+    from gendef.losses import REG_FORMS
+
+    if cfg["time_sampling"] not in TIME_SAMPLINGS:
+        raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {cfg['time_sampling']!r}")
+    if cfg["reg_form"] not in REG_FORMS:
+        raise ConfigError(f"reg_form must be one of {', '.join(REG_FORMS)}, got {cfg['reg_form']!r}")
+    if not isinstance(cfg["max_num_frames"], int) or cfg["max_num_frames"] < cfg["clip_frames"]:
+        raise ConfigError(f"max_num_frames must be an integer >= clip_frames, got {cfg['max_num_frames']!r}")
+    if not isinstance(cfg["from_scratch"], bool):
+        raise ConfigError(f"from_scratch must be true or false, got {cfg['from_scratch']!r}")
 
 
 

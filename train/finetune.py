@@ -2,21 +2,24 @@
 
     accelerate launch train/finetune.py --config train/configs/sky256.yaml data=... output_dir=... init=<stage-1 output>
 
-Loss: non-saturating adversarial + lazy R1 + lambda_reg * L_reg, where L_reg is the
-edge-aware smoothness of the change of flow between frames t-1, t, t+1 (paper eq. 4,
-appendix A). The last ToOut of G_d starts at zero, so at step 0 every frame equals the
-canonical image. ``freeze_canonical=true`` is the paper's 'pt. then fix' ablation and
-``lambda_reg=0`` its 'w/o L_reg' one.
+Loss: non-saturating adversarial + lazy R1 (averaged over a clip's frames) + lambda_reg *
+L_reg on three adjacent frames (paper eq. 4, appendix A; ``reg_form``, gendef.losses). The
+last ToOut of G_d starts as ``model.deformation_init`` says ("zero": at step 0 every frame
+equals the canonical image). Clip times follow ``time_sampling`` (gendef.data.times).
+Paper ablations: ``freeze_canonical=true`` ('pt. then fix'), ``lambda_reg=0`` ('w/o L_reg'),
+``from_scratch=true`` ('w/o pt.'), ``model.deformation_init=xavier|none`` (Table A1),
+``model.canonical_feature_layer=N`` (Table 3).
 """
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import torch
 
-from train.batches import sample_clip_times
+from train.batches import sample_clip_times, sample_generator_times
 from train.errors import TrainError
 from train.run import Run, run_stage
 
@@ -62,24 +65,45 @@ def load_stage1(cfg: dict, device):
     return G.train().to(device), D.to(device), disc_cfg
 
 
+def build_from_scratch(cfg: dict, device):
+    """Table 4's "w/o pt.": stage 2 with freshly initialised G_c, G_d and D (no stage 1)."""
+    from gendef import GenDeF
+    from gendef.models.discriminator import Discriminator
+
+    if cfg["init"]:
+        print("note: from_scratch=true: init is not used")
+    G = GenDeF(**cfg["model"])
+    disc_cfg = {"resolution": G.resolution, **cfg["disc"], "num_frames": int(cfg["clip_frames"])}
+    return G.train().to(device), Discriminator(**disc_cfg).to(device), disc_cfg
+
+
+def generator_times(cfg: dict, dataset, b: int, device) -> torch.Tensor:
+    """Times of b generated clips: official StyleGAN-V sampling, or ours before issue 11 ("uniform")."""
+    k, max_dist = int(cfg["clip_frames"]), int(cfg["max_dist"])
+    if cfg["time_sampling"] == "uniform":
+        return sample_clip_times(b, k, max_dist, int(cfg["gen_time_range"]), device)
+    lengths = [v.length for v in dataset.videos]
+    return sample_generator_times(b, k, max_dist, lengths, int(cfg["max_num_frames"]), device)
+
+
 def train(run: Run) -> None:
     from gendef import losses
     from gendef.data import ClipDataset
 
     cfg, dev = run.cfg, run.device
-    G, D, disc_cfg = load_stage1(cfg, dev)
+    G, D, disc_cfg = build_from_scratch(cfg, dev) if cfg["from_scratch"] else load_stage1(cfg, dev)
     if cfg["freeze_canonical"]:
         G.canonical.requires_grad_(False)
-    dataset = run.dataset(ClipDataset, G.resolution, num_frames=int(cfg["clip_frames"]), max_dist=int(cfg["max_dist"]))
+    dataset = run.dataset(ClipDataset, G.resolution, num_frames=int(cfg["clip_frames"]), max_dist=int(cfg["max_dist"]),
+                          time_sampling=cfg["time_sampling"])
     run.setup(G, D, disc_cfg, trained=G, video=True)
     data = run.loader(dataset)
-    lam, time_range = float(cfg["lambda_reg"]), int(cfg["gen_time_range"])
-    k, max_dist = int(cfg["clip_frames"]), int(cfg["max_dist"])
+    lam = float(cfg["lambda_reg"])
 
     def fake_clips(b: int, grad: bool):
-        """Generated clips at sparse times, plus what L_reg needs."""
-        z_c, z_d, noise = G.make_latents(b, time_range + 1, device=dev)
-        times = sample_clip_times(b, k, max_dist, time_range, dev)
+        """Generated clips at sparse times, plus what L_reg needs (its frames reach 2 past the last time)."""
+        times = generator_times(cfg, dataset, b, dev)
+        z_c, z_d, noise = G.make_latents(b, int(math.ceil(float(times.max()))) + 3, device=dev)
         with torch.set_grad_enabled(grad and not cfg["freeze_canonical"]):
             canon = G.canonical(z_c)
         out = G.generate(z_c, z_d, noise, times, canonical=canon)

@@ -114,6 +114,8 @@ class Run:
     def setup(self, G, D, disc_cfg: dict, trained: torch.nn.Module, video: bool) -> None:
         """Optimizers (G's over ``trained``'s trainable parameters), EMA of G, then resume."""
         self.G, self.D, self.disc_cfg, self.trained, self.video = G, D, disc_cfg, trained, video
+        # kimg counts frames shown to D, as the official code does: a 3-frame clip is 3 images.
+        self.frames_per_item = int(self.cfg["clip_frames"]) if video else 1
         self.opt_G, self.opt_D = self._optimizers(trained.parameters(), D.parameters())
         self.ema = EMA(G)
         self.G_ema = self.ema.model
@@ -172,7 +174,7 @@ class Run:
         cfg = self.cfg
         steps = [cfg["max_steps"]] if cfg["max_steps"] is not None else []
         if cfg["max_kimg"]:
-            steps.append(int(math.ceil(cfg["max_kimg"] * 1000 / cfg["batch_size"])))
+            steps.append(int(math.ceil(cfg["max_kimg"] * 1000 / (cfg["batch_size"] * self.frames_per_item))))
         return min(steps) if steps else None
 
     def steps(self) -> Iterator[int]:
@@ -244,7 +246,7 @@ class Run:
         """Counters, EMA, ADA, logs, progress bar, then samples / eval / checkpoint when due."""
         cfg, acc, state = self.cfg, self.accelerator, self.state
         state["step"] += 1
-        state["cur_nimg"] += cfg["batch_size"]
+        state["cur_nimg"] += cfg["batch_size"] * self.frames_per_item
         self.ema.update(self.G, self.ema.beta(cfg, state["cur_nimg"]))
         rt = self.ada.step(acc, state["step"])
         state["aug_p"] = self.ada.p

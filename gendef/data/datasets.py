@@ -25,6 +25,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from .times import TIME_SAMPLINGS, sample_times
 from ..videoio import IMAGE_EXTS, VIDEO_EXTS, VideoIOError, read_image, read_video
 from ..errors import DatasetError
 
@@ -314,7 +315,11 @@ class ClipDataset(_VideoDatasetBase):
     """Stage 2: yields ``(frames [K, 3, R, R] in [-1, 1], times [K] float)`` per video,
     K frames sampled sparsely within ``max_dist`` consecutive frames; times start at 0."""
 
-    def __init__(self, path, resolution: int, num_frames: int = 3, max_dist: int = 32, **kwargs):
+    def __init__(self, path, resolution: int, num_frames: int = 3, max_dist: int = 32,
+                 time_sampling: str = "uniform", **kwargs):
+        if time_sampling not in TIME_SAMPLINGS:
+            raise DatasetError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
+        self.time_sampling = time_sampling
         if num_frames < 2:
             raise DatasetError("num_frames per clip must be >= 2")
         if max_dist < num_frames:
@@ -331,8 +336,12 @@ class ClipDataset(_VideoDatasetBase):
         index, rng = self._split_key(key)
 
         def load(v, rng):
-            offs = sample_sparse_times(self.num_frames, v.length, self.max_dist, rng)
-            start = int(rng.integers(0, v.length - offs[-1]))
+            if self.time_sampling == "stylegan_v":  # power-of-two gaps (gendef.data.times)
+                times = sample_times(self.num_frames, v.length, self.max_dist, rng).astype(np.int64)
+                start, offs = int(times[0]), times - times[0]
+            else:
+                offs = sample_sparse_times(self.num_frames, v.length, self.max_dist, rng)
+                start = int(rng.integers(0, v.length - offs[-1]))
             frames = self._read_frames(v, offs, start)
             return self._to_tensor(frames, self.hflip and rng.random() < 0.5), torch.from_numpy(offs).float()
 
