@@ -268,3 +268,60 @@ def test_flow_jerk_value():
     grid = torch.stack([torch.zeros(4, 4, 2) + t * t for t in range(4)])[None]
     assert abs(losses.flow_jerk(grid).item() - 2 * math.sqrt(2)) < 1e-5
     assert np.isfinite(losses.flow_jerk(torch.zeros(1, 3, 2, 2, 2)).item())
+
+
+# ----------------------------------------------------------------------------- time sampling
+def test_real_clip_gaps_are_powers_of_two_and_generator_times_fractional():
+    from gendef.data.times import power_of_two_gaps, sample_times
+
+    assert power_of_two_gaps(3, 32) == [2, 4, 8, 16, 32]
+    rng = np.random.default_rng(0)
+    real = np.stack([sample_times(3, 500, 32, rng) for _ in range(400)])
+    gaps = real[:, 2] - real[:, 0]
+    assert set(gaps.astype(int)) == {2, 4, 8, 16, 32}
+    assert np.all(real == np.round(real)) and np.all(np.diff(real, axis=1) >= 1)
+    short = np.stack([sample_times(3, 10, 32, rng) for _ in range(100)])
+    assert short.max() <= 9 and set((short[:, 2] - short[:, 0]).astype(int)) <= {2, 4, 8}
+    fake = np.stack([sample_times(3, 1024, 32, rng, fractional=True) for _ in range(400)])
+    assert np.any(fake != np.round(fake))  # fractional offsets
+    assert fake.max() > 900 and fake.max() <= 1023  # over the whole (capped) video length
+    assert np.allclose(np.diff(fake, axis=1), np.round(np.diff(fake, axis=1)))  # integer gaps inside a clip
+
+
+def test_generator_times_borrow_real_video_lengths_capped_at_max_num_frames():
+    from train.batches import sample_generator_times
+
+    torch.manual_seed(0)
+    t = sample_generator_times(300, 3, 32, [5000, 40], max_num_frames=1024, device="cpu")
+    assert t.shape == (300, 3) and t.max() <= 1023 and t.max() > 500
+    assert (t[:, 2] < 40).sum() > 50  # clips that borrowed the 40-frame video stay inside it
+    torch.manual_seed(0)
+    again = sample_generator_times(300, 3, 32, [5000, 40], max_num_frames=1024, device="cpu")
+    assert torch.equal(t, again)  # seeded from torch's RNG (restored on resume)
+
+
+# ----------------------------------------------------------------------------- stage 2: w/o pt., kimg in frames
+def test_stage2_from_scratch_counts_kimg_in_frames(tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from train import finetune
+
+    root = Path(__file__).resolve().parents[1]
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for v in range(2):
+        (data / f"v{v}").mkdir(parents=True)
+        base = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        for t in range(12):
+            Image.fromarray(np.roll(base, t, axis=1)).save(data / f"v{v}" / f"{t:04d}.png")
+    out = tmp_path / "s2"
+    rc = finetune.main(["--config", str(root / "train" / "configs" / "tiny.yaml"), f"data={data}", f"output_dir={out}",
+                        "from_scratch=true", "max_steps=2", "ckpt_every=2", "sample_every=0", "progress=false"])
+    assert rc == 0
+    state = json.loads(next((out / "checkpoints").glob("step-*/train_state.json")).read_text())
+    assert state["step"] == 2 and state["cur_nimg"] == 2 * 4 * 3  # batch 4, 3 frames per clip
+    g = GenDeF.from_pretrained(out)
+    assert isinstance(g.motion, StyleGANVMotion) and g.share_latent
