@@ -175,9 +175,14 @@ class StyleGANVMotion(nn.Module):
         return torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1)
 
     def forward(self, noise: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """noise [B, K + extra, noise_dim], times [B, T] (frame units, fractional allowed) -> u [B, T, 2F]."""
-        codes = self.anchor_codes(noise.float())
-        t = times.float()
+        """noise [B, K + extra, noise_dim], times [B, T] (frame units, fractional allowed) -> u [B, T, 2F].
+
+        Always computed in float32 (phases of t up to 1024 need it; the network is tiny)."""
+        with torch.autocast(device_type=noise.device.type, enabled=False):
+            return self._forward(noise.float(), times.float())
+
+    def _forward(self, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        codes = self.anchor_codes(noise)
         left, a = _anchor_index(t, self.anchor_spacing, codes.shape[1])
         c_l, c_r = _gather(codes, left), _gather(codes, left + 1)
         period = torch.tanh(self.to_period(c_l)) + 1.0
