@@ -5,6 +5,7 @@ local folder and a Hub repo id load the same way and no pickle is ever read.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
+from .model_config import ModelConfigError, building_on_meta, check_model_budget, validate_model_config
 from .models.canonical import CanonicalGenerator
 from .models.deformation import DeformationGenerator
 from .models.motion import build_motion
@@ -24,7 +26,7 @@ from .models.stylegan3 import StyleGAN3Generator
 from .video import CanonicalVideo, normalized_to_pixels
 from .errors import CheckpointError
 
-__all__ = ["GenDeF", "CheckpointError", "RECIPE_DEFAULTS", "PAPER_RECIPE"]
+__all__ = ["GenDeF", "CheckpointError", "ModelConfigError", "RECIPE_DEFAULTS", "PAPER_RECIPE"]
 
 _BACKBONES = {"stylegan2": CanonicalGenerator, "stylegan3": StyleGAN3Generator}
 # MTM where coarse geometry is decided; the paper does not list its layers.
@@ -107,6 +109,7 @@ class GenDeF(
         share_latent: bool = RECIPE_DEFAULTS["share_latent"],
         deformation_init: str = RECIPE_DEFAULTS["deformation_init"],
     ):
+        self.check_config({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         super().__init__()
         _check_recipe(dict(motion_mapping=motion_mapping, motion_kernel_size=motion_kernel_size,
                            motion_input=motion_input, share_latent=share_latent, deformation_init=deformation_init))
@@ -154,6 +157,20 @@ class GenDeF(
         )
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, resolution), torch.linspace(-1, 1, resolution), indexing="ij")
         self.register_buffer("base_grid", torch.stack([xs, ys], dim=-1), persistent=False)  # m
+
+    @classmethod
+    def config_keys(cls) -> List[str]:
+        """The keys a config.json may hold (the constructor's arguments)."""
+        return [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+
+    @classmethod
+    def check_config(cls, config: dict) -> dict:
+        """Schema (range for every key, unknown keys refused) and size estimate, before any
+        weight is allocated; raises a one-line ModelConfigError (see gendef/model_config.py)."""
+        cfg = validate_model_config(config, valid_keys=cls.config_keys())
+        if not building_on_meta():
+            check_model_budget(cls, cfg)
+        return cfg
 
     # ------------------------------------------------------------------ forward pass
     @property
@@ -295,16 +312,15 @@ class GenDeF(
             missing = [f for f in ("config.json", "model.safetensors") if not (p / f).is_file()]
             if missing:
                 raise CheckpointError(f"{name}: not a GenDeF checkpoint (missing {', '.join(missing)})")
-            try:
-                json.loads((p / "config.json").read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise CheckpointError(f"{name}/config.json is not valid JSON ({e})") from None
+            cls._check_config_file(p / "config.json", f"{name}/config.json")
         elif not _looks_like_repo_id(name):
             raise CheckpointError(f"{name}: no such checkpoint folder (and not a Hub repo id like 'owner/name')")
+        else:
+            cls._check_config_file(_hub_config(name, kwargs), f"{name}/config.json")
         try:
             kwargs.setdefault("strict", True)
             model = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        except CheckpointError:
+        except (CheckpointError, ModelConfigError):
             raise
         except TypeError as e:
             raise CheckpointError(f"{name}: config.json does not match this GenDeF version ({e})") from None
@@ -312,6 +328,20 @@ class GenDeF(
             raise CheckpointError(f"{name}: cannot load checkpoint ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         model.eval()
         return model
+
+    @classmethod
+    def _check_config_file(cls, path, label: str) -> dict:
+        """config.json read and checked in full (schema, unknown keys, size) before building."""
+        try:
+            config = json.loads(Path(path).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{label} is not valid JSON ({e})") from None
+        except OSError as e:
+            raise CheckpointError(f"{label}: cannot read ({e.strerror or e})") from None
+        try:
+            return cls.check_config(config)
+        except ModelConfigError as e:
+            raise ModelConfigError(f"{label}: {e}") from None
 
     @classmethod
     def _from_pretrained(
@@ -345,6 +375,7 @@ class GenDeF(
                 token=token,
                 local_files_only=local_files_only,
             )
+        _check_weight_shapes(model, model_file, model_id)
         missing, unexpected = load_model(model, model_file, strict=False, device=str(map_location))
         if strict and (missing or unexpected):
             raise CheckpointError(
@@ -368,6 +399,35 @@ class GenDeF(
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _hub_config(repo_id: str, kwargs: dict) -> str:
+    """Local path of a Hub repo's config.json (cached; the mixin reads the same file)."""
+    from huggingface_hub import hf_hub_download
+
+    keys = ("revision", "cache_dir", "force_download", "token", "local_files_only")
+    try:
+        return hf_hub_download(repo_id=repo_id, filename="config.json", **{k: kwargs[k] for k in keys if k in kwargs})
+    except Exception as e:  # network, auth, missing repo: one line
+        raise CheckpointError(f"{repo_id}: cannot fetch config.json ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _check_weight_shapes(model: nn.Module, model_file: str, model_id: str) -> None:
+    """Compare every tensor's shape in the safetensors header with the model's, reading no weights."""
+    from safetensors import safe_open
+
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    try:
+        with safe_open(model_file, framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # SafetensorError on a truncated/corrupt header
+        raise CheckpointError(f"{model_id}: cannot load checkpoint: corrupt model.safetensors ({e.__class__.__name__}: {e})") from None
+    for key, shape in stored.items():
+        if key in expected and expected[key] != shape:
+            raise CheckpointError(
+                f"{model_id}: weight {key} has shape {list(shape)} in the checkpoint but {list(expected[key])} "
+                "in the model built from config.json (config and weights do not match)"
+            )
 
 
 def _looks_like_repo_id(name: str) -> bool:

@@ -15,6 +15,8 @@ from typing import Dict, Union
 
 import numpy as np
 
+from .errors import CanonicalVideoError
+
 __all__ = ["NpzMember", "NpzHeaderError", "read_npz_headers"]
 
 _HEADER_READERS = {
@@ -23,7 +25,7 @@ _HEADER_READERS = {
 }
 
 
-class NpzHeaderError(ValueError):
+class NpzHeaderError(CanonicalVideoError):
     """The archive or one of its .npy headers is unreadable (message is one line)."""
 
 

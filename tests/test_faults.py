@@ -329,3 +329,92 @@ def test_cli_does_not_swallow_a_broken_module(monkeypatch):
     monkeypatch.delattr(gendef, "decomposition", raising=False)
     with pytest.raises(ImportError):
         cli.build_parser()
+
+
+# =============================================================================
+# 2. model configs: schema with ranges, unknown keys refused, size estimated before building
+# =============================================================================
+ABSURD_MODEL_CONFIGS = {
+    "time_num_freqs": {"time_num_freqs": 2e7},
+    "channel_max": {"channel_max": 65536},
+    "z_dim": {"z_dim": 1e9},
+    "parameters": {"channel_base": 1 << 20, "channel_max": 4096},
+    "activations": {"resolution": 2048, "channel_base": 1 << 20, "channel_max": 256},
+    "resolutoin": {"resolutoin": 32},
+}
+
+
+def test_absurd_model_configs_refused_under_memory_limit(tmp_path, tiny_checkpoint):
+    """Each absurd config.json is refused in one line naming the key, within 1 GB of extra address
+    space (before the fix these allocated 24 GB+, 154 GB or 512 GB, or were silently ignored)."""
+    base = json.loads((tiny_checkpoint / "config.json").read_text())
+    folders = {}
+    for name, override in ABSURD_MODEL_CONFIGS.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({**base, **override}))
+        (folder / "model.safetensors").write_bytes((tiny_checkpoint / "model.safetensors").read_bytes())
+        folders[name] = str(folder)
+    res = run_limited(
+        f"""
+        import torch
+        from gendef.model import GenDeF
+        torch.set_num_threads(1)
+        # -- limit --
+        for name, folder in {folders!r}.items():
+            try:
+                GenDeF.from_pretrained(folder)
+                print(name, "BUILT")
+            except Exception as e:
+                print(name, type(e).__name__, "|", str(e).replace(chr(10), " NEWLINE "))
+        """,
+        limit_mb=1000,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = dict(ln.split(" ", 1) for ln in res.stdout.strip().splitlines())
+    assert sorted(lines) == sorted(ABSURD_MODEL_CONFIGS), res.stdout
+    for name, line in lines.items():
+        assert line.startswith("ModelConfigError |") and "NEWLINE" not in line, (name, line)
+    assert "time_num_freqs must be in" in lines["time_num_freqs"]
+    assert "channel_max must be in" in lines["channel_max"] and "z_dim must be in" in lines["z_dim"]
+    assert "parameters" in lines["parameters"] and "activations" in lines["activations"]
+    assert "'resolutoin'" in lines["resolutoin"] and "valid keys:" in lines["resolutoin"] and "resolution" in lines["resolutoin"]
+
+
+def test_every_model_key_has_a_range():
+    """The schema covers every constructor argument, so no key goes unchecked."""
+    from gendef.model import GenDeF
+    from gendef.model_config import MODEL_SCHEMA
+
+    assert set(GenDeF.config_keys()) <= set(MODEL_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ({"resolution": 24}, "power of two"),
+        ({"resolution": "64"}, "number"),
+        ({"fps": float("inf")}, "finite"),
+        ({"mtm": 1}, "true or false"),
+        ({"canonical_backbone": "stylegan9"}, "one of"),
+        ({"mtm_resolutions": [64, 8]}, "min <= max"),
+        ({"time_min_period": 2048.0, "time_max_period": 16.0}, "must not exceed"),
+    ],
+)
+def test_model_config_values_one_line(tiny_gendef_kwargs, override, words):
+    from gendef.model import GenDeF, ModelConfigError
+
+    with pytest.raises(ModelConfigError) as e:
+        GenDeF(**{**tiny_gendef_kwargs, **override})
+    assert words in one_line(e.value)
+
+
+def test_weight_shape_mismatch_names_key_and_shapes(tmp_path, tiny_checkpoint, capsys):
+    from gendef.cli import main
+
+    cfg = json.loads((tiny_checkpoint / "config.json").read_text())
+    (tiny_checkpoint / "config.json").write_text(json.dumps({**cfg, "channel_max": 16}))
+    rc = main(["sample", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "s.npz"), "--frames", "2"])
+    err = one_line(capsys.readouterr().err)
+    assert rc == 2 and "weight canonical." in err and ", 32, " in err and ", 16, " in err, err
+    assert not (tmp_path / "s.npz").exists()
