@@ -108,7 +108,7 @@ def _check_value(name: str, spec: Key, value: Any) -> Any:
             raise ModelConfigError(f"{name} must be [min, max], got {value!r}")
         lo, hi = (_check_number(name, Key("int", spec.lo, spec.hi), v) for v in value)
         if lo > hi:
-            raise ModelConfigError(f"{name} must have min <= max, got {value!r}")
+            raise ModelConfigError(f"{name} must satisfy 1 <= min <= max, got {value!r}")
         return [lo, hi]
     return _check_number(name, spec, value)
 
