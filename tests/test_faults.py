@@ -418,3 +418,44 @@ def test_weight_shape_mismatch_names_key_and_shapes(tmp_path, tiny_checkpoint, c
     err = one_line(capsys.readouterr().err)
     assert rc == 2 and "weight canonical." in err and ", 32, " in err and ", 16, " in err, err
     assert not (tmp_path / "s.npz").exists()
+
+
+# =============================================================================
+# 6. data faults: skips counted across loader workers; an all-corrupt dataset stops at start
+# =============================================================================
+def _frame_folders(root: Path, good: int, bad: int, frames: int = 4, size: int = 12) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for v in range(good + bad):
+        d = root / f"{'bad' if v >= good else 'good'}{v}"
+        d.mkdir(parents=True)
+        for f in range(frames):
+            if v >= good:
+                (d / f"{f:06d}.png").write_bytes(b"\x89PNG garbage")
+            else:
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(d / f"{f:06d}.png")
+    return root
+
+
+def test_skips_in_loader_workers_reach_the_counter(tmp_path):
+    import torch
+
+    from gendef.data import FrameDataset
+
+    ds = FrameDataset(_frame_folders(tmp_path / "data", good=1, bad=1), resolution=8)
+    assert len(ds) == 8 and ds.num_skipped == 0
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1, shuffle=False)
+    n = sum(len(b) for b in loader)
+    # each of the 4 corrupt frames fails once, then its retry reads the good video
+    assert n == 8 and ds.num_skipped_at_runtime == 4 and ds.num_skipped == 4
+
+
+def test_all_corrupt_dataset_stops_at_start_in_one_line(tmp_path):
+    from gendef.data import ClipDataset, DatasetError, FrameDataset
+
+    root = _frame_folders(tmp_path / "data", good=0, bad=3)
+    for cls in (FrameDataset, ClipDataset):
+        with pytest.raises(DatasetError) as e:
+            cls(root, resolution=8)
+        assert "could be decoded" in one_line(e.value)

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("gendef.data")
+_SKIP_SLOTS = 65  # main process + up to 64 loader workers (more wrap around and share slots)
 
 
 def resize_center_crop(img: np.ndarray, resolution: int) -> np.ndarray:
@@ -204,15 +205,43 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
             raise DatasetError(
                 f"dataset {path}: {what}{need}; expected sub-folders of frames, a .zip of them, or video files"
             )
-        self.num_skipped_at_runtime = 0
+        # one slot per DataLoader worker (slot 0: the main process) in shared memory, so skips in
+        # worker processes reach the trainer's counter; no two processes write the same slot
+        self._runtime_skips = torch.zeros(_SKIP_SLOTS, dtype=torch.int64).share_memory_()
         self._zip = None
         self._zip_pid = None
         self._rng = None
         self._rng_pid = None
+        self._check_some_media_decodes()
+
+    @property
+    def num_skipped_at_runtime(self) -> int:
+        """Media skipped while reading items, summed over the main process and all loader workers."""
+        return int(self._runtime_skips.sum())
 
     @property
     def num_skipped(self) -> int:
         return len(self.skipped) + self.num_skipped_at_runtime
+
+    def _count_skip(self) -> None:
+        info = torch.utils.data.get_worker_info()
+        slot = 0 if info is None else 1 + info.id % (_SKIP_SLOTS - 1)
+        self._runtime_skips[slot] += 1
+
+    def _check_some_media_decodes(self, probes: int = 8) -> None:
+        """Decode one frame of up to ``probes`` videos (spread over the list): a dataset in which
+        none decodes stops here, at start, with one line -- not mid-run."""
+        picks = np.unique(np.linspace(0, len(self.videos) - 1, min(probes, len(self.videos))).astype(int))
+        errors = []
+        for i in picks:
+            try:
+                self._read_frame(self.videos[i], 0)
+                return
+            except VideoIOError as e:
+                errors.append(str(e))
+        raise DatasetError(
+            f"dataset {self.path}: none of {len(picks)} sampled videos could be decoded (first: {errors[0]}); is the data corrupt?"
+        )
 
     def _rng_for_process(self) -> np.random.Generator:
         # Re-seeded per process/worker so DataLoader workers do not repeat each other.
@@ -281,7 +310,7 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
             try:
                 return load(v, rng)
             except VideoIOError as e:
-                self.num_skipped_at_runtime += 1
+                self._count_skip()
                 log.warning("skipping unreadable media (%d so far): %s", self.num_skipped, e)
                 n = len(self.videos)
                 vi = (vi + 1 + int(rng.integers(n - 1))) % n if n > 1 else vi
