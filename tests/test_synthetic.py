@@ -127,3 +127,13 @@ def test_module_entry_point_with_progress_bar(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "2/2" in r.stderr  # tqdm bar
     assert len(list((tmp_path / "d").glob("sky_*/frame_*.png"))) == 4
+
+
+def test_parallel_workers_write_identical_bytes(tmp_path):
+    one = write_dataset(tmp_path / "one.zip", videos=5, frames=3, resolution=16, seed=9, progress=False)
+    two = write_dataset(tmp_path / "two.zip", videos=5, frames=3, resolution=16, seed=9, progress=False, workers=2)
+    with zipfile.ZipFile(one) as a, zipfile.ZipFile(two) as b:
+        assert a.namelist() == b.namelist() and len(a.namelist()) == 15
+        assert all(a.read(n) == b.read(n) for n in a.namelist())
+    with pytest.raises(SyntheticDataError, match="workers"):
+        write_dataset(tmp_path / "x", videos=1, frames=1, resolution=16, workers=0)

@@ -371,15 +371,37 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _encoded_clip(job) -> list:
+    """Worker: PNG bytes of every frame of clip ``index`` (pure function of its arguments)."""
+    seed, index, frames, resolution = job
+    cv2.setNumThreads(1)
+    return [_png(f) for f in render_clip(clip_seed(seed, index), frames, resolution)]
+
+
+def _encoded_clips(seed, videos, frames, resolution, workers):
+    """PNG-encoded clips in index order, rendered by ``workers`` processes (1: in this process)."""
+    jobs = [(int(seed), i, int(frames), int(resolution)) for i in range(int(videos))]
+    if workers <= 1 or videos < 2:
+        yield from map(_encoded_clip, jobs)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(int(workers)) as pool:
+        yield from pool.imap(_encoded_clip, jobs, chunksize=4)
+
+
 def write_dataset(dst: Union[str, os.PathLike], videos: int, frames: int, resolution: int, seed: int = 0,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, workers: int = 1) -> Path:
     """Write the StyleGAN-V layout ``dst/<video>/frame_000000.png`` (inside a zip if dst ends with .zip).
 
+    ``workers`` processes render and encode clips in parallel; the bytes do not depend on it.
     Written under a temporary name and renamed at the end, so an interrupted run never
     leaves something that looks like a finished dataset.
     """
     if not isinstance(videos, (int, np.integer)) or videos < 1:
         raise SyntheticDataError(f"videos must be an integer >= 1, got {videos!r}")
+    if not isinstance(workers, (int, np.integer)) or not 1 <= workers <= 64:
+        raise SyntheticDataError(f"workers must be an integer in [1, 64], got {workers!r}")
     _check(seed, frames, resolution)
     dst = Path(dst)
     as_zip = dst.suffix.lower() == ".zip"
@@ -392,13 +414,13 @@ def write_dataset(dst: Union[str, os.PathLike], videos: int, frames: int, resolu
 
     zf = zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) if as_zip else None
     try:
-        for i in tqdm(range(int(videos)), desc=f"sky {resolution}px", unit="video", disable=not progress):
-            clip = render_clip(clip_seed(seed, i), frames, resolution)
+        clips = _encoded_clips(seed, videos, frames, resolution, workers)
+        for i, pngs in enumerate(tqdm(clips, total=int(videos), desc=f"sky {resolution}px", unit="video",
+                                      disable=not progress)):
             name = f"sky_{i:06d}"
             if zf is None:
                 (tmp / name).mkdir(parents=True)
-            for t, frame in enumerate(clip):
-                data = _png(frame)
+            for t, data in enumerate(pngs):
                 if zf is None:
                     (tmp / name / f"frame_{t:06d}.png").write_bytes(data)
                 else:
@@ -425,10 +447,12 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
     parser.add_argument("--resolution", type=int, default=64, help="frame size in pixels (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering in parallel (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        out = write_dataset(args.dst, args.videos, args.frames, args.resolution, args.seed, progress=not args.quiet)
+        out = write_dataset(args.dst, args.videos, args.frames, args.resolution, args.seed, progress=not args.quiet,
+                            workers=args.workers)
     except (SyntheticDataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
