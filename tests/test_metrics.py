@@ -319,3 +319,82 @@ def test_cli_documents_and_runs_the_torchscript_detectors(tiny_checkpoint, long_
     assert set(json.loads(out.read_text())) == {"fvd2048_16f", "fid50k_full"}
     assert main(args[:-4] + ["--i3d-torchscript", str(tmp_path / "none.pt")]) == 2
     assert "not a file, URL or hub file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- SWD and motion statistics
+def _smooth_images(n, size, seed, cells=8):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, cells, cells, generator=g)
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False) * 255
+
+
+def test_swd_is_zero_for_identical_sets_and_grows_with_a_shift():
+    from gendef.metrics.swd import laplacian_pyramid, swd
+
+    a, b = _smooth_images(128, 32, 0), _smooth_images(128, 32, 1)
+    same = swd(a, b, per_image=64)
+    assert set(same) == {"32px", "16px", "avg"}
+    assert swd(a, a, per_image=64)["avg"] == 0.0  # identical sets (same patch positions): exactly 0
+    coarser = swd(a, _smooth_images(128, 32, 1, cells=4), per_image=64)["avg"]
+    darker = b.clone()
+    darker[:64] *= 0.5  # half the images darker: the brightness distribution shifts
+    shifted = swd(a, darker, per_image=64)["avg"]
+    noisy = swd(a, b + 20 * torch.randn(b.shape, generator=torch.Generator().manual_seed(3)), per_image=64)
+    assert coarser > 3 * same["avg"] and shifted > 3 * same["avg"]  # another draw of the same images is close
+    assert noisy["32px"] > 2 * same["32px"]  # fine-scale noise shows at the finest level
+    assert [p.shape[-1] for p in laplacian_pyramid(a, 3)] == [32, 16, 8]
+    with pytest.raises(ValueError, match="same shape"):
+        swd(a, a[:10])
+
+
+def test_flow_stats_known_motion():
+    from gendef.metrics.motion import flow_stats
+
+    steady = np.zeros((63, 4, 4, 2))
+    steady[..., 0], steady[..., 1] = 3.0, 4.0
+    s = flow_stats(steady)
+    assert s["speed"] == pytest.approx(5.0) and s["jerk"] == pytest.approx(0.0) and s["drift"] == pytest.approx(1.0)
+    back = steady.copy()
+    back[48:] *= -1  # 48 frames forward, 15 back: net 33 of a 63-step path
+    b = flow_stats(back)
+    assert b["drift"] == pytest.approx(33 / 63) and b["jerk"] == pytest.approx(10.0 / 62)
+    t = np.arange(64)
+    sway = np.zeros((1, 64, 2, 2, 2))
+    sway[..., 0] = np.sin(2 * np.pi * t / 32)[None, :, None, None]
+    assert flow_stats(sway)["drift"] < 1e-9  # two full periods: back where it started
+    still = np.zeros((2, 5, 3, 3, 2))
+    still[1, ..., 0] = 1.0
+    assert flow_stats(still)["drift"] == pytest.approx(1.0)  # the static video does not count
+
+
+def test_estimated_motion_of_a_translating_texture():
+    from gendef.metrics.motion import clip_motion
+
+    rng = np.random.default_rng(0)
+    tex = cv2_blur(rng.uniform(0, 255, (256, 256, 3)).astype(np.float32))
+
+    def clip(vx):
+        frames, x = [], 40.0
+        for v in vx:
+            m = np.float32([[1, 0, -x], [0, 1, -30.0]])
+            frames.append(np.clip(cv2_warp(tex, m), 0, 255).astype(np.uint8))
+            x += v
+        return np.stack(frames)
+
+    steady = clip(np.full(24, 1.5))
+    m = clip_motion([steady], size=64)
+    assert m["speed"] == pytest.approx(1.5, rel=0.1) and m["drift"] > 0.9 and m["jerk"] < 0.3
+    sway = clip(1.5 * np.sin(2 * np.pi * np.arange(24) / 12))
+    assert clip_motion([sway], size=64)["drift"] < 0.25
+
+
+def cv2_blur(x):
+    import cv2
+
+    return cv2.GaussianBlur(x, (0, 0), 3) * 3 - 200
+
+
+def cv2_warp(img, m):
+    import cv2
+
+    return cv2.warpAffine(img, m, (64, 64), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)

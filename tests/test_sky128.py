@@ -1,0 +1,48 @@
+"""The 128-px sky config and its one-command GPU sitting (run here in its CPU smoke mode)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "train" / "configs" / "sky128.yaml"
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "finetune"])
+def test_sky128_config_validates_and_fits_the_size_limits(stage):
+    from gendef import GenDeF
+    from gendef.models.discriminator import Discriminator
+    from train.config import load_config, validate_config
+
+    cfg = load_config(str(CONFIG), ["data=d", "output_dir=o", "init=i"], stage)
+    validate_config(cfg, stage)
+    assert cfg["model"]["resolution"] == 128 and cfg["model"]["canonical_backbone"] == "stylegan2"
+    if stage == "finetune":
+        return
+    G, D = GenDeF(**cfg["model"]), Discriminator(resolution=128, **cfg["disc"])
+    for net in (G, D):  # fp32 safetensors: <= 16 MiB comes back from a GPU sitting, <= 25 MB ships
+        assert sum(p.numel() for p in net.parameters()) * 4 < 15.5 * 2**20
+
+
+def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
+    out = tmp_path / "out"
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import gpu_train_sky128 as s; "
+            f"rc = s.main(['--smoke', '--device', 'cpu', '--out', {str(out)!r}, '--work', {str(tmp_path / 'work')!r}]); "
+            "print('HEAVY', [m for m in ('gradio', 'imageio_ffmpeg') if m in sys.modules]); sys.exit(rc)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "HEAVY []" in r.stdout  # neither gradio nor imageio-ffmpeg is imported on the GPU machine
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8 and "sky128/model.safetensors" in files and "losses_stage2.csv" in files
+    meta = json.loads((out / "sitting.json").read_text())
+    assert [meta["stages"][s]["steps"] for s in ("stage1", "stage2")] == [2, 2]
+    assert all(r["rc"] == 0 for r in meta["stages"].values()) and not meta["files_over_16MiB"]
+    header, *rows = (out / "losses_stage1.csv").read_text().splitlines()
+    assert "loss/G" in header and "loss/D" in header and len(rows) == 2
+    from gendef import GenDeF
+
+    assert GenDeF.from_pretrained(out / "sky128").resolution == 16  # the smoke run's tiny config
