@@ -12,11 +12,18 @@ Run it from the repository root (it imports the studio package `app`, which is n
 
 ``--resolution R`` times a narrow untrained model of that size instead (what
 "apply" costs depends on the frame count and size only, not on the weights).
+
+``--config train/configs/sky128.yaml`` times a randomly initialised model of that config's
+architecture (sampling latency depends on the architecture, not on the weights) and adds two
+"sample" rows: ``GenDeF.sample`` alone and the studio's Sample callback (sampling plus every view
+it writes). Each cell gives wall time and, in brackets, the process CPU time, which other users of
+a shared machine do not inflate (with OMP_NUM_THREADS=1 it is the time on one free core).
 """
 import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -38,6 +45,28 @@ def _scribble_value(state):
 def _centre(state):
     h, w = views.display_canonical(state).shape[:2]
     return gr.SelectData(None, {"index": [w // 2, h // 2], "value": None})
+
+
+def _timed(fn, repeats):
+    """Median (wall, process CPU) seconds of ``fn()`` over ``repeats`` calls."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def sample_rows(num_frames, repeats, checkpoint):
+    """The Sample button: the generator alone, then the whole callback (views included)."""
+    model = get_model(checkpoint).model
+    model.sample(seed=0, num_frames=2)  # warm-up
+    gen = _timed(lambda: model.sample(seed=1, num_frames=num_frames), repeats)
+    state = StudioState()
+    cb = _timed(lambda: sources.sample(state, checkpoint, 1, num_frames, 1.0, 16), repeats)
+    cleanup(state)
+    return [("sample: GenDeF.sample (generator only)", gen), ("sample: studio callback (generator + views)", cb)]
 
 
 def run(num_frames, repeats, checkpoint):
@@ -72,7 +101,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--resolution", type=int, default=None)
+    ap.add_argument("--config", default=None, help="time a random model of this training config's architecture")
+    ap.add_argument("--sample-only", action="store_true", help="only the sample rows (with --config)")
     args = ap.parse_args()
+    if args.config:
+        return main_config(args)
     if args.resolution:
         import torch
 
@@ -93,6 +126,36 @@ def main():
     names = [name for name, _ in next(iter(results.values()))[1]]
     for i, name in enumerate(names):
         print(f"| {name} | " + " | ".join(f"{results[n][1][i][1]:.2f} s" for n in args.frames) + " |")
+
+
+def main_config(args):
+    import torch
+
+    from gendef import GenDeF
+    from train.config import load_config
+
+    torch.manual_seed(0)
+    model = GenDeF(**load_config(args.config)["model"]).eval()
+    args.checkpoint = f"untrained-{Path(args.config).stem}"
+    models._CACHE[args.checkpoint] = LoadedModel(model, args.checkpoint, untrained=True)
+    cells = {}
+    for n in args.frames:
+        rows = sample_rows(n, args.repeats, args.checkpoint)
+        if not args.sample_only:
+            size, edits = run(n, args.repeats, args.checkpoint)
+            rows += [(name, (t, float("nan"))) for name, t in edits]
+        cells[n] = rows
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    print(f"{args.checkpoint} ({model.resolution} px, {model.num_parameters() / 1e6:.2f} M parameters, random weights), "
+          f"median of {args.repeats}, torch threads {torch.get_num_threads()} (OMP_NUM_THREADS={threads})\n")
+    print("| action | " + " | ".join(f"{n} frames: wall (CPU)" for n in args.frames) + " |")
+    print("|---|" + "---:|" * len(args.frames))
+    for i, (name, _) in enumerate(cells[args.frames[0]]):
+        print(f"| {name} | " + " | ".join(_cell(*cells[n][i][1]) for n in args.frames) + " |")
+
+
+def _cell(wall, cpu):
+    return f"{wall:.2f} s" if cpu != cpu else f"{wall:.2f} s ({cpu:.2f} s)"
 
 
 if __name__ == "__main__":
