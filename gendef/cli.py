@@ -207,7 +207,12 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("--frames", type=int, default=None, help="number of frames (default: all from --start)")
     parser.add_argument("--size", type=int, default=256, help="long side of the working resolution (default 256)")
     parser.add_argument("--steps", type=int, default=None, help=f"optimisation steps (default {DEFAULT_STEPS}; fewer is faster)")
-    parser.add_argument("--canvas-scale", type=int, default=2, help="canonical pixels per frame pixel (default 2)")
+    parser.add_argument("--canvas-scale", type=int, default=2, help="canonical pixels per frame pixel at the working size (default 2)")
+    parser.add_argument(
+        "--output-size", default="source",
+        help="size of the output frames and canonical: source (default), 1080p, 720p, working, WxH or a long side; "
+        "the motion is fitted at --size, the canonical is rebuilt from the full-size frames",
+    )
     parser.add_argument("--device", default="cpu", help="where the optimisation runs: cpu (default), cuda, cuda:N")
     parser.add_argument("--video", default=None, help="also write the reconstruction as .mp4/.gif")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -229,7 +234,7 @@ def cmd_decompose(args) -> int:
     try:
         vid = decompose_file(
             args.input, start=args.start, frames=args.frames, size=args.size, steps=args.steps,
-            progress=progress, canvas_scale=args.canvas_scale, device=args.device,
+            progress=progress, canvas_scale=args.canvas_scale, device=args.device, output_size=args.output_size,
         )
     finally:
         close()
@@ -238,9 +243,11 @@ def cmd_decompose(args) -> int:
     if args.video:
         vid.to_video(args.video)
     h, w = vid.frame_size
+    full = f", {vid.metadata['psnr_full']:.2f} dB at {w}x{h}" if "psnr_full" in vid.metadata else ""
     print(
-        f"wrote {path}: {vid.num_frames} frames {w}x{h}, canonical {vid.canvas_size[1]}x{vid.canvas_size[0]}, "
-        f"PSNR {vid.metadata['psnr']:.2f} dB in {vid.metadata['seconds']:.1f} s"
+        f"wrote {path}: {vid.num_frames} frames {w}x{h} (motion fitted at {vid.grid_size[1]}x{vid.grid_size[0]}), "
+        f"canonical {vid.canvas_size[1]}x{vid.canvas_size[0]}, PSNR {vid.metadata['psnr']:.2f} dB at the working size{full} "
+        f"in {vid.metadata['seconds']:.1f} s"
     )
     return 0
 

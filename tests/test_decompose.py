@@ -147,7 +147,8 @@ def test_cli_decomposes_a_folder_of_frames(tmp_path, clip, capsys):
     rc = run_decompose_command(_parse([str(folder), "--out", str(out), "--start", "1", "--frames", "3", "--size", "32", "--steps", "6", "--quiet"]))
     assert rc == 0
     vid = CanonicalVideo.load(out)
-    assert vid.num_frames == 3 and vid.frame_size == (32, 32)
+    assert vid.num_frames == 3 and vid.grid_size == (32, 32)
+    assert vid.frame_size == (64, 64)  # --output-size source (default): frames at the clip's size
     assert vid.metadata["start"] == 1
     assert "PSNR" in capsys.readouterr().out
 
@@ -202,7 +203,11 @@ def test_python_m_gendef_decompose(tmp_path, clip, capsys):
     src = write_video(clip[:3], tmp_path / "in.gif", fps=8)
     out = tmp_path / "o.npz"
     assert main(["decompose", str(src), "--out", str(out), "--size", "32", "--steps", "3", "--quiet"]) == 0
+    assert CanonicalVideo.load(out).frame_size == (64, 64)
+    assert main(["decompose", str(src), "--out", str(out), "--size", "32", "--steps", "3", "--output-size", "working", "--quiet"]) == 0
     assert CanonicalVideo.load(out).frame_size == (32, 32)
+    assert main(["decompose", str(src), "--out", str(out), "--output-size", "big", "--quiet"]) == 2
+    assert "output size" in capsys.readouterr().err
     assert main(["decompose", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such file" in err[0]

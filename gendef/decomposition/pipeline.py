@@ -65,6 +65,7 @@ def decompose(
     progress: Optional[ProgressFn] = None,
     threads: Optional[int] = 1,
     device: str = "cpu",
+    output_size=None,
 ) -> CanonicalVideo:
     """Fit a CanonicalVideo to frames ([T, H, W, 3], uint8 or float in [0, 1]).
 
@@ -80,6 +81,9 @@ def decompose(
     the default because the work is many small memory-bound ops: on a shared
     2-core machine two OpenMP threads spin against each other.
     device: where the optimisation runs ("cpu", "cuda", "cuda:1"); flow stays on the CPU.
+    output_size: None keeps the working size; "source", "1080p", "720p", "WxH" or a long
+    side gives frames of that size and a canonical built from the full-size frames
+    (``gendef.fullsize``; metadata ``psnr_full``).
     """
     import torch
 
@@ -93,6 +97,10 @@ def decompose(
         raise DecomposeError(f"frames are too small ({w}x{h}); need at least 8x8 pixels")
     settings = _settings((h, w), steps, canvas_scale, margin, stride, device, smooth_weight=smooth_weight, reg_weight=reg_weight, canonical_weight=canonical_weight)
     check_memory(t_count, h, w, canvas_scale)
+    if output_size is not None:  # a bad choice fails before the fit, not after it
+        from ..fullsize import resolve_output_size
+
+        resolve_output_size(output_size, video.shape[1:3], (h, w))
     video = resize_frames(video, (h, w))
     report = progress or (lambda f, m: None)
     old_threads = torch.get_num_threads()
@@ -104,6 +112,10 @@ def decompose(
         torch.set_num_threads(old_threads)
     final = psnr(vid.frames(), video)
     vid.metadata["psnr"] = round(final, 3)
+    if output_size is not None:
+        from ..fullsize import decompose_output
+
+        vid = decompose_output(vid, frames, output_size, progress=lambda f, m: report(0.95 + 0.05 * f, m))
     vid.metadata["seconds"] = round(time.perf_counter() - start_time, 2)
     report(1.0, f"done: PSNR {final:.2f} dB")
     return vid
