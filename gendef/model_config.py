@@ -74,7 +74,7 @@ MODEL_SCHEMA: Dict[str, Key] = {
     "motion_noise_dim": _DIM,
     "motion_code_dim": _DIM,
     "motion_anchor_spacing": Key("float", 1e-3, 1e5),
-    "time_num_freqs": Key("int", 1, 64),
+    "time_num_freqs": Key("int", 1, 1024),  # official StyleGAN-V/GenDeF: 256
     "time_min_period": _PERIOD,
     "time_max_period": _PERIOD,
     "fps": Key("float", 1e-3, 1000),

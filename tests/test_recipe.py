@@ -325,3 +325,26 @@ def test_stage2_from_scratch_counts_kimg_in_frames(tmp_path):
     assert state["step"] == 2 and state["cur_nimg"] == 2 * 4 * 3  # batch 4, 3 frames per clip
     g = GenDeF.from_pretrained(out)
     assert isinstance(g.motion, StyleGANVMotion) and g.share_latent
+
+
+# ----------------------------------------------------------------------------- configs: lrs, switches
+@pytest.mark.parametrize("name", ["sky256", "taichi256", "ytb256", "sky32", "tiny"])
+def test_configs_select_the_paper_recipe_explicitly(name):
+    from pathlib import Path
+
+    from train.config import load_config
+
+    path = str(Path(__file__).resolve().parents[1] / "train" / "configs" / f"{name}.yaml")
+    cfg = load_config(path, [], "finetune")
+    assert all(cfg["model"][k] == v for k, v in PAPER_RECIPE.items())
+    from gendef.model_config import validate_model_config
+
+    validate_model_config(cfg["model"])  # the schema accepts the official sizes (256 freqs, 512-d codes)
+    assert cfg["model"]["motion_anchor_spacing"] == cfg["model"]["time_min_period"]  # official: one value
+    assert cfg["disc"]["merge_resolution"] == 16 and cfg["disc"]["tsm"] is True
+    assert cfg["time_sampling"] == "stylegan_v" and cfg["reg_form"] == "official" and cfg["lambda_reg"] == 1.0
+    assert cfg["lr_d"] == 0.002
+    if name.endswith("256"):
+        assert cfg["lr"] == 0.0025 and cfg["r1_gamma"] == 8 and cfg["max_dist"] == 32
+        assert load_config(path, [], "pretrain")["r1_gamma"] == 0.5
+        assert cfg["model"]["motion_noise_dim"] == 512 and cfg["model"]["time_num_freqs"] == 256
