@@ -1,7 +1,13 @@
-"""Video generation metrics: Fréchet distance, FID (Inception-v3) and FVD (I3D).
+"""Video generation metrics: Fréchet distance, FID (Inception-v3) and FVD (I3D), plus offline ones.
 
-Detector weights are fetched on first use (path, URL or hub id), never at import.
-CLI: ``python -m gendef.metrics --checkpoint CKPT --data DATA --metrics fid,fvd16``.
+- StyleGAN-V's protocols with the published TorchScript detectors (``stylegan_v``, ``torchscript``):
+  ``fid50k_full``, ``fvd2048_16f``, ``fvd2048_128f``, ``fvd2048_128f_subsample8f``.
+- torchvision / state-dict alternatives (``fid``, ``fvdN``; not comparable with published numbers).
+- No download at all: ``swd`` (ProGAN's sliced Wasserstein distance on Laplacian pyramids) and
+  ``motion`` (speed, jerk, drift/sway ratio from optical flow).
+
+Detectors are fetched on first use (path, URL or hub file), never at import.
+CLI: ``python -m gendef.metrics --checkpoint CKPT --data DATA --metrics fid50k_full,fvd2048_16f``.
 """
 from .frechet import feature_stats, frechet_distance, frechet_distance_from_features
 from .weights import MetricsError
@@ -18,6 +24,9 @@ __all__ = [
     "InceptionFeatures",
     "I3DFeatures",
     "InceptionI3d",
+    "load_detector",
+    "clip_motion",
+    "flow_stats",
 ]
 
 
@@ -34,4 +43,12 @@ def __getattr__(name):
         from . import i3d
 
         return getattr(i3d, name)
+    if name == "load_detector":
+        from .torchscript import load_detector
+
+        return load_detector
+    if name in ("clip_motion", "flow_stats"):
+        from . import motion
+
+        return getattr(motion, name)
     raise AttributeError(f"module 'gendef.metrics' has no attribute {name!r}")
