@@ -46,3 +46,10 @@ def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
     from gendef import GenDeF
 
     assert GenDeF.from_pretrained(out / "sky128").resolution == 16  # the smoke run's tiny config
+    png = tmp_path / "losses.png"
+    r = subprocess.run([sys.executable, "benchmarks/plot_losses.py", str(out), "--out", str(png)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import cv2
+
+    assert cv2.imread(str(png)).shape == (220, 840, 3)  # one panel per stage
