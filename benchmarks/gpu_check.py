@@ -6,9 +6,10 @@
 
 Each (stage, precision) run trains from scratch (stage 2 starts from that precision's stage 1)
 with ``augment=fixed aug_p=<--aug-p>``, so every D step augments and every ``r1_interval``-th
-step runs R1's double backward through the augmentation. The table gives s/kimg measured
-after ``--warmup`` steps (kimg = thousands of training samples: images in stage 1, clips in
-stage 2, from steps x batch_size; wall time on CUDA, process CPU time on CPU), peak memory
+step runs R1's double backward through the augmentation. The table gives, after ``--warmup``
+steps (wall time on CUDA, process CPU time on CPU), s/kimg as the trainer counts kimg (images in
+stage 1, frames shown to D in stage 2, as the official code does: what ``max_kimg`` means) and
+seconds per 1000 training items (images in stage 1, clips in stage 2), peak memory
 (``torch.cuda.max_memory_allocated``, and in brackets ``max_memory_reserved``, which decides
 whether a GPU runs out; CPU: n/a),
 and whether the run finished with finite losses. Imports neither gradio nor imageio-ffmpeg.
@@ -84,7 +85,7 @@ def timed_stage(module, argv, device: str) -> dict:
 
     from train.run import run_stage
 
-    marks, last = [], {}
+    marks, nimg, last = [], [], {}
 
     def train(run):
         end_step = run.end_step
@@ -96,6 +97,7 @@ def timed_stage(module, argv, device: str) -> dict:
             if device == "cuda":
                 torch.cuda.synchronize()
             marks.append(clock(device))
+            nimg.append(run.state["cur_nimg"])
 
         run.end_step = timed_end_step
         module.train(run)
@@ -106,18 +108,20 @@ def timed_stage(module, argv, device: str) -> dict:
     rc = run_stage(argv, module.__name__.rsplit(".", 1)[-1], "gpu_check", train)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
     reserved = torch.cuda.max_memory_reserved() / 2**30 if device == "cuda" else None
-    return {"rc": rc, "marks": marks, "losses": last, "peak_gib": peak, "reserved_gib": reserved}
+    return {"rc": rc, "marks": marks, "nimg": nimg, "losses": last, "peak_gib": peak, "reserved_gib": reserved}
 
 
 def row(stage: int, precision: str, args, result: dict) -> dict:
     marks, steps = result["marks"], len(result["marks"])
     timed = steps - args.warmup  # from the end of the last warm-up step to the end of the run
     sec = marks[-1] - marks[args.warmup - 1] if timed > 0 else None
-    kimg = timed * args.batch / 1000
+    kitems = timed * args.batch / 1000
+    kimg = (result["nimg"][-1] - result["nimg"][args.warmup - 1]) / 1000 if timed > 0 else 0
     losses = {k: v for k, v in result["losses"].items() if k.startswith("loss/")}
     finite = result["rc"] == 0 and steps == args.steps and bool(losses) and all(map(math.isfinite, losses.values()))
     return {"stage": stage, "precision": precision, "batch": args.batch, "steps": steps,
-            "s_per_kimg": sec / kimg if sec is not None and kimg > 0 else None, "peak_gib": result["peak_gib"],
+            "s_per_kimg": sec / kimg if sec is not None and kimg > 0 else None,
+            "s_per_kitems": sec / kitems if sec is not None and kitems > 0 else None, "peak_gib": result["peak_gib"],
             "reserved_gib": result["reserved_gib"],
             "finite": finite, "rc": result["rc"], "losses": losses}
 
@@ -155,14 +159,15 @@ def table(rows: list, device: str) -> str:
 
     timing = "wall time" if device == "cuda" else "process CPU time"
     head = (f"device: {device_name(device)}; torch {torch.__version__}; s/kimg from {timing}; "
-            "kimg = thousands of images (stage 1) / clips (stage 2)\n\n")
-    lines = ["| stage | precision | batch | steps | s/kimg | peak GPU memory (reserved) | final losses finite | GPU | torch |",
-             "|---|---|---|---|---|---|---|---|---|"]
+            "kimg as the trainer counts it (stage 2: frames); k items = thousands of images (stage 1) / clips (stage 2)\n\n")
+    lines = ["| stage | precision | batch | steps | s/kimg | s/k items | peak GPU memory (reserved) | final losses finite "
+             "| GPU | torch |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         spk = f"{r['s_per_kimg']:.1f}" if r["s_per_kimg"] is not None else "n/a"
+        spi = f"{r['s_per_kitems']:.1f}" if r["s_per_kitems"] is not None else "n/a"
         mem = f"{r['peak_gib']:.2f} GiB ({r['reserved_gib']:.2f})" if r["peak_gib"] is not None else "n/a (CPU)"
         ok = "yes" if r["finite"] else f"NO (exit {r['rc']}, {r['steps']} steps)"
-        lines.append(f"| {r['stage']} | {r['precision']} | {r['batch']} | {r['steps']} | {spk} | {mem} | {ok} | "
+        lines.append(f"| {r['stage']} | {r['precision']} | {r['batch']} | {r['steps']} | {spk} | {spi} | {mem} | {ok} | "
                      f"{device_name(device)} | {torch.__version__} |")
     return head + "\n".join(lines)
 

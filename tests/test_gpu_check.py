@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
@@ -33,4 +35,6 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [(x["stage"], x["precision"]) for x in rows] == [(1, "fp32"), (2, "fp32"), (1, "bf16"), (2, "bf16")]
     assert all(x["finite"] and x["steps"] == 2 and x["s_per_kimg"] > 0 and x["losses"]["loss/D"] > 0 for x in rows)
+    for x in rows:  # stage 2 counts kimg in frames (3 per clip), like the official code
+        assert x["s_per_kitems"] == pytest.approx(x["s_per_kimg"] * (3 if x["stage"] == 2 else 1))
     assert all(x["losses"]["loss/r1"] > 0 for x in rows)  # --quick: R1 through the augmentation every step
