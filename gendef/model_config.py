@@ -27,6 +27,9 @@ __all__ = [
     "validate_model_config",
     "estimate_model_size",
     "check_model_budget",
+    "check_discriminator_config",
+    "check_value",
+    "Key",
 ]
 
 # Stated limits (float32): weights of G alone at MAX_PARAMETERS are 1.2 GB; training keeps G, G_ema,
@@ -90,6 +93,25 @@ MODEL_SCHEMA: Dict[str, Key] = {
 }
 
 
+DISCRIMINATOR_SCHEMA: Dict[str, Key] = {
+    "resolution": Key("int", 8, 2048, pow2=True),
+    "channel_base": _CBASE,
+    "channel_max": _CMAX,
+    "num_frames": Key("int", 1, 64),
+    "merge_resolution": Key("int", 1, 2048, optional=True),
+    "tsm": Key("bool"),
+    "max_time_gap": Key("int", 1, 1 << 20),
+    "time_embed_dim": _DIM,
+    "time_mapping_layers": _LAYERS,
+    "mbstd_group": Key("int", 1, 256),
+}
+
+
+def check_value(name: str, spec: Key, value: Any) -> Any:
+    """One value against its Key (type, range, choices); returns it normalised or raises."""
+    return _check_value(name, spec, value)
+
+
 def _check_value(name: str, spec: Key, value: Any) -> Any:
     if value is None:
         if spec.optional:
@@ -129,21 +151,22 @@ def _check_number(name: str, spec: Key, value: Any):
     return value
 
 
-def validate_model_config(config: Mapping[str, Any], valid_keys=None) -> Dict[str, Any]:
-    """Every key checked against :data:`MODEL_SCHEMA`; returns the normalised dict.
+def validate_model_config(config: Mapping[str, Any], valid_keys=None, schema=None, what: str = "model") -> Dict[str, Any]:
+    """Every key checked against ``schema`` (default :data:`MODEL_SCHEMA`); returns the normalised dict.
 
     ``valid_keys`` (default: the schema's keys) are the keys the model accepts; anything else is
     refused with the list of valid ones (a typo such as ``resolutoin`` is never ignored).
     """
+    schema = MODEL_SCHEMA if schema is None else schema
     if not isinstance(config, Mapping):
-        raise ModelConfigError(f"model config must be a mapping of key: value, got {type(config).__name__}")
-    valid = sorted(valid_keys if valid_keys is not None else MODEL_SCHEMA)
+        raise ModelConfigError(f"{what} config must be a mapping of key: value, got {type(config).__name__}")
+    valid = sorted(valid_keys if valid_keys is not None else schema)
     unknown = sorted(k for k in config if k not in valid)
     if unknown:
-        raise ModelConfigError(f"unknown model config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
+        raise ModelConfigError(f"unknown {what} config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
     out = {}
     for key, value in config.items():
-        spec = MODEL_SCHEMA.get(key)
+        spec = schema.get(key)
         out[key] = value if spec is None else _check_value(key, spec, value)
     lo, hi = out.get("time_min_period"), out.get("time_max_period")
     if lo is not None and hi is not None and lo > hi:
@@ -205,3 +228,21 @@ def check_model_budget(cls, config: Mapping[str, Any], limits: Optional[Tuple[in
             f"{max_act / 2**30:.1f} GiB; lower resolution or channel_base/channel_max"
         )
     return params, act
+
+
+def check_discriminator_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """The discriminator's config (keys of its constructor, ranges of :data:`DISCRIMINATOR_SCHEMA`)
+    and its parameter count (meta-device build), before anything is allocated."""
+    import torch
+
+    from .models.discriminator import Discriminator
+
+    cfg = validate_model_config(config, list(_init_defaults(Discriminator)), DISCRIMINATOR_SCHEMA, "disc")
+    with torch.device("meta"):
+        params = sum(p.numel() for p in Discriminator(**cfg).parameters())
+    if params > MAX_PARAMETERS:
+        raise ModelConfigError(
+            f"disc config gives {params / 1e6:,.0f}M parameters, over the limit of {MAX_PARAMETERS / 1e6:,.0f}M; "
+            "lower channel_base/channel_max"
+        )
+    return cfg

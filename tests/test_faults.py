@@ -459,3 +459,168 @@ def test_all_corrupt_dataset_stops_at_start_in_one_line(tmp_path):
         with pytest.raises(DatasetError) as e:
             cls(root, resolution=8)
         assert "could be decoded" in one_line(e.value)
+
+
+# =============================================================================
+# 4/5/6. training: checkpoints that always resume, config checked in full, data faults survived
+# =============================================================================
+TINY_YAML = str(ROOT / "train" / "configs" / "tiny.yaml")
+QUIET = ["progress=false", "sample_every=0", "log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def frames_data(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("fault_data") / "frames"
+    rng = np.random.default_rng(0)
+    for v in range(3):
+        base = rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)
+        (root / f"v{v}").mkdir(parents=True)
+        for t in range(10):
+            Image.fromarray(np.roll(base, t, axis=1)).save(root / f"v{v}" / f"{t:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run4(frames_data, tmp_path_factory):
+    """A tiny stage-1 run with checkpoints at steps 2 and 4."""
+    from train import pretrain
+
+    out = tmp_path_factory.mktemp("fault_runs") / "run4"
+    rc = pretrain.main(["--config", TINY_YAML, f"data={frames_data}", f"output_dir={out}", "max_steps=4", "ckpt_every=2", *QUIET])
+    assert rc == 0
+    return out
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+CHECKPOINT_DAMAGE = {
+    "G truncated": lambda ck: _truncate(ck / "G.safetensors"),
+    "G_ema truncated": lambda ck: _truncate(ck / "G_ema.safetensors"),
+    "train_state empty": lambda ck: (ck / "train_state.json").write_text(""),
+    "rng truncated": lambda ck: _truncate(ck / "random_states_0.pkl"),
+    "optimizer truncated": lambda ck: _truncate(ck / "optimizer.bin"),
+    "optimizer missing": lambda ck: (ck / "optimizer.bin").unlink(),
+}
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src / "checkpoints", dst / "checkpoints")
+    return dst
+
+
+@pytest.mark.parametrize("damage", list(CHECKPOINT_DAMAGE))
+def test_damaged_newest_checkpoint_reported_and_previous_used(run4, tmp_path, damage):
+    from train.checkpoint import Checkpointer
+
+    out = _copy_run(run4, tmp_path / "run")
+    CHECKPOINT_DAMAGE[damage](out / "checkpoints" / "step-00000004")
+    lines = []
+    assert Checkpointer(out).resolve("latest", report=lines.append).name == "step-00000002"
+    assert "step-00000004" in one_line("\n".join(lines)) and "damaged" in lines[0]
+
+
+def test_resume_after_damage_recomputes_identical_weights(run4, frames_data, tmp_path, capfd):
+    """Resume falls back to step 2, retrains steps 3-4, and gets the undamaged run's step-4 weights."""
+    from safetensors.torch import load_file
+
+    from train import pretrain
+
+    out = _copy_run(run4, tmp_path / "run")
+    ck4 = out / "checkpoints" / "step-00000004"
+    want = {k: v.clone() for k, v in load_file(str(ck4 / "G.safetensors")).items()}  # load_file maps the file
+    _truncate(ck4 / "G.safetensors")
+    capfd.readouterr()
+    rc = pretrain.main(["--config", TINY_YAML, f"data={frames_data}", f"output_dir={out}", "max_steps=4", "ckpt_every=2",
+                        "resume=latest", *QUIET])
+    cap = capfd.readouterr()
+    assert rc == 0 and "Traceback" not in cap.err
+    assert "step-00000004" in one_line("\n".join(ln for ln in cap.err.splitlines() if "damaged" in ln))
+    assert "resumed from" in cap.out and "step-00000002" in cap.out
+    got = load_file(str(ck4 / "G.safetensors"))
+    bad = [k for k in want if not torch_equal(want[k], got[k])]
+    assert not bad, (bad[:5], len(bad), len(want), [float((want[k] - got[k]).abs().max()) for k in bad[:3]])
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+@pytest.mark.parametrize("fault", ["truncated", "missing"])
+def test_rng_state_that_cannot_be_restored_is_an_error(run4, frames_data, tmp_path, capsys, fault):
+    """Without a manifest to catch it (a checkpoint from before manifests), a bad RNG file must stop
+    the resume with one line instead of silently training on different random streams."""
+    from train import pretrain
+
+    out = _copy_run(run4, tmp_path / "run")
+    ck4 = out / "checkpoints" / "step-00000004"
+    (ck4 / "manifest.json").unlink(missing_ok=True)
+    rng = ck4 / "random_states_0.pkl"
+    _truncate(rng) if fault == "truncated" else rng.unlink()
+    capsys.readouterr()
+    rc = pretrain.main(["--config", TINY_YAML, f"data={frames_data}", f"output_dir={out}", "max_steps=6", "resume=latest", *QUIET])
+    err = one_line(capsys.readouterr().err)
+    assert rc == 2 and "RNG state" in err
+    assert not (out / "checkpoints" / "step-00000006").exists()
+
+
+BAD_TRAIN_OVERRIDES = [
+    "model.resolution=abc", "betas=0.5", "max_kimg=abc", "mixed_precision=fp99", "sample_count=abc",
+    "sample_every=abc", "eval_every=abc", "model.resolutoin=16", "disc.channel_max=65536", "disc.foo=1",
+    "eval.bogus=1", "model.time_num_freqs=20000000", "max_dist=2", "hflip=maybe", "keep_checkpoints=0",
+]
+
+
+@pytest.mark.parametrize("override", BAD_TRAIN_OVERRIDES)
+def test_bad_training_config_fails_at_start_leaving_no_folder(frames_data, tmp_path, capsys, override):
+    from train import pretrain
+
+    out = tmp_path / "run"
+    rc = pretrain.main(["--config", TINY_YAML, f"data={frames_data}", f"output_dir={out}", "max_steps=12", *QUIET, override])
+    err = one_line(capsys.readouterr().err)
+    assert rc == 2 and err.startswith("error: "), err
+    assert not out.exists()
+
+
+def test_all_corrupt_training_data_stops_at_start(tmp_path, capsys):
+    from train import pretrain
+
+    data = _frame_folders(tmp_path / "data", good=0, bad=2)
+    rc = pretrain.main(["--config", TINY_YAML, f"data={data}", f"output_dir={tmp_path / 'run'}", "max_steps=4", *QUIET])
+    assert rc == 2 and "could be decoded" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_data_gone_mid_run_stops_with_a_checkpoint(frames_data, tmp_path, capfd, monkeypatch, workers):
+    """Every read fails from the 3rd batch on: one line, and steps 1-2 are kept in a checkpoint."""
+    from gendef.data import FrameDataset
+    from gendef.videoio import VideoIOError
+    from train import pretrain
+
+    real = FrameDataset._read_frame
+    calls = {"n": 0}
+
+    def flaky(self, v, idx):
+        calls["n"] += 1
+        if calls["n"] > 1 + 4 * 2:  # the start-up probe (1 frame), then 2 batches of 4
+            raise VideoIOError(f"{v.name}/{idx}: disk gone")
+        return real(self, v, idx)
+
+    monkeypatch.setattr(FrameDataset, "_read_frame", flaky)
+    out = tmp_path / "run"
+    capfd.readouterr()
+    rc = pretrain.main(["--config", TINY_YAML, f"data={frames_data}", f"output_dir={out}", "max_steps=8", "ckpt_every=100",
+                        f"num_workers={workers}", *QUIET])
+    err = one_line("\n".join(ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("error")))
+    assert rc == 2 and "reads in a row failed" in err and "step-00000002" in err, err
+    from train.checkpoint import Checkpointer
+
+    latest = Checkpointer(out).latest()
+    assert latest is not None and json.loads((latest / "train_state.json").read_text())["step"] >= 1

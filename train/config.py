@@ -167,6 +167,9 @@ def validate_config(cfg: dict, stage: str) -> None:
         if not isinstance(cfg[k], (int, float)) or cfg[k] < 0:
             raise ConfigError(f"{k} must be a non-negative number, got {cfg[k]!r}")
     _validate_recipe(cfg)
+    from train.config_schema import check_all_keys  # every other key, model./disc./eval. sections
+
+    check_all_keys(cfg, stage)
 
 
 def _validate_recipe(cfg: dict) -> None:

@@ -19,3 +19,7 @@ class NonFiniteLoss(TrainError):
     """A NaN/inf loss stopped the run; the last good checkpoint is named in the message."""
 
     exit_code = 3
+
+
+class CheckpointDamaged(TrainError):
+    """A checkpoint whose files do not match its manifest, or whose RNG state cannot be restored."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Callable, Dict, Iterator, Optional
 
 import torch
 import yaml
+
+from gendef.errors import DatasetError
 
 from train.augment import AdaptiveAugment, augment
 from train.checkpoint import Checkpointer, export_generator, write_atomic
@@ -45,6 +48,11 @@ def run_stage(argv, stage: str, description: str, train: Callable[["Run"], None]
         run = Run(cfg, stage)
         train(run)
         return 4 if run.push_failed else 0
+    except DatasetError as e:  # the data became unreadable mid-run (also when raised in a loader worker)
+        err = run.stop_on_data_fault(e) if run is not None else TrainError(_last_line(e))
+        if run is None or run.accelerator.is_main_process:
+            print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     except TrainError as e:
         if run is None or run.accelerator.is_main_process:
             print(f"error: {e}", file=sys.stderr)
@@ -52,6 +60,12 @@ def run_stage(argv, stage: str, description: str, train: Callable[["Run"], None]
     finally:
         if run is not None:
             run.close()
+
+
+def _last_line(err: BaseException) -> str:
+    """A DataLoader worker re-raises with the whole worker traceback as message: keep its last line."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
+    return re.sub(r"^[\w.]+Error: ", "", lines[-1])
 
 
 class Run:
@@ -141,7 +155,8 @@ class Run:
             broadcast_parameters(m, acc)
         set_seed(int(self.cfg["seed"]), device_specific=True)
         self.state = {"stage": self.stage, "step": 0, "cur_nimg": 0, "aug_p": self.ada.p, "ada_signs": [], "best": None}
-        path = self.ckpt.resolve(self.cfg["resume"])
+        report = (lambda line: print(line, file=sys.stderr)) if acc.is_main_process else None
+        path = self.ckpt.resolve(self.cfg["resume"], report)
         if self.cfg["resume"] and path is None and acc.is_main_process:
             print(f"resume={self.cfg['resume']}: no checkpoint in {self.ckpt.root} yet, starting from scratch")
         if path is None:
@@ -151,6 +166,8 @@ class Run:
             raise TrainError(f"{path} is a {saved_stage} checkpoint; resume it with train/{saved_stage}.py")
         try:
             self.state.update(self.ckpt.load(acc, path, self.modules))
+        except TrainError:
+            raise
         except (RuntimeError, ValueError, KeyError, OSError) as e:
             raise TrainError(f"cannot resume from {path}: it does not match this config ({str(e).splitlines()[0][:200]})") from None
         self.ada.p = float(self.state["aug_p"])
@@ -275,6 +292,14 @@ class Run:
             self.evaluate()
         if step % cfg["ckpt_every"] == 0:
             self.save()
+
+    def stop_on_data_fault(self, err: BaseException) -> TrainError:
+        """Every read failing mid-run: keep the work done so far in a checkpoint, say so in one line."""
+        where = "no step was done, nothing to save"
+        if self.state.get("step") and getattr(self, "modules", None):
+            self.save()
+            where = f"the work so far is in {self.ckpt.latest()}"
+        return TrainError(f"{_last_line(err)}; training stopped, {where}")
 
     # ------------------------------------------------------------------ outputs
     def save(self) -> None:
