@@ -213,25 +213,53 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     assert "no dataset" in capsys.readouterr().err
 
 
-def test_r1_through_forced_augmentation_needs_no_grid_sample(data, tmp_path, monkeypatch):
+def _once_differentiable_grid_sample():
+    """F.grid_sample as torch 2.11 CUDA has it: differentiable once, its backward not again."""
+    from torch.autograd.function import once_differentiable
+
+    native = torch.nn.functional.grid_sample
+
+    class GridSample(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, image, grid, kwargs):
+            ctx.save_for_backward(image, grid)
+            ctx.kwargs = kwargs
+            return native(image, grid, **kwargs)
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, grad):
+            image, grid = ctx.saved_tensors
+            with torch.enable_grad():
+                image, grid = image.detach().requires_grad_(True), grid.detach().requires_grad_(True)
+                gi, gg = torch.autograd.grad(native(image, grid, **ctx.kwargs), (image, grid), grad)
+            return gi, gg, None
+
+    return lambda image, grid, **kwargs: GridSample.apply(image, grid, kwargs)
+
+
+def test_r1_through_forced_augmentation_without_grid_sample_double_backward(stage1, data, tmp_path, monkeypatch):
     """augment=fixed aug_p=1 r1_interval=1: every step runs R1 (double backward) through every ADA op,
-    with grid_sample unavailable (as its double backward is on torch 2.11 CUDA)."""
+    in both stages, with grid_sample differentiable only once (as on torch 2.11 CUDA)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    def unavailable(*args, **kwargs):
-        raise RuntimeError("derivative for aten::grid_sampler_2d_backward is not implemented")
-
-    monkeypatch.setattr(torch.nn.functional, "grid_sample", unavailable)
-    monkeypatch.setattr(torch, "grid_sampler", unavailable)
-    out = tmp_path / "forced"
-    assert pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "max_steps=3",
-                          "augment=fixed", "aug_p=1", "r1_interval=1", "sample_every=0", *FAST]) == 0
-    ea = EventAccumulator(str(out / "logs" / "pretrain"))
-    ea.Reload()
-    for tag in ("loss/G", "loss/D", "loss/r1"):
-        values = [e.value for e in ea.Scalars(tag)]
-        assert len(values) == 3 and all(np.isfinite(values)), tag
-    assert all(e.value > 0 for e in ea.Scalars("loss/r1")) and ea.Scalars("aug/p")[-1].value == 1.0
+    once = _once_differentiable_grid_sample()
+    x, w = torch.rand(1, 3, 4, 4, requires_grad=True), torch.rand(3, 1, 1, requires_grad=True)
+    (g,) = torch.autograd.grad((once(x, torch.rand(1, 4, 4, 2) * 2 - 1, align_corners=True) * w).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):  # the emulation bites, as torch 2.11 CUDA does
+        g.square().sum().backward()
+    monkeypatch.setattr(torch.nn.functional, "grid_sample", once)
+    forced = ["augment=fixed", "aug_p=1", "r1_interval=1", "max_steps=3", "sample_every=0", *FAST]
+    s1, s2 = tmp_path / "forced1", tmp_path / "forced2"
+    assert pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={s1}", *forced]) == 0
+    assert finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={s2}", f"init={stage1}", *forced]) == 0
+    for out, stage in ((s1, "pretrain"), (s2, "finetune")):
+        ea = EventAccumulator(str(out / "logs" / stage))
+        ea.Reload()
+        for tag in ("loss/G", "loss/D", "loss/r1"):
+            values = [e.value for e in ea.Scalars(tag)]
+            assert len(values) == 3 and all(np.isfinite(values)), (stage, tag)
+        assert all(e.value > 0 for e in ea.Scalars("loss/r1")) and ea.Scalars("aug/p")[-1].value == 1.0
 
 
 def _free_port() -> int:
