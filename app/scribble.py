@@ -1,52 +1,63 @@
-"""Scribble tab: paint on the canonical image, the grid carries the paint through every frame."""
+"""Scribble tab: paint on the canonical image or on any frame; the grid carries the paint through every frame."""
 import time
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from gendef import viz
-from gendef.video import CanonicalVideo, identity_grid
-from gendef.videoio import to_uint8
+from gendef.imageutil import to_uint8
 
 from .errors import friendly, require
 from .state import Result
-from .views import finish, require_video
+from .views import EDIT_ON_CANONICAL, display_target, edit_frame, editor_update, finish, require_video
 
-NOTHING_DRAWN = "Nothing drawn yet: paint on the canonical image with the brush first."
-
-
-def _composite(video: CanonicalVideo, rgba: np.ndarray) -> np.ndarray:
-    """The scribble baked into the canonical image (identity warp = CanonicalVideo's own compositing)."""
-    hc, wc = video.canvas_size
-    still = CanonicalVideo(video.canonical, identity_grid(hc, wc, 1), video.fps)
-    return still.render(rgba)[0]
+NOTHING_DRAWN = "Nothing drawn yet: paint on the image with the brush first."
 
 
-def _editor_rgba(editor_value) -> np.ndarray:
+def _editor_rgba(value) -> np.ndarray:
     """The ImageEditor's painted layers flattened to one float RGBA layer (display resolution)."""
-    require(isinstance(editor_value, dict) and editor_value.get("background") is not None,
+    require(isinstance(value, dict) and value.get("background") is not None,
             "The editor is empty: sample or open a video first.")
-    layers = [layer for layer in (editor_value.get("layers") or []) if layer is not None]
+    layers = [layer for layer in (value.get("layers") or []) if layer is not None]
     require(layers, NOTHING_DRAWN)
-    return viz.rgba_from_editor_layers(np.asarray(editor_value["background"]), [np.asarray(x) for x in layers])
+    return viz.rgba_from_editor_layers(np.asarray(value["background"]), [np.asarray(x) for x in layers])
 
 
 @friendly
-def apply_scribble(state, editor_value, progress=gr.Progress()):
-    """Fig. 5a: paint on the canonical image, the grid carries the paint through every frame."""
+def scribble_target(state, on, frame):
+    """Show the canonical image or the chosen frame in the editor (drawn layers are cleared)."""
     state = require_video(state)
+    frame = edit_frame(state, on, frame)
+    return dict(editor=editor_update(display_target(state, frame), frame))
+
+
+def _canonical_rgba(state, rgba: np.ndarray, frame) -> np.ndarray:
+    """The flattened paint (display resolution) as an RGBA layer in canonical space."""
+    if frame is None:
+        return viz.resize_image(rgba, state.video.canvas_size)
+    on_frame = viz.resize_image(rgba, state.video.frame_size)
+    require((on_frame[..., 3] > 0).any(), NOTHING_DRAWN)
+    return state.video.frame_edit_to_canonical(on_frame, frame)
+
+
+@friendly
+def apply_scribble(state, value, on=EDIT_ON_CANONICAL, frame=0, progress=gr.Progress()):
+    """Fig. 5a: paint on the canonical image (or on any frame, carried to it through the grid);
+    the grid carries the paint through every frame."""
+    state = require_video(state)
+    frame = edit_frame(state, on, frame)
     progress(0.1, desc="flattening layers")
-    rgba = viz.resize_image(_editor_rgba(editor_value), state.video.canvas_size)
+    rgba = _canonical_rgba(state, _editor_rgba(value), frame)
     painted = int((rgba[..., 3] > 0).sum())
-    require(painted > 0, NOTHING_DRAWN)
+    require(painted > 0, NOTHING_DRAWN if frame is None else f"Frame {frame} shows none of the painted pixels.")
     progress(0.3, desc="propagating through the grid")
     t0 = time.perf_counter()
     frames = state.video.render(rgba)
-    canonical = _composite(state.video, rgba)
+    canonical = state.video.with_edit(rgba).canonical
     edit_path = state.new_path("scribble-rgba.png")
-    from PIL import Image
-
     Image.fromarray(to_uint8(rgba)).save(edit_path)
     result = Result("scribble", frames, canonical, {"edit_rgba": rgba, "files": [edit_path]})
-    msg = f"Scribble applied: {painted} canonical pixels painted, propagated to {len(frames)} frames in {time.perf_counter() - t0:.2f} s."
+    where = "" if frame is None else f" on frame {frame}"
+    msg = f"Scribble{where} applied: {painted} canonical pixels painted, propagated to {len(frames)} frames in {time.perf_counter() - t0:.2f} s."
     return finish(state, result, progress, msg)

@@ -1,4 +1,4 @@
-"""Segment tab: clicks and a box on the canonical image -> a mask -> per-frame masks."""
+"""Segment tab: clicks and a box on the canonical image or any frame -> a canonical mask -> per-frame masks."""
 import gradio as gr
 import numpy as np
 
@@ -7,7 +7,7 @@ from gendef.editing import segment as sg
 
 from .errors import friendly, one_line, require
 from .state import Result, StudioState
-from .views import finish, require_video, to_canonical_xy, with_points, write_mp4
+from .views import EDIT_ON_CANONICAL, edit_frame, finish, require_video, to_image_xy, with_points, write_mp4
 
 MASK_COLOR = (0.1, 0.5, 1.0)
 SEG_SAM = "SAM (segment-anything)"
@@ -37,11 +37,20 @@ def clear_segmenters() -> None:
     _PRELOADED.clear()
 
 
-def _segment_view(state: StudioState):
-    canon = state.video.canonical
-    if state.mask is not None:
-        canon = viz.overlay_masks(canon[None], state.mask[None], color=MASK_COLOR, alpha=0.45)[0]
-    return with_points(state, canon, state.seg_positive + state.seg_negative + state.seg_box)
+def _segment_view(state: StudioState, frame=None):
+    """The canonical image (frame None) or frame ``frame``, with the mask tinted and the clicks marked."""
+    points = state.seg_positive + state.seg_negative + state.seg_box
+    if frame is None:
+        image, mask = state.video.canonical, state.mask
+    else:
+        image = state.video.frames()[frame]
+        mask = None if state.mask is None else state.video.propagate_mask(state.mask)[frame]
+        if points:
+            pos, vis = state.video.track(points)
+            points = [tuple(p) for p, v in zip(pos[frame].tolist(), vis[frame]) if v]
+    if mask is not None:
+        image = viz.overlay_masks(image[None], mask[None], color=MASK_COLOR, alpha=0.45)[0]
+    return with_points(state, image, points)
 
 
 def _points_text(state: StudioState) -> str:
@@ -82,26 +91,58 @@ def _run_segmentation(state: StudioState, backend: str) -> str:
 
 
 @friendly
-def segment_click(state, mode, backend, evt: gr.SelectData, progress=gr.Progress(track_tqdm=True)):
-    """Each click refines the canonical mask immediately (SAM caches the image embedding)."""
+def segment_target(state, on, frame):
+    """Click on the canonical image or on the chosen frame."""
     state = require_video(state)
-    require(evt is not None and evt.index is not None, "Click inside the image.")
-    xy = to_canonical_xy(state, evt.index)
-    if mode == "negative":
-        state.seg_negative.append(xy)
-    elif mode == "box corner":
-        state.seg_box = (state.seg_box + [xy])[-2:]
-    else:
-        state.seg_positive.append(xy)
-    msg = _run_segmentation(state, backend)
-    return dict(state=state, seg_image=_segment_view(state), seg_points=_points_text(state) + "  \n" + msg)
+    return dict(seg_image=_segment_view(state, edit_frame(state, on, frame)))
+
+
+def _add_box_corner(state: StudioState, frame, xy) -> None:
+    """Two corners on one frame make a box there; it goes to the canonical image as the box around its mapped corners."""
+    if frame is None:
+        state.seg_box, state.seg_box_frame = (state.seg_box + [xy])[-2:], []
+        return
+    state.seg_box_frame = [c for c in state.seg_box_frame if c[0] == frame][-1:] + [(frame,) + tuple(xy)]
+    if len(state.seg_box_frame) < 2:
+        state.seg_box = (state.seg_box + [_to_canonical(state, frame, xy)])[-2:]
+        return
+    (_, x0, y0), (_, x1, y1) = state.seg_box_frame
+    corners = state.video.frame_to_canonical([(x0, y0), (x1, y0), (x0, y1), (x1, y1)], frame)
+    lo, hi = corners.min(0), corners.max(0)
+    state.seg_box = [_rounded(lo), _rounded(hi)]
+
+
+def _rounded(p) -> tuple:
+    return (round(float(p[0]), 3), round(float(p[1]), 3))
+
+
+def _to_canonical(state: StudioState, frame, xy) -> tuple:
+    return _rounded(state.video.frame_to_canonical([xy], frame)[0])
 
 
 @friendly
-def segment_clear(state):
+def segment_click(state, mode, backend, evt: gr.SelectData, on=EDIT_ON_CANONICAL, frame=0, progress=gr.Progress(track_tqdm=True)):
+    """Each click refines the canonical mask immediately (SAM caches the image embedding).
+    Clicks on a frame are carried to the canonical image through the grid."""
     state = require_video(state)
-    state.seg_positive, state.seg_negative, state.seg_box, state.mask = [], [], [], None
-    return dict(state=state, seg_image=_segment_view(state), seg_points=_points_text(state))
+    require(evt is not None and evt.index is not None, "Click inside the image.")
+    frame = edit_frame(state, on, frame)
+    size = state.video.canvas_size if frame is None else state.video.frame_size
+    xy = to_image_xy(state, evt.index, size)
+    if mode == "box corner":
+        _add_box_corner(state, frame, xy)
+    else:
+        point = xy if frame is None else _to_canonical(state, frame, xy)
+        (state.seg_negative if mode == "negative" else state.seg_positive).append(point)
+    msg = _run_segmentation(state, backend)
+    return dict(state=state, seg_image=_segment_view(state, frame), seg_points=_points_text(state) + "  \n" + msg)
+
+
+@friendly
+def segment_clear(state, on=EDIT_ON_CANONICAL, frame=0):
+    state = require_video(state)
+    state.clear_segmentation()
+    return dict(state=state, seg_image=_segment_view(state, edit_frame(state, on, frame)), seg_points=_points_text(state))
 
 
 @friendly

@@ -10,7 +10,7 @@ from gendef.video import CanonicalVideo
 from .errors import fail, friendly, number, require, whole_number
 from .models import get_model
 from .state import StudioState
-from .views import display_canonical, display_scale, status_line, write_mp4
+from .views import EDIT_ON_CANONICAL, display_canonical, display_scale, editor_update, frame_slider, status_line, write_mp4
 
 MIN_FRAMES, MAX_FRAMES = 16, 128
 MAX_UPLOAD_MB = 50
@@ -37,7 +37,7 @@ def loaded_views(state: StudioState, progress, notice=None) -> dict:
         field=write_mp4(state, viz.deformation_video(v), "deformation.mp4"),
         canonical=canon,
         strip=viz.deformation_strip(v, num=4),
-        editor={"background": canon, "layers": [], "composite": canon},
+        editor=editor_update(canon),
         seg_image=canon,
         track_image=canon,
         result_video=None,
@@ -48,6 +48,10 @@ def loaded_views(state: StudioState, progress, notice=None) -> dict:
         seg_points="",
         status=status_line(state),
         export_files=None,
+        scribble_on=EDIT_ON_CANONICAL,
+        scribble_frame=frame_slider(state),
+        seg_on=EDIT_ON_CANONICAL,
+        seg_frame=frame_slider(state),
     )
     if notice is not None:
         views["notice"] = notice

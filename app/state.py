@@ -37,6 +37,7 @@ class StudioState:
     seg_positive: list = field(default_factory=list)
     seg_negative: list = field(default_factory=list)
     seg_box: list = field(default_factory=list)
+    seg_box_frame: list = field(default_factory=list)  # box corners clicked on a frame: (frame, x, y)
     mask: Optional[np.ndarray] = None
     track_points: list = field(default_factory=list)
     tracks: Optional[tuple] = None
@@ -58,10 +59,13 @@ class StudioState:
         self.source = source
         self.clear_edits()
 
+    def clear_segmentation(self) -> None:
+        self.seg_positive, self.seg_negative, self.seg_box, self.seg_box_frame = [], [], [], []
+        self.mask = None
+
     def clear_edits(self) -> None:
         self.result = None
-        self.seg_positive, self.seg_negative, self.seg_box = [], [], []
-        self.mask = None
+        self.clear_segmentation()
         self.track_points = []
         self.tracks = None
 

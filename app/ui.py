@@ -9,7 +9,7 @@ from . import export, scribble, segment, sources, stylize, track
 from .models import default_checkpoint
 from .sources import EXAMPLE_CLIP, EXAMPLE_NPZ
 from .state import StudioState, cleanup
-from .views import DISPLAY_SIZE, LOAD_VIEWS, RESULT_VIEWS
+from .views import DISPLAY_SIZE, EDIT_ON_CANONICAL, EDIT_ON_FRAME, LOAD_VIEWS, RESULT_VIEWS
 
 SESSION_TTL_S = 2 * 3600
 SESSION_CAPACITY = 100  # sessions kept in memory; each may hold a few hundred MB of frames
@@ -93,6 +93,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
             with gr.Column(scale=3):
                 with gr.Tabs():
                     with gr.Tab("Scribble", id="tab-scribble"):
+                        scribble_on, scribble_frame = _edit_target("scribble")
                         editor = gr.ImageEditor(
                             label="Paint on the canonical image",
                             type="numpy",
@@ -128,6 +129,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                         with gr.Row():
                             seg_mode = gr.Radio(["positive", "negative", "box corner"], value="positive", label="Click adds")
                             seg_backend = gr.Radio([segment.SEG_SAM, segment.SEG_GRABCUT], value=segment.SEG_GRABCUT, label="Segmenter")
+                        seg_on, seg_frame = _edit_target("segment")
                         seg_image = gr.Image(label="Click on the object", interactive=False, elem_id="segment-image", elem_classes=["clickable"])
                         seg_points = gr.Markdown()
                         with gr.Row():
@@ -153,6 +155,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
             track_image=track_image, result_video=result_video, comparison=comparison, result_files=result_files,
             track_json=track_json, track_points=track_points, seg_points=seg_points, status=status, notice=notice,
             export_files=export_files, style_status=style_status, seg_status=seg_status, seg_backend=seg_backend,
+            scribble_on=scribble_on, scribble_frame=scribble_frame, seg_on=seg_on, seg_frame=seg_frame,
         )
         on = _binder(views)
         sample_inputs = [state, ckpt, seed, frames, psi, fps]
@@ -164,14 +167,18 @@ def build_demo(checkpoint=None) -> gr.Blocks:
         on(example_btn.click, sources.open_example, [state], load)
         on(decompose_btn.click, sources.decompose_upload, [state, clip, clip_frames, clip_size, clip_start, clip_steps], load, concurrency_id="heavy", concurrency_limit=1)
 
-        on(scribble_btn.click, scribble.apply_scribble, [state, editor], RESULT_VIEWS)
+        for target in (scribble_on.input, scribble_frame.input):
+            on(target, scribble.scribble_target, [state, scribble_on, scribble_frame], ("editor",), concurrency_id="scribble-target", concurrency_limit=1)
+        on(scribble_btn.click, scribble.apply_scribble, [state, editor, scribble_on, scribble_frame], RESULT_VIEWS)
         on(style_btn.click, stylize.apply_stylize, [state, prompt, negative, control, strength, steps, style_seed, fast], RESULT_VIEWS, concurrency_id="heavy", concurrency_limit=1)
         control.change(stylize.stylize_status, [control, fast], [style_status])
         fast.change(stylize.stylize_status, [control, fast], [style_status])
         on(look_btn.click, stylize.apply_look, [state, look, look_strength], RESULT_VIEWS)
 
-        on(seg_image.select, segment.segment_click, [state, seg_mode, seg_backend], ("state", "seg_image", "seg_points"))
-        on(seg_clear_btn.click, segment.segment_clear, [state], ("state", "seg_image", "seg_points"))
+        for target in (seg_on.input, seg_frame.input):
+            on(target, segment.segment_target, [state, seg_on, seg_frame], ("seg_image",), concurrency_id="segment-target", concurrency_limit=1)
+        on(seg_image.select, segment.segment_click, [state, seg_mode, seg_backend, seg_on, seg_frame], ("state", "seg_image", "seg_points"))
+        on(seg_clear_btn.click, segment.segment_clear, [state, seg_on, seg_frame], ("state", "seg_image", "seg_points"))
         on(seg_btn.click, segment.apply_segment, [state], RESULT_VIEWS)
 
         on(track_image.select, track.track_click, [state, track_where], RESULT_VIEWS + ("track_json", "track_points", "track_image"))
@@ -186,6 +193,14 @@ def build_demo(checkpoint=None) -> gr.Blocks:
         on(demo.load, sources.sample, sample_inputs, load, concurrency_id="model")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_MAX)
     return demo
+
+
+def _edit_target(name: str):
+    """'Edit on: canonical image | a frame' and the frame slider (its range is set when a video loads)."""
+    with gr.Row():
+        on = gr.Radio([EDIT_ON_CANONICAL, EDIT_ON_FRAME], value=EDIT_ON_CANONICAL, label="Edit on", elem_id=f"{name}-on")
+        frame = gr.Slider(0, 15, value=0, step=1, label="Frame", elem_id=f"{name}-frame")
+    return on, frame
 
 
 def _binder(views: dict):

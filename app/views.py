@@ -4,12 +4,13 @@ Callbacks return ``{view name: value}`` dicts; ``app.ui`` maps each name to its 
 """
 from typing import Optional
 
+import gradio as gr
 import numpy as np
 
 from gendef import viz
 from gendef.videoio import to_uint8, write_video
 
-from .errors import require
+from .errors import require, whole_number
 from .state import Result, StudioState
 
 DISPLAY_SIZE = 512
@@ -18,6 +19,7 @@ DISPLAY_SIZE = 512
 LOAD_VIEWS = (
     "state", "video", "field", "canonical", "strip", "editor", "seg_image", "track_image", "result_video",
     "comparison", "result_files", "track_json", "track_points", "seg_points", "status", "notice", "export_files",
+    "scribble_on", "scribble_frame", "seg_on", "seg_frame",
 )
 RESULT_VIEWS = ("state", "result_video", "comparison", "result_files", "status")
 
@@ -33,19 +35,41 @@ def display_scale(size: int) -> int:
     return max(1, DISPLAY_SIZE // max(int(size), 1))
 
 
-def to_canonical_xy(state: StudioState, index) -> tuple:
-    """Display-pixel click (integer, from gr.SelectData) -> canonical (x, y), pixel centres at integers."""
+EDIT_ON_CANONICAL = "canonical image"
+EDIT_ON_FRAME = "a frame"
+
+
+def to_image_xy(state: StudioState, index, size) -> tuple:
+    """Display-pixel click (integer, from gr.SelectData) -> (x, y) on an image of ``size`` (h, w) shown
+    at the display scale, pixel centres at integers, clamped into the image."""
     ix, iy = float(index[0]), float(index[1])
-    hc, wc = state.video.canvas_size
+    h, w = size
     k = state.scale
-    x = min(max((ix + 0.5) / k - 0.5, 0.0), wc - 1.0)
-    y = min(max((iy + 0.5) / k - 0.5, 0.0), hc - 1.0)
+    x = min(max((ix + 0.5) / k - 0.5, 0.0), w - 1.0)
+    y = min(max((iy + 0.5) / k - 0.5, 0.0), h - 1.0)
     return (round(x, 3), round(y, 3))
+
+
+def to_canonical_xy(state: StudioState, index) -> tuple:
+    """Display-pixel click on the canonical image -> canonical (x, y)."""
+    return to_image_xy(state, index, state.video.canvas_size)
 
 
 def to_display_xy(state: StudioState, points) -> list:
     k = state.scale
     return [((x + 0.5) * k - 0.5, (y + 0.5) * k - 0.5) for x, y in points]
+
+
+def edit_frame(state: StudioState, on, frame):
+    """None when editing the canonical image, else the chosen frame index (checked)."""
+    if on != EDIT_ON_FRAME:
+        return None
+    return whole_number(frame, "Frame", 0, state.video.num_frames - 1)
+
+
+def frame_slider(state: StudioState):
+    """The frame slider for a freshly loaded video: 0..T-1, back at frame 0."""
+    return gr.Slider(minimum=0, maximum=max(state.video.num_frames - 1, 1), value=0, step=1)
 
 
 def upscaled(state: StudioState, image: np.ndarray) -> np.ndarray:
@@ -59,8 +83,20 @@ def display_canonical(state: StudioState) -> np.ndarray:
     return to_uint8(upscaled(state, state.video.canonical))
 
 
+def display_target(state: StudioState, frame) -> np.ndarray:
+    """What an editor shows: the canonical image (frame None) or frame ``frame``, upscaled, uint8."""
+    image = state.video.canonical if frame is None else state.video.frames()[frame]
+    return to_uint8(upscaled(state, image))
+
+
+def editor_update(image: np.ndarray, frame=None) -> dict:
+    """A fresh ImageEditor on ``image`` (no layers), labelled with what it shows."""
+    label = "Paint on the canonical image" if frame is None else f"Paint on frame {frame}"
+    return gr.update(value={"background": image, "layers": [], "composite": image}, label=label)
+
+
 def with_points(state: StudioState, image: np.ndarray, points) -> np.ndarray:
-    """Upscaled image with markers at canonical ``points``."""
+    """Upscaled image with markers at ``points`` (pixels of that image)."""
     img = upscaled(state, image)
     if points:
         disp = np.asarray(to_display_xy(state, points), dtype=np.float32)[None]

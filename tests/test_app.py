@@ -65,7 +65,7 @@ def test_sample_new_motion_and_views(tiny_checkpoint):
     assert os.path.getsize(video_path) > 0 and os.path.getsize(field_path) > 0
     k = views.display_scale(16)
     assert k == 32 and canon.shape == (16 * k, 16 * k, 3) and canon.dtype == np.uint8
-    assert editor["background"].shape == canon.shape and editor["layers"] == []
+    assert editor["value"]["background"].shape == canon.shape and editor["value"]["layers"] == []
     assert strip.ndim == 3 and strip.dtype == np.uint8
 
     moved = sources.new_motion(state, "ignored", 0, 16, 1.0, 12)["state"]
@@ -180,9 +180,9 @@ def test_decompose_example_clip_for_real():
 
 
 # ------------------------------------------------------------------------------ scribble
-def _editor_value(state, rect):
+def _editor_value(state, rect, background=None):
     """An ImageEditor value (display resolution) with one painted rectangle in display pixels."""
-    bg = views.display_canonical(state)
+    bg = views.display_canonical(state) if background is None else background
     h, w = bg.shape[:2]
     layer = np.zeros((h, w, 4), np.uint8)
     x0, y0, x1, y1 = rect
@@ -232,6 +232,30 @@ def test_scribble_with_nothing_drawn_is_an_error():
     value["layers"] = []
     with pytest.raises(gr.Error, match="Nothing drawn"):
         scribble.apply_scribble(state, value)
+
+
+def test_scribble_on_a_frame_lands_where_that_frame_shows_it():
+    v = _panning_video()  # frame t pixel (x, y) shows canonical (x + 2 + t/2, y + 4)
+    state = _loaded(v)
+    k = state.scale
+    shown = scribble.scribble_target(state, views.EDIT_ON_FRAME, 6)["editor"]
+    assert shown["label"] == "Paint on frame 6"
+    shown = shown["value"]
+    assert shown["layers"] == [] and shown["background"].shape == (24 * k, 24 * k, 3)
+    np.testing.assert_array_equal(shown["background"], to_uint8(views.upscaled(state, v.frames()[6])))
+    value = _editor_value(state, (4 * k, 5 * k, 10 * k, 8 * k), background=shown["background"])  # frame x 4..9, y 5..7
+    out = scribble.apply_scribble(state, value, views.EDIT_ON_FRAME, 6)
+    assert "Scribble on frame 6 applied: 18 canonical pixels" in out["status"]
+    alpha = out["state"].result.extra["edit_rgba"][..., 3]
+    want = np.zeros_like(alpha)
+    want[9:12, 9:15] = 1.0  # canonical x 4+2+3 .. 9+2+3, y 5+4 .. 7+4
+    np.testing.assert_allclose(alpha, want, atol=1e-4)
+    frames = out["state"].result.frames
+    changed = np.abs(frames - v.frames()).max(-1) > 1e-4
+    assert changed[6, 5:8, 4:10].all() and changed[6].sum() == 18
+    assert changed[0, 5:8, 7:13].all() and changed[0].sum() == 18  # frame 0 sees it 3 px further right
+    with pytest.raises(gr.Error, match="Frame must be between 0 and 15"):
+        scribble.apply_scribble(state, value, views.EDIT_ON_FRAME, 16)
 
 
 # ------------------------------------------------------------------------------ track
@@ -302,6 +326,22 @@ def test_grabcut_segment_propagates_masks_and_exports(tmp_path):
     state = segment.segment_clear(state)["state"]
     with pytest.raises(gr.Error, match="No mask yet"):
         segment.apply_segment(state)
+
+
+def test_segment_clicks_and_box_on_a_frame_go_to_the_canonical_image():
+    v, disc = _disc_video()  # frame t pixel (x, y) shows canonical (x - t/2, y)
+    state = _loaded(v)
+    k = state.scale
+    out = segment.segment_click(state, "positive", segment.SEG_GRABCUT, _select(18 * k + k // 2, 16 * k + k // 2), views.EDIT_ON_FRAME, 8)
+    state = out["state"]
+    assert state.seg_positive == [pytest.approx((14.0, 16.0), abs=0.5 / k)]  # frame 8 (18, 16) = canonical (14, 16)
+    assert (state.mask & disc).sum() / (state.mask | disc).sum() > 0.8
+    np.testing.assert_array_equal(out["seg_image"], segment.segment_target(state, views.EDIT_ON_FRAME, 8)["seg_image"])
+    state = segment.segment_clear(state, views.EDIT_ON_FRAME, 8)["state"]
+    for x, y in ((9, 7), (26, 25)):  # a box around the disc, drawn on frame 8
+        state = segment.segment_click(state, "box corner", segment.SEG_GRABCUT, _select(x * k + k // 2, y * k + k // 2), views.EDIT_ON_FRAME, 8)["state"]
+    assert state.seg_box == [pytest.approx((5.0, 7.0), abs=0.5 / k), pytest.approx((22.0, 25.0), abs=0.5 / k)]
+    assert (state.mask & disc).sum() / (state.mask | disc).sum() > 0.7
 
 
 def test_sam_segment_through_real_predictor():

@@ -205,6 +205,9 @@ def _scenario(page, reference):
     hits = [changed[t, int(round(y)), int(round(x))] for t in range(len(pos)) for (x, y), v in zip(pos[t], vis[t]) if v and 0 <= round(x) < w and 0 <= round(y) < h]
     assert hits and np.mean(hits) > 0.9
 
+    # --- scribble on a frame: pick frame 5 with the slider, paint there, apply -----------------
+    _paint_on_frame(page, editor, reference, frame=5)
+
     # --- track: click a point on the canonical image ---------------------------------------
     page.get_by_role("tab", name="Track").click()
     img = page.locator("#track-image img")
@@ -263,3 +266,47 @@ def _scenario(page, reference):
     shot = ARTIFACTS / "studio.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def _paint_on_frame(page, editor, reference, frame):
+    """Paint a band across the middle of frame ``frame``: it must land in canonical pixels that frame shows."""
+    from PIL import Image
+
+    page.locator("#scribble-on").get_by_label("a frame").check()
+    editor.get_by_text("Paint on frame 0").wait_for()
+    slider = page.locator("#scribble-frame input[type=number]")
+    slider.fill(str(frame))
+    slider.press("Enter")
+    editor.get_by_text(f"Paint on frame {frame}").wait_for()  # the editor reloads with the frame as its background
+    page.wait_for_timeout(1000)
+    editor.scroll_into_view_if_needed()
+    editor.locator("button[aria-label=Brush]").click()
+    page.wait_for_timeout(300)
+    box = editor.locator("canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    r = 0.25 * min(box["width"], box["height"])
+    for dy in (-10, 0, 10):
+        page.mouse.move(cx - r, cy + dy)
+        page.mouse.down()
+        for i in range(1, 25):
+            page.mouse.move(cx - r + 2 * r * i / 24, cy + dy)
+        page.mouse.up()
+    page.wait_for_timeout(300)
+    page.click("#apply-scribble-btn")
+    _wait_status(page, f"Scribble on frame {frame} applied")
+
+    rgba = np.asarray(Image.open(io.BytesIO(_download(page, "scribble-rgba")))).astype(np.float32) / 255.0
+    alpha = rgba[..., 3]
+    h, w = reference.frame_size
+    shown = reference.frame_edit_to_canonical(np.ones((h, w), np.float32), frame) > 0
+    assert alpha.sum() > 0 and not (alpha[~shown] > 0).any(), "paint went to canonical pixels the frame does not show"
+    on_frame = reference.warp(alpha)[frame]
+    rows, cols = np.nonzero(on_frame > 0.5)
+    assert len(rows) > 0
+    assert abs(rows.mean() - (h - 1) / 2) < 0.15 * h  # the band sits on the frame's middle row ...
+    assert cols.min() < 0.4 * w and cols.max() > 0.6 * w  # ... spanning its middle half
+    data = np.load(io.BytesIO(_download(page, "scribble-frames")), allow_pickle=False)
+    changed = np.abs(data["edited"].astype(np.int16) - data["original"].astype(np.int16)).max(-1) > 0
+    assert changed[frame].any() and not (changed & ~(reference.warp(alpha) > 0)).any()
+    page.locator("#scribble-on").get_by_label("canonical image").check()
+    editor.get_by_text("Paint on the canonical image").wait_for()
