@@ -1,5 +1,6 @@
 """GenDeF studio: ``python app.py`` locally (127.0.0.1) or as a Hugging Face Space (app_file: app.py)."""
 import argparse
+import logging
 import os
 import sys
 
@@ -23,6 +24,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # user errors are one-line toasts; anything else is logged here with its traceback
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.checkpoint:
         os.environ["GENDEF_CHECKPOINT"] = args.checkpoint
     if not 0 < args.port < 65536:

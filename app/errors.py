@@ -1,45 +1,24 @@
 """Studio error handling and input parsing: one place decides what the user sees.
 
-User-facing failures (the library's error classes, and ``StudioInputError`` raised by the
-parsers below) become a one-line toast. Anything else is a bug: its traceback goes to the
-log and the user gets a short "internal error" toast, never a dead page.
+User-facing failures are ``gendef.errors.GenDeFError`` (the library's per-domain classes, and
+``StudioInputError`` raised by the parsers below): they become a one-line toast. Anything else
+is a bug: its traceback goes to the log and the user gets a short "internal error" toast,
+never a dead page.
 """
 import functools
 import logging
 
 import gradio as gr
 
-from gendef.decomposition import DecomposeError
-from gendef.editing.segment import SegmentUnavailable
-from gendef.editing.stylize import StylizeUnavailable
-from gendef.video import CanonicalVideoError
-from gendef.videoio import VideoIOError
-
-from .models import ModelUnavailable
+from gendef.errors import GenDeFError, UsageError, one_line
 
 log = logging.getLogger("gendef.studio")
 
+__all__ = ["StudioInputError", "fail", "require", "friendly", "whole_number", "number", "one_line"]
 
-class StudioInputError(ValueError):
+
+class StudioInputError(UsageError):
     """A widget value the studio cannot use (message is user-facing)."""
-
-
-USER_ERRORS = (
-    StudioInputError,
-    CanonicalVideoError,
-    VideoIOError,
-    ModelUnavailable,
-    DecomposeError,
-    SegmentUnavailable,
-    StylizeUnavailable,
-    ValueError,
-    FileNotFoundError,
-)
-
-
-def one_line(msg) -> str:
-    text = " ".join(str(msg).split())
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def fail(message: str):
@@ -61,11 +40,11 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except USER_ERRORS as e:
+        except GenDeFError as e:
             raise gr.Error(one_line(e), print_exception=False) from None
         except Exception as e:
             log.exception("studio callback %s failed", fn.__name__)
-            raise gr.Error(one_line(f"Internal error ({e.__class__.__name__}: {e}); details are in the server log."), print_exception=False) from None
+            raise gr.Error(f"Internal error ({e.__class__.__name__}); the details are in the server log.", print_exception=False) from None
 
     return wrapper
 

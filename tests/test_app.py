@@ -481,6 +481,21 @@ def test_unexpected_errors_are_logged_and_shown_as_internal_error(caplog):
     assert e.value.message == "Frames must be a whole number between 16 and 128."
     assert caplog.text == ""  # user errors are not logged as bugs
 
+    @errors.friendly
+    def library_error():
+        CanonicalVideo.load("/no/such/file.npz")
+
+    with pytest.raises(gr.Error, match="file not found"):
+        library_error()
+
+    @errors.friendly
+    def plain_value_error():
+        raise ValueError("not a GenDeFError, so a bug")
+
+    with pytest.raises(gr.Error) as e:
+        plain_value_error()
+    assert e.value.message.startswith("Internal error (ValueError)")
+
 
 def test_range_parsers():
     assert errors.whole_number("17", "Frames", 16, 128) == 17 and errors.whole_number(16.0, "Frames", 16, 128) == 16

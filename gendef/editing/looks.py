@@ -10,6 +10,8 @@ from typing import Callable, Dict
 import cv2
 import numpy as np
 
+from ..errors import UsageError
+
 __all__ = ["LOOKS", "apply_look"]
 
 
@@ -103,16 +105,16 @@ def apply_look(image, name: str, strength: float = 1.0) -> np.ndarray:
     """Apply look ``name``, blended with the input by ``strength`` in [0, 1]; float32 [H, W, 3]."""
     key = str(name).strip().lower()
     if key not in _LOOKS:
-        raise ValueError(f"unknown look {name!r}; choose one of: {', '.join(LOOKS)}")
+        raise UsageError(f"unknown look {name!r}; choose one of: {', '.join(LOOKS)}")
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] < 2 or img.shape[1] < 2:
-        raise ValueError(f"image must be RGB shaped [H, W, 3], got {tuple(img.shape)}")
+        raise UsageError(f"image must be RGB shaped [H, W, 3], got {tuple(img.shape)}")
     img = img[..., :3].astype(np.float32) / 255.0 if img.dtype == np.uint8 else img[..., :3].astype(np.float32)
     if not np.all(np.isfinite(img)):
-        raise ValueError("image contains NaN or inf")
+        raise UsageError("image contains NaN or inf")
     img = np.clip(img, 0.0, 1.0)
     s = float(strength)
     if not np.isfinite(s) or not 0.0 <= s <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
+        raise UsageError(f"strength must be in [0, 1], got {strength}")
     styled = np.clip(_LOOKS[key](np.ascontiguousarray(img)), 0.0, 1.0)
     return np.clip((1.0 - s) * img + s * styled, 0.0, 1.0).astype(np.float32)

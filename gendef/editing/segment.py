@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..errors import SegmentUnavailable
+from ..errors import SegmentUnavailable, UsageError
 
 __all__ = [
     "DEFAULT_SAM",
@@ -45,7 +45,7 @@ SAM_FILES = {
 def _check_type(model_type: str) -> str:
     t = str(model_type).strip().lower()
     if t not in SAM_FILES:
-        raise ValueError(f"unknown SAM model type {model_type!r}; choose one of: {', '.join(SAM_FILES)}")
+        raise UsageError(f"unknown SAM model type {model_type!r}; choose one of: {', '.join(SAM_FILES)}")
     return t
 
 
@@ -67,7 +67,7 @@ def resolve_checkpoint(checkpoint: Optional[str] = None, model_type: str = DEFAU
         return ck, SAM_FILES[t]
     if len(parts) > 2:
         return "/".join(parts[:2]), "/".join(parts[2:])
-    raise ValueError(f"SAM checkpoint {ck!r} is neither a file nor a hub id like {DEFAULT_SAM_REPO}")
+    raise UsageError(f"SAM checkpoint {ck!r} is neither a file nor a hub id like {DEFAULT_SAM_REPO}")
 
 
 def sam_status(checkpoint: Optional[str] = None, model_type: str = DEFAULT_SAM, cache_dir=None) -> tuple:
@@ -118,13 +118,13 @@ def _image_u8(image) -> np.ndarray:
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=-1)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] < 2 or a.shape[1] < 2:
-        raise ValueError(f"image must be RGB shaped [H, W, 3], got {tuple(a.shape)}")
+        raise UsageError(f"image must be RGB shaped [H, W, 3], got {tuple(a.shape)}")
     a = a[..., :3]
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     f = a.astype(np.float32)
     if not np.all(np.isfinite(f)):
-        raise ValueError("image contains NaN or inf")
+        raise UsageError("image contains NaN or inf")
     return (np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -134,11 +134,11 @@ def _points(points, name: str, h: int, w: int) -> np.ndarray:
     try:
         p = np.asarray(points, dtype=np.float32).reshape(-1, 2) if len(points) else np.zeros((0, 2), np.float32)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} points must be (x, y) pairs") from None
+        raise UsageError(f"{name} points must be (x, y) pairs") from None
     if not np.all(np.isfinite(p)):
-        raise ValueError(f"{name} points contain NaN or inf")
+        raise UsageError(f"{name} points contain NaN or inf")
     if len(p) and ((p[:, 0] < 0) | (p[:, 0] > w - 1) | (p[:, 1] < 0) | (p[:, 1] > h - 1)).any():
-        raise ValueError(f"{name} points must lie inside the {w}x{h} image")
+        raise UsageError(f"{name} points must lie inside the {w}x{h} image")
     return p
 
 
@@ -148,10 +148,10 @@ def _box(box, h: int, w: int) -> Optional[np.ndarray]:
     try:
         b = np.asarray(box, dtype=np.float32).reshape(4)
     except (TypeError, ValueError):
-        raise ValueError("box must be (x0, y0, x1, y1)") from None
+        raise UsageError("box must be (x0, y0, x1, y1)") from None
     x0, y0, x1, y1 = b
     if not (np.all(np.isfinite(b)) and x1 > x0 and y1 > y0):
-        raise ValueError(f"box must be (x0, y0, x1, y1) with x0 < x1 and y0 < y1, got {tuple(b)}")
+        raise UsageError(f"box must be (x0, y0, x1, y1) with x0 < x1 and y0 < y1, got {tuple(b)}")
     return np.array([max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)], np.float32)
 
 
@@ -232,7 +232,7 @@ class Segmenter:
             neg = _points(negative, "negative", h, w)
             b = _box(box, h, w)
             if not len(pos) and b is None:
-                raise ValueError("click at least one positive point (or draw a box) on the object")
+                raise UsageError("click at least one positive point (or draw a box) on the object")
             coords = np.concatenate([pos, neg], 0) if len(pos) + len(neg) else None
             labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.int32) if coords is not None else None
             # one click is ambiguous (part / object / whole): ask for three masks and keep the best
@@ -263,10 +263,10 @@ def grabcut_segment(image, positive: Sequence = (), negative: Sequence = (), box
     neg = _points(negative, "negative", h, w)
     b = _box(box, h, w)
     if not len(pos) and b is None:
-        raise ValueError("click at least one positive point (or draw a box) on the object")
+        raise UsageError("click at least one positive point (or draw a box) on the object")
     iterations = int(iterations)
     if not 1 <= iterations <= 50:
-        raise ValueError(f"iterations must be between 1 and 50, got {iterations}")
+        raise UsageError(f"iterations must be between 1 and 50, got {iterations}")
     # GrabCut's colour models need pixels: run small images at >= 96 px
     scale = max(1.0, 96.0 / min(h, w))
     if scale > 1.0:

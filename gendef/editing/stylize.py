@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import StylizeUnavailable
+from ..errors import StylizeUnavailable, UsageError
 
 __all__ = [
     "CONTROL_TYPES",
@@ -85,7 +85,7 @@ _LORA_FILES = (("pytorch_lora_weights.safetensors",),)
 def _check_control(control: str) -> str:
     c = str(control).lower().strip()
     if c not in CONTROL_TYPES:
-        raise ValueError(f"unknown control type {control!r}; choose one of: {', '.join(CONTROL_TYPES)}")
+        raise UsageError(f"unknown control type {control!r}; choose one of: {', '.join(CONTROL_TYPES)}")
     return c
 
 
@@ -185,13 +185,13 @@ def _to_uint8_rgb(image) -> np.ndarray:
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=-1)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"image must be [H, W, 3] (RGB), got shape {tuple(a.shape)}")
+        raise UsageError(f"image must be [H, W, 3] (RGB), got shape {tuple(a.shape)}")
     a = a[..., :3]
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     f = a.astype(np.float32)
     if not np.all(np.isfinite(f)):
-        raise ValueError("image contains NaN or inf")
+        raise UsageError("image contains NaN or inf")
     return (np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -236,7 +236,7 @@ def make_control_image(image, control: str = "canny", low_threshold: int = 100, 
     if c == "canny":
         lo, hi = int(low_threshold), int(high_threshold)
         if not 0 <= lo <= hi:
-            raise ValueError(f"canny thresholds need 0 <= low <= high, got {lo}, {hi}")
+            raise UsageError(f"canny thresholds need 0 <= low <= high, got {lo}, {hi}")
         edges = cv2.Canny(img, lo, hi)
         return np.repeat(edges[..., None], 3, axis=-1)
     det = detector if detector is not None else _load_annotator(c, local_files_only)
@@ -371,16 +371,16 @@ class Stylizer:
 
         src = _to_uint8_rgb(image)
         if not isinstance(prompt, str):
-            raise ValueError("prompt must be text")
+            raise UsageError("prompt must be text")
         strength = float(strength)
         if not 0.0 < strength <= 1.0:
-            raise ValueError(f"strength must be in (0, 1], got {strength}")
+            raise UsageError(f"strength must be in (0, 1], got {strength}")
         steps = int(steps)
         if not 1 <= steps <= 200:
-            raise ValueError(f"steps must be between 1 and 200, got {steps}")
+            raise UsageError(f"steps must be between 1 and 200, got {steps}")
         guidance = float(guidance)
         if not 0.0 <= guidance <= 30.0:
-            raise ValueError(f"guidance must be between 0 and 30, got {guidance}")
+            raise UsageError(f"guidance must be between 0 and 30, got {guidance}")
         h, w = src.shape[:2]
         wh, ww = self._work_size(h, w)
         work = cv2.resize(src, (ww, wh), interpolation=cv2.INTER_AREA if wh < h else cv2.INTER_CUBIC)
