@@ -30,8 +30,12 @@ def main(argv=None):
         os.environ["GENDEF_CHECKPOINT"] = args.checkpoint
     if not 0 < args.port < 65536:
         sys.exit(f"error: --port must be 1..65535, got {args.port}")
+    from app.models import configure_access
+    from app.state import install_exit_cleanup
     from app.ui import build_demo, launch_kwargs
 
+    configure_access(args.host, args.share)  # beyond loopback the Checkpoint box takes only safe names
+    install_exit_cleanup()
     demo = build_demo(args.checkpoint)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True, **launch_kwargs())
 

@@ -6,6 +6,7 @@ safe and keeps memory flat; the lock only serialises the (slow) first load.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,42 @@ def _resolve(checkpoint: str) -> Path:
     return path
 
 
+# Who may type what into the Checkpoint box. Locally (loopback): any folder or Hub id. Served to
+# others (--host other than loopback, --share, or on a Space): only the launch default, folders
+# inside checkpoints/ and Hub ids, and every refusal or failure reads the same, so answers never
+# reveal which paths exist on the server.
+REFUSED = (
+    "Checkpoint not available. Use the default, the name of a folder inside checkpoints/, "
+    "or a Hugging Face Hub id (owner/name)."
+)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_PUBLIC = {"served": False}
+_CHECKPOINTS_NAME = re.compile(r"(?:checkpoints/)?([A-Za-z0-9][A-Za-z0-9_.-]{0,99})")
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
+def configure_access(host: str = "127.0.0.1", share: bool = False) -> None:
+    """Called by app.py with the launch options: serving beyond loopback restricts the box."""
+    _PUBLIC["served"] = bool(share) or not (str(host) in _LOOPBACK or str(host).startswith("127."))
+
+
+def is_public() -> bool:
+    return _PUBLIC["served"] or bool(os.environ.get("SPACE_ID"))
+
+
+def _public_target(checkpoint: str) -> str:
+    """What a public studio may load for ``checkpoint``, or ModelUnavailable(REFUSED)."""
+    if checkpoint in (default_checkpoint(), DEFAULT_CHECKPOINT, DEMO_CHECKPOINT):
+        return checkpoint
+    m = _CHECKPOINTS_NAME.fullmatch(checkpoint)
+    if m and ".." not in checkpoint and (REPO_ROOT / "checkpoints" / m.group(1)).is_dir():
+        return str(REPO_ROOT / "checkpoints" / m.group(1))
+    local = Path(checkpoint).exists() or (REPO_ROOT / checkpoint).exists()  # a Hub id must not name a local folder
+    if _HUB_ID.fullmatch(checkpoint) and ".." not in checkpoint and not local:
+        return checkpoint
+    raise ModelUnavailable(REFUSED)
+
+
 def _load(checkpoint: str):
     from gendef import GenDeF
 
@@ -91,6 +128,11 @@ def get_model(checkpoint: Optional[str] = None, progress: Optional[Callable] = N
             progress(0.05, desc=f"loading {checkpoint}")
         if checkpoint in (DEFAULT_CHECKPOINT, DEMO_CHECKPOINT) and not (_resolve(checkpoint) / "config.json").is_file():
             loaded = LoadedModel(_build_demo(), DEMO_CHECKPOINT, untrained=True)
+        elif is_public():
+            try:
+                loaded = LoadedModel(_load(_public_target(checkpoint)), checkpoint, untrained=False)
+            except ModelUnavailable:
+                raise ModelUnavailable(REFUSED) from None
         else:
             loaded = LoadedModel(_load(checkpoint), checkpoint, untrained=False)
         _CACHE[key] = loaded

@@ -17,6 +17,7 @@ MAX_UPLOAD_MB = 50
 MAX_CLIP_SECONDS = 600
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
 MAX_FRAME_SIDE, MAX_CANVAS_SIDE = 512, 1024
+MAX_NPZ_GRID_BYTES = MAX_FRAMES * MAX_FRAME_SIDE**2 * 2 * 4  # the most motion the studio keeps (256 MiB)
 MAX_DECOMPOSE_STEPS = 2000
 MAX_SEED = 2**31 - 1
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -118,6 +119,24 @@ def _limit_video(video: CanonicalVideo) -> CanonicalVideo:
     return video
 
 
+def _check_npz_header(path: Path) -> None:
+    """The studio's limits checked on the .npz headers, before anything is decompressed."""
+    from gendef.video import check_npz
+
+    members = check_npz(path)  # the library's limits; CanonicalVideoError is a one-line user error
+    t, h, w, _ = members["grid"].shape
+    hc, wc = members["canonical"].shape[:2]
+    require(
+        max(h, w) <= MAX_FRAME_SIDE and max(hc, wc) <= MAX_CANVAS_SIDE,
+        f"Video too large for the studio: frames {w}x{h} (max {MAX_FRAME_SIDE}), canonical {wc}x{hc} (max {MAX_CANVAS_SIDE}).",
+    )
+    mb = members["grid"].nbytes / 2**20
+    require(
+        members["grid"].nbytes <= MAX_NPZ_GRID_BYTES,
+        f"{path.name} holds {t} frames of {w}x{h} motion ({mb:.0f} MB); the studio opens at most {MAX_NPZ_GRID_BYTES >> 20} MB.",
+    )
+
+
 def _upload_path(file) -> Path:
     require(file is not None, "Choose a file first.")
     path = Path(getattr(file, "name", file))
@@ -163,6 +182,7 @@ def open_npz(state, file, progress=gr.Progress()):
     state = _fresh(state)
     path = _upload_path(file)
     require(path.suffix.lower() == ".npz", f"{path.name}: expected a .npz CanonicalVideo file.")
+    _check_npz_header(path)
     progress(0.1, desc="reading")
     video = _limit_video(CanonicalVideo.load(path))
     state.checkpoint = ""

@@ -49,6 +49,7 @@ class StudioState:
         if not self.workdir or not Path(self.workdir).is_dir():
             SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
             self.workdir = tempfile.mkdtemp(prefix="session-", dir=SCRATCH_ROOT)
+            _CREATED.add(self.workdir)
         self.counter += 1
         stem, dot, ext = name.rpartition(".")
         return Path(self.workdir) / f"{stem}-{self.counter:04d}{dot}{ext}"
@@ -74,3 +75,25 @@ def cleanup(state: Optional[StudioState]) -> None:
     """gr.State delete callback: drop the session's files when the session expires."""
     if isinstance(state, StudioState) and state.workdir:
         shutil.rmtree(state.workdir, ignore_errors=True)
+        _CREATED.discard(state.workdir)
+
+
+# session folders made by this server process: removed when it ends (normal exit, Ctrl-C, SIGTERM)
+_CREATED: set = set()
+
+
+def remove_session_folders() -> None:
+    for d in list(_CREATED):
+        shutil.rmtree(d, ignore_errors=True)
+        _CREATED.discard(d)
+
+
+def install_exit_cleanup() -> None:
+    """Session folders outlive no server: atexit, and SIGTERM turned into a normal exit."""
+    import atexit
+    import signal
+    import sys
+
+    atexit.register(remove_session_folders)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -409,7 +409,7 @@ def _hub_config(repo_id: str, kwargs: dict) -> str:
     try:
         return hf_hub_download(repo_id=repo_id, filename="config.json", **{k: kwargs[k] for k in keys if k in kwargs})
     except Exception as e:  # network, auth, missing repo: one line
-        raise CheckpointError(f"{repo_id}: cannot fetch config.json ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        raise CheckpointError(f"{repo_id}: cannot load checkpoint config.json ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def _check_weight_shapes(model: nn.Module, model_file: str, model_id: str) -> None:

@@ -624,3 +624,120 @@ def test_data_gone_mid_run_stops_with_a_checkpoint(frames_data, tmp_path, capfd,
 
     latest = Checkpointer(out).latest()
     assert latest is not None and json.loads((latest / "train_state.json").read_text())["step"] >= 1
+
+
+# =============================================================================
+# studio: checkpoint box when served, .npz header check, session folders
+# =============================================================================
+@pytest.fixture
+def public_studio(monkeypatch):
+    pytest.importorskip("gradio")
+    from app import models
+
+    monkeypatch.setenv("SPACE_ID", "someone/gendef-studio")
+    models.clear_cache()
+    yield models
+    models.clear_cache()
+
+
+def test_served_studio_checkpoint_box_one_message_for_every_refusal(public_studio, tiny_checkpoint, tmp_path):
+    """On a Space (or --host beyond loopback) arbitrary local paths are refused, and every refusal
+    reads the same whether the path exists, is a checkpoint, or is nothing at all."""
+    models = public_studio
+    refused = [
+        str(tiny_checkpoint),  # a valid checkpoint, but an arbitrary local path
+        "/etc",
+        str(tmp_path / "no-such-folder"),
+        "../checkpoints/default",
+        "checkpoints/../checkpoints/default",
+        "checkpoints/no-such-model",
+        "tests",  # exists next to app.py
+        "gendef/models",  # looks like a Hub id but is a local folder
+        "nobody/no-such-repo",  # a Hub id that cannot be fetched (offline)
+    ]
+    messages = set()
+    for name in refused:
+        with pytest.raises(models.ModelUnavailable) as e:
+            models.get_model(name)
+        messages.add(one_line(e.value))
+    assert messages == {models.REFUSED}
+
+
+def test_served_studio_still_loads_the_default_and_checkpoints_folder(public_studio, monkeypatch, tiny_checkpoint):
+    models = public_studio
+    monkeypatch.setattr(models, "REPO_ROOT", tiny_checkpoint.parent)  # checkpoints/ = <tmp>/checkpoints
+    (tiny_checkpoint.parent / "checkpoints").mkdir()
+    tiny_checkpoint.rename(tiny_checkpoint.parent / "checkpoints" / "tiny")
+    assert models.get_model("tiny").model.resolution == 16
+    assert models.get_model("checkpoints/tiny").model.resolution == 16
+
+
+def test_local_studio_loads_any_folder(monkeypatch, tiny_checkpoint):
+    pytest.importorskip("gradio")
+    from app import models
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    models.configure_access("127.0.0.1")
+    models.clear_cache()
+    assert models.get_model(str(tiny_checkpoint)).model.resolution == 16
+    models.configure_access("0.0.0.0")
+    models.clear_cache()
+    try:
+        with pytest.raises(models.ModelUnavailable, match="Checkpoint not available"):
+            models.get_model(str(tiny_checkpoint))
+    finally:
+        models.configure_access("127.0.0.1")
+        models.clear_cache()
+
+
+def test_studio_open_npz_checks_header_before_loading(tmp_path):
+    """A 512 MiB grid is within the library's limit but over the studio's: refused from the header,
+    within 300 MB of extra address space (before: loaded, then copied and rendered)."""
+    pytest.importorskip("gradio")
+    path = write_npz_streamed(
+        tmp_path / "big.npz",
+        {"canonical": np.zeros((64, 64, 3), np.float32), "grid": ((256, 512, 512, 2), "<f4"), "fps": np.array(8.0)},
+    )
+    res = run_limited(
+        f"""
+        import gradio as gr
+        from app.sources import open_npz
+        # -- limit --
+        try:
+            open_npz(None, {str(path)!r})
+            print("OPENED")
+        except gr.Error as e:
+            print("REFUSED", e.message if hasattr(e, "message") else e)
+        """,
+        limit_mb=300,
+        timeout=180,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    line = one_line(res.stdout)
+    assert line.startswith("REFUSED") and "the studio opens at most" in line, line
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_session_folders_removed_when_the_server_ends(how):
+    pytest.importorskip("gradio")
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from app.state import StudioState, install_exit_cleanup
+        install_exit_cleanup()
+        s = StudioState()
+        s.new_path("video.mp4").write_bytes(b"frames")
+        print(s.workdir, flush=True)
+        if {how!r} == "sigterm":
+            time.sleep(60)
+        sys.stdin.readline()  # "exit": a normal end once the parent has looked
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    workdir = Path(proc.stdout.readline().strip())
+    assert workdir.is_dir() and any(workdir.iterdir())
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    proc.communicate("go\n", timeout=60)
+    assert not workdir.exists()
