@@ -92,7 +92,8 @@ def timed_stage(module, argv, device: str) -> dict:
 
         def timed_end_step(scalars):
             last.clear()
-            last.update({k: float(v.detach().float()) for k, v in scalars.items() if v is not None})
+            last.update({k: float(v.detach().float()) if torch.is_tensor(v) else float(v)
+                         for k, v in scalars.items() if v is not None})
             end_step(scalars)
             if device == "cuda":
                 torch.cuda.synchronize()
