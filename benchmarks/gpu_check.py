@@ -17,6 +17,7 @@ and whether the run finished with finite losses. Imports neither gradio nor imag
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -103,6 +104,7 @@ def timed_stage(module, argv, device: str) -> dict:
         run.end_step = timed_end_step
         module.train(run)
 
+    gc.collect()  # the previous run's networks and optimizers must not count towards this run's peak
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
