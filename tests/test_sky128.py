@@ -53,3 +53,18 @@ def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
     import cv2
 
     assert cv2.imread(str(png)).shape == (220, 840, 3)  # one panel per stage
+
+
+def test_quality_table_for_a_model_and_the_data(tiny_checkpoint, tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import quality
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "q.md"
+    quality.main(["--old", str(tiny_checkpoint), "--num", "8", "--motion-videos", "1", "--motion-frames", "4",
+                  "--data-resolution", "32", "--out", str(out)])
+    lines = [ln for ln in out.read_text().splitlines() if ln.startswith("| ")]
+    assert len(lines) == 3 and lines[1].startswith("| data (32 px) | 32 |") and lines[2].startswith("| old model")
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert rows[0]["swd_own"] > 0 and 0 <= rows[0]["drift"] <= 1 and rows[1]["resolution"] == 16
