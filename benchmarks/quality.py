@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gendef.data.synthetic import clip_seed, render_clip  # noqa: E402
-from gendef.metrics.motion import clip_motion  # noqa: E402
+from gendef.metrics.motion import clip_motion, flow_stats  # noqa: E402
 from gendef.metrics.swd import swd  # noqa: E402
 
 SEED = 0  # the training datasets' seed: reals are the training clips
@@ -57,16 +57,20 @@ def real_clips(num: int, frames: int, size: int):
 
 
 @torch.no_grad()
-def model_videos(model, num: int, frames: int, seed: int, batch: int = 8, chunk: int = 16):
-    """uint8 [T, R, R, 3] per generated video, frames 0..frames-1."""
+def model_videos(model, num: int, frames: int, seed: int, batch: int = 8, chunk: int = 16, grid_stats: list = None):
+    """uint8 [T, R, R, 3] per generated video, frames 0..frames-1. When ``grid_stats`` is a list, the
+    motion statistics of each video's exact sampling grid (canonical px, scaled to 128 px) go into it."""
     gen = torch.Generator().manual_seed(seed)
     for s in range(0, num, batch):
         b = min(batch, num - s)
         z_c, z_d, noise = model.make_latents(b, frames, generator=gen)
         canon = model.canonical(z_c, 1.0, "const")
-        parts = [model.generate(z_c, z_d, noise, torch.arange(t0, min(t0 + chunk, frames)).float(), noise_mode="const",
-                                canonical=canon)["frames"] for t0 in range(0, frames, chunk)]
-        x = ((torch.cat(parts, 1).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        outs = [model.generate(z_c, z_d, noise, torch.arange(t0, min(t0 + chunk, frames)).float(), noise_mode="const",
+                               canonical=canon) for t0 in range(0, frames, chunk)]
+        if grid_stats is not None:
+            grid = torch.cat([o["grid_px"] for o in outs], 1).double().numpy() * (128 / model.resolution)
+            grid_stats += [flow_stats(np.diff(g, axis=0)) for g in grid]
+        x = ((torch.cat([o["frames"] for o in outs], 1).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         yield from x.permute(0, 1, 3, 4, 2).numpy()
 
 
@@ -84,8 +88,9 @@ def model_frames(model, num: int, time_range: int, seed: int, batch: int = 64) -
     return np.concatenate(out)
 
 
-def score(name: str, fakes: np.ndarray, clips, reals: dict, a) -> dict:
-    """One table row: SWD at the frames' own size and at 32 px, and motion statistics."""
+def score(name: str, fakes: np.ndarray, clips, reals: dict, a, grid_stats: list = None) -> dict:
+    """One table row: SWD at the frames' own size and at 32 px, and motion statistics
+    (plus, for a model, the same statistics of its exact sampling grids, filled while ``clips`` runs)."""
     res = fakes.shape[1]
     t0 = time.process_time()
     row = {"name": name, "resolution": res}
@@ -94,6 +99,8 @@ def score(name: str, fakes: np.ndarray, clips, reals: dict, a) -> dict:
     row["swd_own"] = swd(reals[res], _nchw(fakes), seed=a.seed)["avg"]
     row["swd_32"] = swd(reals[32], _nchw(_resize(fakes, 32)), seed=a.seed)["avg"] if res != 32 else row["swd_own"]
     row.update(clip_motion(clips, size=128))
+    if grid_stats:
+        row.update({f"grid_{k}": float(np.mean([g[k] for g in grid_stats])) for k in grid_stats[0]})
     print(f"{name}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})} "
           f"({time.process_time() - t0:.0f} s CPU)", flush=True)
     return row
@@ -107,8 +114,12 @@ def table(rows, a) -> str:
     for r in rows:
         lines.append(f"| {r['name']} | {r['resolution']} | {r['swd_own']:.2f} | {r['swd_32']:.2f} | {r['speed']:.3f} | "
                      f"{r['jerk']:.3f} | {r['drift']:.3f} |")
-    foot = (f"\nSWD: {a.num} real vs {a.num} generated frames (data row: two disjoint real sets, the noise floor). "
+    foot = (f"\nSWD: {a.num} real vs {a.num} generated frames (data rows: two disjoint real sets, the noise floor). "
             f"Motion: {a.motion_videos} videos of {a.motion_frames} frames, Farnebäck flow at 128 px.")
+    for r in rows:
+        if "grid_speed" in r:
+            foot += (f"\n{r['name']}, from its exact sampling grids instead of estimated flow: speed {r['grid_speed']:.3f}, "
+                     f"jerk {r['grid_jerk']:.3f}, drift/sway {r['grid_drift']:.3f}.")
     return "\n".join(lines) + "\n" + foot + "\n"
 
 
@@ -128,22 +139,28 @@ def main(argv=None):
     ap.add_argument("--motion-frames", type=int, default=64)
     ap.add_argument("--data-resolution", type=int, default=128, help="frame size of the data row")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rows", default="data,old,new", help="which rows to compute (comma list of data, old, new)")
     ap.add_argument("--out", default=None, help="also write the markdown table here (+ .json)")
     a = ap.parse_args(argv)
+    a.rows = sorted({r.strip() for r in a.rows.split(",") if r.strip()})
+    if not a.rows or set(a.rows) - {"data", "old", "new"}:
+        ap.error("--rows: a comma list of data, old, new")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from gendef import GenDeF
 
     reals = {32: _nchw(real_frames(a.num, 32))}
     rows = []
-    for res in sorted({a.data_resolution, 32}, reverse=True):  # the data as each model sees it
+    for res in sorted({a.data_resolution, 32}, reverse=True) if "data" in a.rows else []:  # the data as each model sees it
         other = real_frames(a.num, res, first=a.num)  # a disjoint set of reals: the metric's noise floor
         rows.append(score(f"data ({res} px)", other, real_clips(a.motion_videos, a.motion_frames, res), reals, a))
-    for name, path in (("old model", a.old), ("new model", a.new)):
-        if not path:
+    for name, path in (("old", a.old), ("new", a.new)):
+        if not path or name not in a.rows:
             continue
         model = GenDeF.from_pretrained(path).eval()
         fakes = model_frames(model, a.num, a.motion_frames, a.seed)
-        rows.append(score(f"{name} ({Path(path).name})", fakes, model_videos(model, a.motion_videos, a.motion_frames, a.seed + 1), reals, a))
+        grid = []
+        videos = model_videos(model, a.motion_videos, a.motion_frames, a.seed + 1, grid_stats=grid)
+        rows.append(score(f"{name} model ({Path(path).name})", fakes, videos, reals, a, grid))
     md = table(rows, a)
     print(md)
     if a.out:

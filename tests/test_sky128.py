@@ -68,3 +68,4 @@ def test_quality_table_for_a_model_and_the_data(tiny_checkpoint, tmp_path):
     assert len(lines) == 3 and lines[1].startswith("| data (32 px) | 32 |") and lines[2].startswith("| old model")
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert rows[0]["swd_own"] > 0 and 0 <= rows[0]["drift"] <= 1 and rows[1]["resolution"] == 16
+    assert "from its exact sampling grids" in out.read_text() and rows[1]["grid_speed"] > 0
