@@ -104,3 +104,22 @@ def test_bad_source_frames_are_one_line_errors(clip):
         full_size_canonical(vid, frames[:3])
     with pytest.raises(OutputSizeError, match="shaped"):
         full_size_canonical(vid, frames[..., 0])
+
+
+def test_cli_sample_exports_upscaled_and_says_so(tmp_path, capsys):
+    import torch
+
+    from gendef import GenDeF
+    from gendef.cli import main
+    from gendef.videoio import read_video
+    from tests.conftest import TINY_GENDEF
+
+    torch.manual_seed(0)
+    GenDeF(**TINY_GENDEF).save_pretrained(tmp_path / "ckpt")
+    args = ["sample", "--checkpoint", str(tmp_path / "ckpt"), "--frames", "3", "--out", str(tmp_path / "s.npz"), "--video", str(tmp_path / "s.mp4")]
+    assert main(args + ["--output-size", "64"]) == 0
+    assert "upscaled (bicubic)" in capsys.readouterr().out
+    doc = CanonicalVideo.load(tmp_path / "s.npz")
+    assert doc.frame_size == (64, 64) and doc.grid_size == (16, 16) and doc.metadata["upscaled"]["method"] == "bicubic"
+    assert read_video(tmp_path / "s.mp4")[0].shape == (3, 64, 64, 3)
+    assert main(args + ["--output-size", "tiny"]) == 2
