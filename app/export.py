@@ -1,13 +1,22 @@
-"""Export: mp4 + gif of the chosen video, the re-openable .npz, and the session's masks and trajectories."""
+"""Export: mp4 + gif of the chosen video, the re-openable .npz, and the session's masks and trajectories.
+
+Everything is written at the video's output size (``state.video``), not at the size the
+views show: frames are rendered from the canonical edit, one frame at a time.
+"""
 import gradio as gr
+import numpy as np
 
 from gendef import viz
 from gendef.video import CanonicalVideo
-from gendef.videoio import write_video
+from gendef.videoio import to_uint8, write_video
 
 from .errors import friendly
+from .segment import MASK_COLOR
 from .state import StudioState
-from .views import require_video, write_mp4
+from .views import require_video
+
+TRACK_CHUNK = 32  # frames rendered at once when drawing trajectories at output size
+SEGMENT_TINT = 0.45
 
 
 def _session_files(state: StudioState) -> list:
@@ -24,24 +33,52 @@ def _session_files(state: StudioState) -> list:
     return files
 
 
+def _export_video(state: StudioState, use_result: bool) -> CanonicalVideo:
+    """The video to export: the edit baked into the canonical image when it has one."""
+    video, result = state.video, state.result
+    if use_result and result.canonical is not None:
+        return video.with_canonical(result.canonical)
+    if use_result and result.kind == "segment" and state.mask is not None:
+        a = SEGMENT_TINT * state.mask[..., None].astype(np.float32)
+        return video.with_canonical(video.canonical * (1 - a) + np.float32(MASK_COLOR) * a)
+    return video
+
+
+def _export_frames(state: StudioState, use_result: bool) -> np.ndarray:
+    """uint8 [T, H, W, 3] at output size."""
+    video = _export_video(state, use_result)
+    if not (use_result and state.result.kind == "track" and state.tracks is not None):
+        return np.stack([to_uint8(f) for f in video.iter_frames()])
+    pos, vis = state.tracks
+    out = []
+    for a in range(0, video.num_frames, TRACK_CHUNK):  # trails reach back 8 frames: render those again
+        s, b = max(0, a - 8), min(video.num_frames, a + TRACK_CHUNK)
+        frames = np.stack([video.render_frame(t) for t in range(s, b)])
+        out.extend(to_uint8(viz.draw_tracks(frames, pos[s:b], vis[s:b]))[a - s :])
+    return np.stack(out)
+
+
 @friendly
 def export_all(state, which, progress=gr.Progress()):
     state = require_video(state)
     use_result = which == "result" and state.result is not None
     if which == "result" and state.result is None:
         gr.Warning("No edit applied yet: exporting the original video.")
-    frames = state.result.frames if use_result else state.video.frames()
     tag = state.result.kind if use_result else "original"
-    progress(0.1, desc="mp4")
-    files = [write_mp4(state, frames, f"{tag}.mp4")]
-    progress(0.4, desc="gif")
-    files.append(str(write_video(frames, state.new_path(f"{tag}.gif"), fps=state.video.fps)))
+    h, w = state.video.frame_size
+    progress(0.05, desc=f"rendering {w}x{h}")
+    frames = _export_frames(state, use_result)
+    progress(0.3, desc="mp4")
+    files = [str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.mp4"), fps=state.video.fps))]
+    progress(0.5, desc="gif")
+    files.append(str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.gif"), fps=state.video.fps)))
+    del frames
     progress(0.7, desc="npz")
     video = state.video
     if use_result and state.result.canonical is not None:
         video = state.video.with_canonical(state.result.canonical)
     meta = dict(video.metadata, studio_source=state.source)
-    export = CanonicalVideo(video.canonical, video.grid, video.fps, meta)
+    export = CanonicalVideo(video.canonical, video.grid, video.fps, meta, size=video.size)
     files.append(str(export.save(state.new_path(f"{tag}-canonical-video.npz"))))
     progress(0.8, desc="masks and tracks")
     files += _session_files(state)

@@ -53,7 +53,7 @@ def apply_scribble(state, value, on=EDIT_ON_CANONICAL, frame=0, progress=gr.Prog
     require(painted > 0, NOTHING_DRAWN if frame is None else f"Frame {frame} shows none of the painted pixels.")
     progress(0.3, desc="propagating through the grid")
     t0 = time.perf_counter()
-    frames = state.video.render(rgba)
+    frames = state.preview.render(rgba)  # the view; exports render at output size
     canonical = state.video.with_edit(rgba).canonical
     edit_path = state.new_path("scribble-rgba.png")
     Image.fromarray(to_uint8(rgba)).save(edit_path)

@@ -43,8 +43,8 @@ def _segment_view(state: StudioState, frame=None):
     if frame is None:
         image, mask = state.video.canonical, state.mask
     else:
-        image = state.video.frames()[frame]
-        mask = None if state.mask is None else state.video.propagate_mask(state.mask)[frame]
+        image = state.video.render_frame(frame)  # one frame at output size, not the whole clip
+        mask = None if state.mask is None else state.video.render_frame(frame, state.mask.astype(np.float32)) >= 0.5
         if points:
             pos, vis = state.video.track(points)
             points = [tuple(p) for p, v in zip(pos[frame].tolist(), vis[frame]) if v]
@@ -151,12 +151,13 @@ def apply_segment(state, progress=gr.Progress()):
     state = require_video(state)
     require(state.mask is not None and state.mask.any(), "No mask yet: click on the object in the canonical image first.")
     progress(0.2, desc="propagating the mask")
-    masks = state.video.propagate_mask(state.mask)
-    frames = state.video.frames()
+    masks = state.preview.propagate_mask(state.mask)
+    frames = state.preview.frames()
     overlay = viz.overlay_masks(frames, masks, color=MASK_COLOR, alpha=0.45)
     cut = viz.cutout(frames, masks)
     progress(0.6, desc="writing masks")
     cut_path = write_mp4(state, cut, "cutout.mp4")
-    zip_path = viz.masks_to_zip(masks, state.new_path("masks.zip"))
+    full = masks if state.preview is state.video else state.video.propagate_mask(state.mask)
+    zip_path = viz.masks_to_zip(full, state.new_path("masks.zip"))  # PNG masks at output size
     result = Result("segment", overlay, None, {"masks": masks, "cutout": cut, "files": [cut_path, zip_path]})
     return finish(state, result, progress, f"Mask propagated to {len(masks)} frames (overlay shown; cut-out and PNG masks in the files).")

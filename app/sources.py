@@ -1,10 +1,10 @@
 """Sources tab: sample from the model, decompose an uploaded clip, open a .npz or the example."""
 from pathlib import Path
+from typing import Optional
 
 import gradio as gr
 
-from gendef import viz
-from gendef import decomposition
+from gendef import decomposition, fullsize, viz
 from gendef.video import CanonicalVideo
 
 from .errors import fail, friendly, number, require, whole_number
@@ -16,8 +16,11 @@ MIN_FRAMES, MAX_FRAMES = 16, 128
 MAX_UPLOAD_MB = 50
 MAX_CLIP_SECONDS = 600
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
-MAX_FRAME_SIDE, MAX_CANVAS_SIDE = 512, 1024
-MAX_NPZ_GRID_BYTES = MAX_FRAMES * MAX_FRAME_SIDE**2 * 2 * 4  # the most motion the studio keeps (256 MiB)
+MAX_GRID_SIDE = 512  # the motion (grid) the studio keeps: generated or working size
+MAX_FRAME_SIDE, MAX_CANVAS_SIDE = 1920, 4096  # output size (1080p either way round) and full-size canonical
+MAX_NPZ_GRID_BYTES = MAX_FRAMES * MAX_GRID_SIDE**2 * 2 * 4  # the most motion the studio keeps (256 MiB)
+OUTPUT_SOURCE, OUTPUT_1080P, OUTPUT_720P, OUTPUT_WORKING = "source (≤ 1080p)", "1080p", "720p", "working size"
+OUTPUT_SIZES = (OUTPUT_SOURCE, OUTPUT_1080P, OUTPUT_720P, OUTPUT_WORKING)
 MAX_DECOMPOSE_STEPS = 2000
 MAX_SEED = 2**31 - 1
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -34,10 +37,10 @@ def loaded_views(state: StudioState, progress, notice=None) -> dict:
     canon = display_canonical(state)
     views = dict(
         state=state,
-        video=write_mp4(state, v.frames(), "video.mp4"),
-        field=write_mp4(state, viz.deformation_video(v), "deformation.mp4"),
+        video=write_mp4(state, state.preview.frames(), "video.mp4"),
+        field=write_mp4(state, viz.deformation_video(state.preview), "deformation.mp4"),
         canonical=canon,
-        strip=viz.deformation_strip(v, num=4),
+        strip=viz.deformation_strip(state.preview, num=4),
         editor=editor_update(canon),
         seg_image=canon,
         track_image=canon,
@@ -64,7 +67,7 @@ def _fresh(state) -> StudioState:
     return state if isinstance(state, StudioState) else StudioState()
 
 
-def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress) -> dict:
+def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress, output_size=None) -> dict:
     state = _fresh(state)
     n = whole_number(num_frames, "Frames", MIN_FRAMES, MAX_FRAMES)
     fps = number(fps, "fps", 1, 60)
@@ -73,7 +76,7 @@ def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress
     progress(0.0, desc="loading model")
     loaded = get_model(checkpoint, progress=progress)
     res = loaded.model.resolution
-    require(res <= MAX_FRAME_SIDE, f"{loaded.checkpoint} generates {res}px frames; the studio handles at most {MAX_FRAME_SIDE}px.")
+    require(res <= MAX_GRID_SIDE, f"{loaded.checkpoint} generates {res}px frames; the studio handles at most {MAX_GRID_SIDE}px.")
     progress(0.3, desc=f"sampling {n} frames")
     video = loaded.model.sample(
         seed=seed,
@@ -83,27 +86,37 @@ def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress
         fps=fps,
         progress=lambda f, msg="": progress(0.3 + 0.45 * float(f), desc=msg or "sampling"),
     )
+    video, upscale_note = _sample_output(video, output_size)
     state.checkpoint, state.seed, state.motion_seed = loaded.checkpoint, seed, motion_seed
     label = "untrained demo model" if loaded.untrained else loaded.checkpoint
     motion = "" if motion_seed is None else f", motion seed {motion_seed}"
-    state.set_video(video, f"Sampled: {label}, seed {seed}{motion}, ψ={psi:g}")
+    state.set_video(video, f"Sampled: {label}, seed {seed}{motion}, ψ={psi:g}{upscale_note}")
     return loaded_views(state, progress, loaded.notice)
 
 
+def _sample_output(video: CanonicalVideo, output_size) -> tuple:
+    """Samples are generated at the model's size; 1080p / 720p exports are bicubic upscaling, said so."""
+    if output_size not in (OUTPUT_1080P, OUTPUT_720P):
+        return video, ""
+    up = fullsize.upscale(video, fullsize.resolve_output_size(output_size, video.frame_size, video.grid_size))
+    h, w = video.frame_size
+    return up, f", upscaled (bicubic) from {w}x{h}"
+
+
 @friendly
-def sample(state, checkpoint, seed, num_frames, psi, fps, progress=gr.Progress()):
+def sample(state, checkpoint, seed, num_frames, psi, fps, output_size=None, progress=gr.Progress()):
     """Sample a new video (new canonical image and new motion)."""
-    return _sample(state, checkpoint, seed, num_frames, psi, fps, None, progress)
+    return _sample(state, checkpoint, seed, num_frames, psi, fps, None, progress, output_size)
 
 
 @friendly
-def new_motion(state, checkpoint, seed, num_frames, psi, fps, progress=gr.Progress()):
+def new_motion(state, checkpoint, seed, num_frames, psi, fps, output_size=None, progress=gr.Progress()):
     """Fig. 6: same canonical image (same seed), new motion seed."""
     if isinstance(state, StudioState) and state.video is not None and state.checkpoint:
         base = state.motion_seed if state.motion_seed is not None else int(state.seed)
-        return _sample(state, state.checkpoint, state.seed, num_frames, psi, fps, (base + 1) % 2**31, progress)
+        return _sample(state, state.checkpoint, state.seed, num_frames, psi, fps, (base + 1) % 2**31, progress, output_size)
     seed = whole_number(seed or 0, "Seed", 0, MAX_SEED)
-    return _sample(state, checkpoint, seed, num_frames, psi, fps, seed + 1, progress)
+    return _sample(state, checkpoint, seed, num_frames, psi, fps, seed + 1, progress, output_size)
 
 
 def _limit_video(video: CanonicalVideo) -> CanonicalVideo:
@@ -115,7 +128,7 @@ def _limit_video(video: CanonicalVideo) -> CanonicalVideo:
     )
     if video.num_frames > MAX_FRAMES:
         gr.Warning(f"The file has {video.num_frames} frames; the studio keeps the first {MAX_FRAMES}.")
-        video = CanonicalVideo(video.canonical, video.grid[:MAX_FRAMES], video.fps, dict(video.metadata))
+        video = CanonicalVideo(video.canonical, video.grid[:MAX_FRAMES], video.fps, dict(video.metadata), size=video.size)
     return video
 
 
@@ -166,6 +179,37 @@ def clip_length(path: Path) -> tuple:
         cap.release()
 
 
+def clip_size(path: Path) -> Optional[tuple]:
+    """(H, W) of the clip's frames from the header, None when unknown."""
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    finally:
+        cap.release()
+    return (h, w) if h > 0 and w > 0 else None
+
+
+def decompose_output_size(path: Path, choice) -> str:
+    """The Output size choice as gendef.fullsize understands it ("source" capped at 1080p here)."""
+    require(choice in OUTPUT_SIZES, f"Output size must be one of {', '.join(OUTPUT_SIZES)}.")
+    if choice == OUTPUT_WORKING:
+        return "working"
+    if choice != OUTPUT_SOURCE:
+        return choice
+    hw = clip_size(path)
+    if hw is None:
+        return "1080p"
+    h, w = fullsize.resolve_output_size("source", hw, hw, cap_1080p=True)
+    return f"{w}x{h}"
+
+
 def _check_clip(path: Path, start: int, n: int) -> None:
     frames, fps = clip_length(path)
     if frames and fps > 0 and frames / fps > MAX_CLIP_SECONDS:
@@ -198,8 +242,9 @@ def open_example(state, progress=gr.Progress()):
 
 
 @friendly
-def decompose_upload(state, file, num_frames, size, start=0, steps=200, progress=gr.Progress()):
-    """Real clip -> CanonicalVideo with the decomposer (gendef.decomposition)."""
+def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, progress=gr.Progress()):
+    """Real clip -> CanonicalVideo with the decomposer (gendef.decomposition): motion fitted at the
+    working size, canonical image rebuilt from the full-size frames at the output size."""
     state = _fresh(state)
     path = _upload_path(file)
     require(path.suffix.lower() in VIDEO_EXTS, f"{path.name}: unsupported type; upload one of {', '.join(VIDEO_EXTS)}.")
@@ -208,12 +253,13 @@ def decompose_upload(state, file, num_frames, size, start=0, steps=200, progress
     start = whole_number(start or 0, "Start frame", 0, 10**7)
     steps = whole_number(steps, "Steps", 0, MAX_DECOMPOSE_STEPS)
     _check_clip(path, start, n)
+    out_size = decompose_output_size(path, output_size)
     progress(0.0, desc="decomposing")
 
     def report(fraction, message=""):
         progress(min(max(float(fraction), 0.0), 1.0) * 0.75, desc=message or "decomposing")
 
-    video = _limit_video(decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report))
+    video = _limit_video(decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report, output_size=out_size))
     state.checkpoint = ""
     state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})")
     return loaded_views(state, progress)

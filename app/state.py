@@ -25,14 +25,27 @@ class Result:
     extra: dict = field(default_factory=dict)
 
 
+PREVIEW_SIDE = 512  # long side of the frames the studio shows; exports are at the video's output size
+
+
+def preview_of(video: CanonicalVideo) -> CanonicalVideo:
+    """The same video rendered at most PREVIEW_SIDE pixels long (shares canonical and grid)."""
+    h, w = video.frame_size
+    if max(h, w) <= PREVIEW_SIDE:
+        return video
+    s = PREVIEW_SIDE / max(h, w)
+    return video.with_size((max(2, int(round(h * s))), max(2, int(round(w * s)))))
+
+
 @dataclass
 class StudioState:
-    video: Optional[CanonicalVideo] = None
+    video: Optional[CanonicalVideo] = None  # at output size: edits and exports
+    preview: Optional[CanonicalVideo] = None  # the same, display-sized: what the views show
     source: str = ""
     checkpoint: str = ""
     seed: int = 0
     motion_seed: Optional[int] = None
-    scale: int = 1
+    scale: float = 1  # display pixels per canonical pixel (views.display_scale: int upscale or float downscale)
     result: Optional[Result] = None
     seg_positive: list = field(default_factory=list)
     seg_negative: list = field(default_factory=list)
@@ -57,6 +70,7 @@ class StudioState:
     def set_video(self, video: CanonicalVideo, source: str) -> None:
         """A new video invalidates every edit, mask and track made on the previous one."""
         self.video = video
+        self.preview = preview_of(video)
         self.source = source
         self.clear_edits()
 

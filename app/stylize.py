@@ -73,7 +73,7 @@ def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast,
         seed=seed,
         progress=report,
     )
-    result = Result("stylize", state.video.render(styled), styled)
+    result = Result("stylize", state.preview.render(styled), styled)
     return finish(state, result, progress, f"Stylized ({control}, {steps} steps, strength {strength:g}): “{prompt}”.")
 
 
@@ -89,5 +89,5 @@ def apply_look(state, name, strength, progress=gr.Progress()):
     strength = number(strength, "Look strength", 0.0, 1.0)
     progress(0.2, desc=f"applying {name}")
     styled = _look(state.video.canonical, name, strength=strength)
-    result = Result("look", state.video.render(styled), styled)
+    result = Result("look", state.preview.render(styled), styled)
     return finish(state, result, progress, f"Look “{name}” (strength {strength:g}) applied.")

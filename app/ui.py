@@ -70,17 +70,22 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                         clip = gr.File(label=f"Video clip (≤ {sources.MAX_UPLOAD_MB} MB)", file_types=list(sources.VIDEO_EXTS), elem_id="clip-file")
                         with gr.Row():
                             clip_frames = gr.Slider(sources.MIN_FRAMES, sources.MAX_FRAMES, value=32, step=1, label="Frames to use")
-                            clip_size = gr.Slider(sources.MIN_DECOMPOSE_SIZE, sources.MAX_DECOMPOSE_SIZE, value=128, step=32, label="Size (px)")
+                            clip_size = gr.Slider(sources.MIN_DECOMPOSE_SIZE, sources.MAX_DECOMPOSE_SIZE, value=128, step=32, label="Working size (px)", info="the motion is fitted at this size")
                         with gr.Row():
                             clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
-                            clip_steps = gr.Slider(0, 1000, value=200, step=10, label="Optimisation steps", info="fewer is faster, more is sharper")
-                        decompose_btn = gr.Button("Decompose into canonical image + field", variant="primary")
+                            clip_steps = gr.Slider(0, 1000, value=200, step=10, label="Optimisation steps", info="fewer is faster, more is sharper", elem_id="clip-steps")
+                        decompose_btn = gr.Button("Decompose into canonical image + field", variant="primary", elem_id="decompose-btn")
                         if EXAMPLE_CLIP.is_file():
                             gr.Examples([[str(EXAMPLE_CLIP)]], inputs=[clip], label="Example clip")
                     with gr.Tab("Open .npz", id="tab-open"):
                         npz = gr.File(label="CanonicalVideo (.npz)", file_types=[".npz"], elem_id="npz-file")
                         open_btn = gr.Button("Open", variant="primary", elem_id="open-btn")
                         example_btn = gr.Button("Open the example (astronaut photo, known pan + zoom)", visible=EXAMPLE_NPZ.is_file(), elem_id="example-npz-btn")
+                output_size = gr.Dropdown(
+                    list(sources.OUTPUT_SIZES), value=sources.OUTPUT_SOURCE, label="Output size", elem_id="output-size",
+                    info="edits and exports at this size; clips: motion fitted at the working size, canonical rebuilt "
+                    "from the full-size frames; samples: 1080p/720p are bicubic upscaling",
+                )
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=3):
                 with gr.Row():
@@ -158,14 +163,14 @@ def build_demo(checkpoint=None) -> gr.Blocks:
             scribble_on=scribble_on, scribble_frame=scribble_frame, seg_on=seg_on, seg_frame=seg_frame,
         )
         on = _binder(views)
-        sample_inputs = [state, ckpt, seed, frames, psi, fps]
+        sample_inputs = [state, ckpt, seed, frames, psi, fps, output_size]
         load = LOAD_VIEWS
 
         on(sample_btn.click, sources.sample, sample_inputs, load, concurrency_id="model")
         on(motion_btn.click, sources.new_motion, sample_inputs, load, concurrency_id="model")
         on(open_btn.click, sources.open_npz, [state, npz], load)
         on(example_btn.click, sources.open_example, [state], load)
-        on(decompose_btn.click, sources.decompose_upload, [state, clip, clip_frames, clip_size, clip_start, clip_steps], load, concurrency_id="heavy", concurrency_limit=1)
+        on(decompose_btn.click, sources.decompose_upload, [state, clip, clip_frames, clip_size, clip_start, clip_steps, output_size], load, concurrency_id="heavy", concurrency_limit=1)
 
         for target in (scribble_on.input, scribble_frame.input):
             on(target, scribble.scribble_target, [state, scribble_on, scribble_frame], ("editor",), concurrency_id="scribble-target", concurrency_limit=1)

@@ -13,7 +13,8 @@ from gendef.videoio import to_uint8, write_video
 from .errors import require, whole_number
 from .state import Result, StudioState
 
-DISPLAY_SIZE = 512
+DISPLAY_SIZE = 512  # small pictures are shown upscaled by a whole factor to about this
+DISPLAY_MAX = 1024  # large (full-size) canonical images are shown downscaled to this long side
 
 # the views a freshly loaded video resets, and the views every edit result fills
 LOAD_VIEWS = (
@@ -30,24 +31,35 @@ def require_video(state: Optional[StudioState]) -> StudioState:
     return state
 
 
-def display_scale(size: int) -> int:
-    """Integer upscale factor so tiny canonical images are big enough to click and paint on."""
-    return max(1, DISPLAY_SIZE // max(int(size), 1))
+def display_scale(size: int):
+    """Display pixels per image pixel: a whole upscale for tiny images, a downscale for full-size ones.
+
+    Editors show this display-sized view; clicks and painted layers are mapped back to
+    the full-size canonical image (to_canonical_xy, scribble's resize), so nothing is
+    edited at display resolution.
+    """
+    size = max(int(size), 1)
+    if size > DISPLAY_MAX:
+        return DISPLAY_MAX / size  # float < 1
+    return max(1, DISPLAY_SIZE // size)  # whole factor (int)
+
+
+def display_hw(state: StudioState, hw) -> tuple:
+    """Display size of an image of size ``hw`` (H, W)."""
+    k = state.scale
+    return max(1, int(round(hw[0] * k))), max(1, int(round(hw[1] * k)))
+
+
+def to_image_xy(state: StudioState, index, hw) -> tuple:
+    """Display-pixel click on an image of size ``hw`` -> its (x, y), pixel centres at integers."""
+    (h, w), (dh, dw) = hw, display_hw(state, hw)
+    x = min(max((float(index[0]) + 0.5) * w / dw - 0.5, 0.0), w - 1.0)
+    y = min(max((float(index[1]) + 0.5) * h / dh - 0.5, 0.0), h - 1.0)
+    return (round(x, 3), round(y, 3))
 
 
 EDIT_ON_CANONICAL = "canonical image"
 EDIT_ON_FRAME = "a frame"
-
-
-def to_image_xy(state: StudioState, index, size) -> tuple:
-    """Display-pixel click (integer, from gr.SelectData) -> (x, y) on an image of ``size`` (h, w) shown
-    at the display scale, pixel centres at integers, clamped into the image."""
-    ix, iy = float(index[0]), float(index[1])
-    h, w = size
-    k = state.scale
-    x = min(max((ix + 0.5) / k - 0.5, 0.0), w - 1.0)
-    y = min(max((iy + 0.5) / k - 0.5, 0.0), h - 1.0)
-    return (round(x, 3), round(y, 3))
 
 
 def to_canonical_xy(state: StudioState, index) -> tuple:
@@ -55,9 +67,11 @@ def to_canonical_xy(state: StudioState, index) -> tuple:
     return to_image_xy(state, index, state.video.canvas_size)
 
 
-def to_display_xy(state: StudioState, points) -> list:
-    k = state.scale
-    return [((x + 0.5) * k - 0.5, (y + 0.5) * k - 0.5) for x, y in points]
+def to_display_xy(state: StudioState, points, hw=None) -> list:
+    """(x, y) on an image of size ``hw`` (default the canonical's) -> display pixels."""
+    (hc, wc) = state.video.canvas_size if hw is None else hw
+    dh, dw = display_hw(state, (hc, wc))
+    return [((x + 0.5) * dw / wc - 0.5, (y + 0.5) * dh / hc - 0.5) for x, y in points]
 
 
 def edit_frame(state: StudioState, on, frame):
@@ -73,10 +87,11 @@ def frame_slider(state: StudioState):
 
 
 def upscaled(state: StudioState, image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    if state.scale == 1:
+    """The image at display size (upscaled for tiny videos, downscaled for full-size ones)."""
+    hw = display_hw(state, image.shape[:2])
+    if hw == tuple(image.shape[:2]):
         return image
-    return viz.resize_image(image, (h * state.scale, w * state.scale))
+    return viz.resize_image(image, hw)
 
 
 def display_canonical(state: StudioState) -> np.ndarray:
@@ -85,7 +100,7 @@ def display_canonical(state: StudioState) -> np.ndarray:
 
 def display_target(state: StudioState, frame) -> np.ndarray:
     """What an editor shows: the canonical image (frame None) or frame ``frame``, upscaled, uint8."""
-    image = state.video.canonical if frame is None else state.video.frames()[frame]
+    image = state.video.canonical if frame is None else state.video.render_frame(frame)
     return to_uint8(upscaled(state, image))
 
 
@@ -99,7 +114,7 @@ def with_points(state: StudioState, image: np.ndarray, points) -> np.ndarray:
     """Upscaled image with markers at ``points`` (pixels of that image)."""
     img = upscaled(state, image)
     if points:
-        disp = np.asarray(to_display_xy(state, points), dtype=np.float32)[None]
+        disp = np.asarray(to_display_xy(state, points, image.shape[:2]), dtype=np.float32)[None]
         img = viz.draw_tracks(img[None], disp, np.ones(disp.shape[:2], bool), trail=0)[0]
     return to_uint8(img)
 
@@ -113,6 +128,10 @@ def status_line(state: StudioState, extra: str = "") -> str:
     h, w = v.frame_size
     hc, wc = v.canvas_size
     line = f"**{state.source}** — {v.num_frames} frames, {w}x{h} px, canonical {wc}x{hc}, {v.fps:g} fps"
+    if v.grid_size != v.frame_size:
+        line += f"; motion at {v.grid_size[1]}x{v.grid_size[0]}, exports at {w}x{h}"
+        if "upscaled" in v.metadata:
+            line += " (upscaled, bicubic)"
     return line + (f"  \n{extra}" if extra else "")
 
 
@@ -120,7 +139,7 @@ def finish(state: StudioState, result: Result, progress, message: str) -> dict:
     """Show an edit's result: result video, original | result comparison, numeric frames file, status."""
     state.result = result
     progress(0.85, desc="encoding video")
-    original = state.video.frames()
+    original = state.preview.frames()
     result_path = write_mp4(state, result.frames, f"{result.kind}.mp4")
     comparison_path = write_mp4(state, viz.side_by_side(original, result.frames), f"{result.kind}-vs-original.mp4")
     frames_path = state.new_path(f"{result.kind}-frames.npz")

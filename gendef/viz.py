@@ -74,10 +74,10 @@ def color_wheel(size: int = 64) -> np.ndarray:
 
 
 def _frame_identity(video) -> np.ndarray:
-    """Where each frame pixel would sample with no motion (frame centred on the canvas)."""
+    """Where each grid pixel would sample with no motion (grid centred on the canvas)."""
     from .video import identity_grid
 
-    h, w = video.frame_size
+    h, w = video.grid.shape[1:3]  # the grid's lattice (the output size may be larger)
     hc, wc = video.canvas_size
     return identity_grid(h, w, 1, offset=((wc - w) / 2.0, (hc - h) / 2.0))[0]
 
@@ -104,7 +104,7 @@ def deformation_strip(video, num: int = 4, tile: int = 128, gap: int = 2) -> np.
         raise ValueError(f"tile must be >= 8 pixels, got {tile}")
     t = video.num_frames
     idx = np.unique(np.linspace(0, t - 1, min(num, t)).round().astype(int))
-    frames = video.frames()[idx]
+    frames = np.stack([video.render_frame(int(i)) for i in idx])
     disp = video.grid[idx] - _frame_identity(video)[None]
     scale = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
     top = [_fit_height(_u8(video.canonical), tile)] + [_fit_height(_u8(f), tile) for f in frames]

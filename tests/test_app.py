@@ -156,14 +156,14 @@ def test_upload_checks_and_decompose(tmp_path, monkeypatch):
 
     calls = {}
 
-    def fake_decompose(path, start=0, frames=None, size=256, steps=None, progress=None):
-        calls.update(path=path, start=start, frames=frames, size=size, steps=steps)
+    def fake_decompose(path, start=0, frames=None, size=256, steps=None, progress=None, output_size=None):
+        calls.update(path=path, start=start, frames=frames, size=size, steps=steps, output_size=output_size)
         progress(0.5, "halfway")
         return _panning_video(frames)
 
     monkeypatch.setattr(dec, "decompose_file", fake_decompose)
     state = sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 20, 96, 2, 50)["state"]
-    assert calls == dict(path=str(sources.EXAMPLE_CLIP), start=2, frames=20, size=96, steps=50)
+    assert calls == dict(path=str(sources.EXAMPLE_CLIP), start=2, frames=20, size=96, steps=50, output_size="64x64")
     assert state.video.num_frames == 20 and "Decomposed astronaut_pan.mp4" in state.source
 
 

@@ -310,3 +310,34 @@ def _paint_on_frame(page, editor, reference, frame):
     assert changed[frame].any() and not (changed & ~(reference.warp(alpha) > 0)).any()
     page.locator("#scribble-on").get_by_label("canonical image").check()
     editor.get_by_text("Paint on the canonical image").wait_for()
+
+
+def test_uploaded_clip_exports_at_its_own_size(page, tmp_path):
+    """Issue 16: a clip decomposed at the working size comes back at the source's size."""
+    import cv2
+    from skimage import data
+
+    from gendef.videoio import read_video, write_video
+
+    try:
+        photo = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+        clip = write_video(np.stack([photo[20 + t : 128 + t, 10 + 3 * t : 202 + 3 * t] for t in range(16)]), tmp_path / "pan192x108.mp4", fps=12)
+        page.get_by_role("tab", name="Upload clip").click()
+        page.set_input_files("#clip-file input[type=file]", str(clip))
+        steps = page.locator("#clip-steps input[type=number]")
+        steps.fill("10")
+        steps.press("Enter")
+        page.wait_for_timeout(500)
+        page.click("#decompose-btn")
+        _wait_status(page, "Decomposed pan192x108.mp4")
+        assert "exports at 192x108" in page.locator("#status").inner_text()
+        page.click("#export-btn")
+        page.wait_for_selector("#export-files a")
+        out = tmp_path / "exported.mp4"
+        out.write_bytes(_download(page, "original", "#export-files", ".mp4"))
+        frames, _ = read_video(out)
+        assert frames.shape[1:3] == (108, 192)
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "studio-upload-failure.png"), full_page=True)
+        raise
