@@ -741,3 +741,16 @@ def test_session_folders_removed_when_the_server_ends(how):
         proc.send_signal(signal.SIGTERM)
     proc.communicate("go\n", timeout=60)
     assert not workdir.exists()
+
+
+def test_all_checkpoints_damaged_is_an_error_not_a_fresh_start(run4, frames_data, tmp_path, capsys):
+    """Starting from scratch would prune (delete) the damaged checkpoints: stop and say so instead."""
+    from train import pretrain
+
+    out = _copy_run(run4, tmp_path / "run")
+    for ck in (out / "checkpoints").glob("step-*"):
+        (ck / "train_state.json").write_text("")
+    rc = pretrain.main(["--config", TINY_YAML, f"data={frames_data}", f"output_dir={out}", "max_steps=6", "resume=latest", *QUIET])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no intact checkpoint" in one_line("\n".join(ln for ln in err.splitlines() if ln.startswith("error")))
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-00000002", "step-00000004"]

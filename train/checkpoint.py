@@ -30,6 +30,7 @@ class Checkpointer:
     def __init__(self, output_dir, keep: int = 3):
         self.root = Path(output_dir) / "checkpoints"
         self.keep = int(keep)
+        self.damaged: list = []  # names latest() skipped as damaged
 
     def latest(self, report=None) -> Optional[Path]:
         """The newest checkpoint whose every file matches its manifest.
@@ -37,12 +38,15 @@ class Checkpointer:
         A damaged newer one (truncated, emptied, missing files) is reported through ``report``
         (one line each) and skipped, so a crash while or after writing never blocks a resume.
         """
+        damaged = []
         for p in self._candidates():
             problem = verify_checkpoint(p)
             if problem is None:
                 return p
+            damaged.append(p.name)
             if report is not None:
                 report(f"warning: checkpoint {p} is damaged ({problem}); trying the previous one")
+        self.damaged = damaged
         return None
 
     def _candidates(self):
@@ -62,11 +66,14 @@ class Checkpointer:
     def resolve(self, resume, report=None) -> Optional[Path]:
         if not resume:
             return None
-        if str(resume) == "latest":
-            return self.latest(report)
         p = Path(resume)
-        if (p / "checkpoints").is_dir():
-            return Checkpointer(p).latest(report)
+        if str(resume) == "latest" or (p / "checkpoints").is_dir():
+            ckpt = self if str(resume) == "latest" else Checkpointer(p)
+            found = ckpt.latest(report)
+            if found is None and ckpt.damaged:  # starting over would prune (delete) them: the user decides
+                raise CheckpointDamaged(f"no intact checkpoint in {ckpt.root} ({', '.join(ckpt.damaged)} damaged); "
+                                        "move them away to start from scratch")
+            return found
         if not (p / "train_state.json").exists():
             raise ConfigError(f"resume={resume}: not a checkpoint folder (no train_state.json)")
         problem = verify_checkpoint(p)
