@@ -754,3 +754,11 @@ def test_all_checkpoints_damaged_is_an_error_not_a_fresh_start(run4, frames_data
     err = capsys.readouterr().err
     assert rc == 2 and "no intact checkpoint" in one_line("\n".join(ln for ln in err.splitlines() if ln.startswith("error")))
     assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-00000002", "step-00000004"]
+
+
+def test_every_training_key_has_a_rule():
+    """New config keys must get a rule in train/config_schema.py (None = checked in validate_config)."""
+    from train.config import DEFAULTS
+    from train.config_schema import TRAIN_SCHEMA
+
+    assert set(DEFAULTS) == set(TRAIN_SCHEMA)
