@@ -1,4 +1,4 @@
-"""Export: mp4 + gif of the chosen video, the re-openable .npz, and the session's masks and trajectories.
+"""Export: mp4 (with the source clip's sound) + gif of the chosen video, the re-openable .npz, and the session's masks and trajectories.
 
 Everything is written at the video's output size (``state.video``), not at the size the
 views show: frames are rendered from the canonical edit, one frame at a time.
@@ -7,6 +7,7 @@ import gradio as gr
 import numpy as np
 
 from gendef import viz
+from gendef.audio import AUTO, resolve_audio
 from gendef.video import CanonicalVideo
 from gendef.videoio import to_uint8, write_video
 
@@ -58,6 +59,15 @@ def _export_frames(state: StudioState, use_result: bool) -> np.ndarray:
     return np.stack(out)
 
 
+def _sound(state: StudioState):
+    """The source clip's sound for the mp4 (decomposed uploads), or None; a lost source is a warning, not a failure."""
+    v = state.video
+    span, warning = resolve_audio(AUTO, v.metadata, v.num_frames / v.fps)
+    if warning:
+        gr.Warning(warning[0].upper() + warning[1:] + ".")
+    return span
+
+
 @friendly
 def export_all(state, which, progress=gr.Progress()):
     state = require_video(state)
@@ -69,7 +79,7 @@ def export_all(state, which, progress=gr.Progress()):
     progress(0.05, desc=f"rendering {w}x{h}")
     frames = _export_frames(state, use_result)
     progress(0.3, desc="mp4")
-    files = [str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.mp4"), fps=state.video.fps))]
+    files = [str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.mp4"), fps=state.video.fps, audio=_sound(state)))]
     progress(0.5, desc="gif")
     files.append(str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.gif"), fps=state.video.fps)))
     del frames

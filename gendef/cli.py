@@ -116,7 +116,7 @@ def cmd_render(args) -> int:
     out = _check_out(args.out, (".mp4", ".gif"))
     _check_fps(args.fps)
     vid = _load_doc(args.doc)
-    vid.to_video(out, fps=args.fps)
+    vid.to_video(out, fps=args.fps, audio=args.audio)
     print(f"wrote {out}")
     return 0
 
@@ -151,7 +151,7 @@ def cmd_propagate(args) -> int:
         edited = vid.with_edit(img) if img.shape[2] == 4 else vid.with_canonical(to_float01(img))
         edited.save(out)
     else:
-        vid.to_video(out, image=img, fps=args.fps)
+        vid.to_video(out, image=img, fps=args.fps, audio=args.audio)
     print(f"wrote {out}")
     return 0
 
@@ -289,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("doc", help="CanonicalVideo .npz")
     r.add_argument("--out", required=True, help="output .mp4 or .gif")
     r.add_argument("--fps", type=float, default=None)
+    r.add_argument("--audio", default="auto", metavar="FILE|none",
+                   help="sound for .mp4: default the source clip's span recorded by decompose (if any), 'none' for silence, or a media file")
     r.set_defaults(func=cmd_render)
 
     g = sub.add_parser("propagate", help="propagate an edited canonical image (RGB or RGBA overlay) through the video")
@@ -299,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the image is an edit of frame N (frame size; RGBA = overlay): it is carried to the canonical image through the grid")
     g.add_argument("--resize", action="store_true", help="scale the image to the canonical (or frame) size if it differs")
     g.add_argument("--fps", type=float, default=None)
+    g.add_argument("--audio", default="auto", metavar="FILE|none",
+                   help="sound for .mp4: default the source clip's span recorded by decompose (if any), 'none' for silence, or a media file")
     g.set_defaults(func=cmd_propagate)
 
     t = sub.add_parser("track", help="track points given on the canonical image (or frame 0) through the video")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -632,10 +633,14 @@ class CanonicalVideo:
             raise CanonicalVideoError(f"{name}: corrupt or truncated CanonicalVideo file ({e.__class__.__name__}: {e})") from None
         return cls(canonical=canonical, grid=grid, fps=fps, metadata=meta if isinstance(meta, dict) else {}, size=size)
 
-    def to_video(self, path: Union[str, os.PathLike], image: Optional[np.ndarray] = None, fps: Optional[float] = None) -> Path:
+    def to_video(self, path: Union[str, os.PathLike], image: Optional[np.ndarray] = None, fps: Optional[float] = None,
+                 audio="auto") -> Path:
         """Export frames (of the video or of an edit) as .mp4 or .gif, at output size.
 
         Frames are rendered one at a time straight to uint8 (no float copy of the clip).
+        ``audio`` (mp4 and other video containers; a gif is always silent): ``"auto"`` muxes
+        the span of the source clip's sound recorded in the metadata (see :meth:`audio_span`),
+        ``None``/``"none"`` exports silently, a file path uses that file's sound.
         """
         from .videoio import to_uint8, write_video
 
@@ -644,7 +649,21 @@ class CanonicalVideo:
         frames = np.empty((self.num_frames, h, w, 3), np.uint8)
         for t, f in enumerate(self.iter_frames(image)):
             frames[t] = to_uint8(f[..., None] if f.ndim == 2 else f)
-        return write_video(frames, path, fps=fps or self.fps)
+        return write_video(frames, path, fps=fps or self.fps, audio=self.audio_span(audio, path))
+
+    def audio_span(self, audio="auto", path=None):
+        """The sound an export of this video plays (``gendef.audio.AudioSpan``), or None.
+
+        A missing or silent source logs one warning line and gives None (a silent export).
+        """
+        from .audio import resolve_audio
+
+        if path is not None and Path(path).suffix.lower() == ".gif":
+            return None
+        span, warning = resolve_audio(audio, self.metadata, self.num_frames / self.fps)
+        if warning:
+            logging.getLogger("gendef.audio").warning("warning: %s", warning)
+        return span
 
     def frame_edit_to_canonical(self, edit: np.ndarray, frame: int) -> np.ndarray:
         """An edit made on frame ``frame`` -> the same edit in canonical space, ready to propagate.

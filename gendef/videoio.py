@@ -88,8 +88,10 @@ def atomic_output(path: Union[str, os.PathLike]):
         tmp.unlink(missing_ok=True)
 
 
-def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 16.0) -> Path:
+def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 16.0, audio=None) -> Path:
     """Write [T, H, W, 3] frames (float in [0, 1] or uint8) to .mp4 (H.264) or .gif.
+
+    ``audio``: an optional ``gendef.audio.AudioSpan`` muxed next to the video (not for .gif).
 
     fps and path are checked before anything is encoded; the file is encoded to a temp file
     in the same folder and renamed over ``path`` only after the encoder reported success.
@@ -106,9 +108,22 @@ def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 
     with atomic_output(path) as tmp:
         if ext == ".gif":
             _encode_gif(arr, tmp, fps)
+        elif audio is not None:
+            _encode_with_audio(arr, tmp, fps, ext, audio)
         else:
             _encode_ffmpeg(arr, tmp, fps, ext)
     return path
+
+
+def _encode_with_audio(arr: np.ndarray, tmp: Path, fps: float, ext: str, audio) -> None:
+    """Encode silently, then mux the audio span in (gendef.audio); the result replaces ``tmp``."""
+    from .audio import mux_audio
+
+    with tempfile.TemporaryDirectory(prefix="gendef-mux-", dir=tmp.parent) as d:
+        silent, muxed = Path(d) / f"silent{ext}", Path(d) / f"muxed{ext}"
+        _encode_ffmpeg(arr, silent, fps, ext)
+        mux_audio(silent, audio, muxed)
+        os.replace(muxed, tmp)
 
 
 def _encode_gif(arr: np.ndarray, tmp: Path, fps: float) -> None:

@@ -450,6 +450,21 @@ def test_export_all_writes_reopenable_files():
     assert json.loads(open(files[4]).read())["num_points"] == 1
 
 
+def test_export_keeps_the_sound_of_a_decomposed_upload(tmp_path):
+    from gendef.audio import has_audio
+    from tests.test_audio import SR, _decoded, _start_of, make_tone_clip
+
+    clip = make_tone_clip(tmp_path / "tone.mp4", size=64)
+    state = sources.decompose_upload(StudioState(), str(clip), 16, 64, 6, 4)["state"]  # frames 6.. = from 0.5 s
+    mp4 = export.export_all(state, "original")["export_files"][0]
+    sound = _decoded(mp4)
+    assert len(sound) / SR == pytest.approx(16 / 12, abs=0.03) and _start_of(sound) == pytest.approx(0.5, abs=0.002)
+    clip.unlink()  # the upload is gone: a warning and a silent export, never a failure
+    with pytest.warns(UserWarning, match="not found; exporting without sound"):
+        mp4 = export.export_all(state, "original")["export_files"][0]
+    assert os.path.getsize(mp4) > 0 and not has_audio(mp4)
+
+
 def test_sessions_are_isolated_and_cleaned_up():
     a, b = _loaded(_panning_video()), _loaded(_disc_video()[0])
     pa, pb = a.new_path("x.mp4"), b.new_path("x.mp4")

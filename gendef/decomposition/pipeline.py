@@ -135,6 +135,7 @@ def decompose_file(
     ``start``/``frames`` pick the clip, ``size`` is the long side of the working
     resolution; the source fps is kept.
     """
+    from ..audio import source_audio
     from ..videoio import VideoIOError, read_video
 
     p = Path(path)
@@ -152,4 +153,7 @@ def decompose_file(
         raise DecomposeError(str(e)) from None
     vid = decompose(video, size=size, steps=steps, fps=fps, progress=progress, **kwargs)
     vid.metadata.update({"source_path": str(path), "start": int(start)})
+    sound = source_audio(p, start / fps, len(video) / fps) if p.is_file() else None
+    if sound:
+        vid.metadata["audio"] = sound  # where the clip's sound is (paths only), for exports
     return vid
