@@ -8,7 +8,8 @@ import gradio as gr
 import numpy as np
 
 from gendef import viz
-from gendef.videoio import to_uint8, write_video
+from gendef.imageutil import to_uint8
+from gendef.videoio import write_video
 
 from .errors import require, whole_number
 from .state import Result, StudioState

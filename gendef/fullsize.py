@@ -26,6 +26,7 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
+from .imageutil import to_float01
 from .video import CanonicalVideo, CanonicalVideoError, MAX_OUTPUT_SIDE, invert_grid, upsample_grid
 
 __all__ = [
@@ -158,7 +159,7 @@ def upscale(video: CanonicalVideo, size: Sequence[int], density: float = 1.0, sr
 def _frame_at(frames, t: int, size: tuple) -> np.ndarray:
     """Source frame t as float32 [H, W, 3] at output size."""
     f = np.asarray(frames[t])[..., :3]
-    f = f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else np.clip(f.astype(np.float32), 0.0, 1.0)
+    f = np.clip(to_float01(f), 0.0, 1.0)
     h, w = size
     if f.shape[:2] != (h, w):
         shrink = h < f.shape[0]

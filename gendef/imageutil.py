@@ -10,7 +10,8 @@ __all__ = ["to_float01", "to_uint8", "composite_over"]
 
 
 def to_float01(image) -> np.ndarray:
-    """uint8 (/255), uint16 (/65535), bool (0/1) or float -> float32 in [0, 1] (floats are clipped)."""
+    """uint8 (/255), uint16 (/65535) or bool (0/1) -> float32 in [0, 1]; other arrays are cast to float32
+    unchanged (not clipped: a float image may carry anything, e.g. coordinates)."""
     a = np.asarray(image)
     if a.dtype == np.uint8:
         return a.astype(np.float32) / 255.0
@@ -18,7 +19,7 @@ def to_float01(image) -> np.ndarray:
         return a.astype(np.float32) / 65535.0
     if a.dtype == bool:
         return a.astype(np.float32)
-    return np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+    return a.astype(np.float32, copy=False)
 
 
 def to_uint8(image) -> np.ndarray:
@@ -31,6 +32,6 @@ def to_uint8(image) -> np.ndarray:
 
 def composite_over(base, rgba) -> np.ndarray:
     """Straight-alpha RGBA layer [..., 4] over an RGB image [..., 3] -> float32 RGB in [0, 1]."""
-    layer = to_float01(rgba)
+    layer = np.clip(to_float01(rgba), 0.0, 1.0)
     alpha = layer[..., 3:4]
-    return (layer[..., :3] * alpha + to_float01(base) * (1.0 - alpha)).astype(np.float32)
+    return np.clip(layer[..., :3] * alpha + to_float01(base) * (1.0 - alpha), 0.0, 1.0).astype(np.float32)

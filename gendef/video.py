@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from .errors import CanonicalVideoError
+from .imageutil import to_float01
 
 __all__ = [
     "CanonicalVideo",
@@ -387,7 +388,7 @@ class CanonicalVideo:
                 f"image must be {self.canvas_size[0]}x{self.canvas_size[1]} (the canonical size), "
                 f"got shape {tuple(img.shape)}"
             )
-        return np.ascontiguousarray(_to_float01(img))
+        return np.ascontiguousarray(to_float01(img))
 
     def warp(self, image: np.ndarray) -> np.ndarray:
         """Warp any image living in canonical space (any channel count) through every frame.
@@ -642,7 +643,8 @@ class CanonicalVideo:
         the span of the source clip's sound recorded in the metadata (see :meth:`audio_span`),
         ``None``/``"none"`` exports silently, a file path uses that file's sound.
         """
-        from .videoio import to_uint8, write_video
+        from .imageutil import to_uint8
+        from .videoio import write_video
 
         self._check_alloc(3, 1, "exporting")
         h, w = self.frame_size
@@ -684,7 +686,7 @@ class CanonicalVideo:
         if not 0 <= int(frame) < self.num_frames:
             raise CanonicalVideoError(f"frame {frame} out of range 0..{self.num_frames - 1}")
         if img.ndim == 3 and img.shape[2] == 3:
-            img = np.concatenate([_to_float01(img), np.ones(img.shape[:2] + (1,), np.float32)], -1)
+            img = np.concatenate([to_float01(img), np.ones(img.shape[:2] + (1,), np.float32)], -1)
         return frame_layer_to_canonical(self.frame_grid(int(frame)), img, self.canvas_size)
 
     def with_edit(self, rgba: np.ndarray) -> "CanonicalVideo":
@@ -759,16 +761,6 @@ def _npz_limit_problem(members: dict) -> Optional[str]:
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
-def _to_float01(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) / 65535.0
-    if img.dtype == bool:
-        return img.astype(np.float32)
-    return img.astype(np.float32, copy=False)
-
-
 def _validate_canonical(c) -> np.ndarray:
     c = np.asarray(c)
     if c.ndim != 3 or c.shape[2] != 3:
@@ -776,7 +768,7 @@ def _validate_canonical(c) -> np.ndarray:
     if c.shape[0] < 2 or c.shape[1] < 2:
         raise CanonicalVideoError(f"canonical must be at least 2x2, got {c.shape[0]}x{c.shape[1]}")
     if c.dtype == np.uint8:
-        c = c.astype(np.float32) / 255.0
+        c = to_float01(c)
     elif not np.issubdtype(c.dtype, np.floating):
         raise CanonicalVideoError(f"canonical must be float32 in [0, 1] (or uint8), got dtype {c.dtype}")
     c = np.ascontiguousarray(c, dtype=np.float32)

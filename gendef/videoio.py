@@ -16,18 +16,12 @@ from typing import Optional, Union
 import numpy as np
 
 from .errors import VideoIOError
+from .imageutil import to_uint8  # noqa: F401  (re-exported: the one converter lives in gendef.imageutil)
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".gif")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 __all__ = ["VideoIOError", "write_video", "atomic_output", "check_fps", "check_output_path", "read_video", "read_image", "to_uint8", "VIDEO_EXTS", "IMAGE_EXTS"]
-
-
-def to_uint8(frames: np.ndarray) -> np.ndarray:
-    a = np.asarray(frames)
-    if a.dtype == np.uint8:
-        return a
-    return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 MAX_FPS = 1000.0

@@ -17,6 +17,8 @@ from typing import Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from .imageutil import to_float01, to_uint8
+
 __all__ = [
     "flow_to_color",
     "color_wheel",
@@ -60,7 +62,7 @@ def flow_to_color(flow, max_magnitude: Optional[float] = None) -> np.ndarray:
     sat = np.clip(mag / scale, 0.0, 1.0)
     hsv = np.stack([hue, sat, np.ones_like(sat)], axis=-1).astype(np.float32)
     rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(rgb)
 
 
 def color_wheel(size: int = 64) -> np.ndarray:
@@ -107,7 +109,7 @@ def deformation_strip(video, num: int = 4, tile: int = 128, gap: int = 2) -> np.
     frames = np.stack([video.render_frame(int(i)) for i in idx])
     disp = video.grid[idx] - _frame_identity(video)[None]
     scale = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
-    top = [_fit_height(_u8(video.canonical), tile)] + [_fit_height(_u8(f), tile) for f in frames]
+    top = [_fit_height(to_uint8(video.canonical), tile)] + [_fit_height(to_uint8(f), tile) for f in frames]
     bottom = [_fit_height(color_wheel(64), tile)] + [
         _fit_height(flow_to_color(d, max_magnitude=scale), tile) for d in disp
     ]
@@ -128,14 +130,7 @@ def deformation_video(video, max_magnitude: Optional[float] = None) -> np.ndarra
     disp = video.grid - _frame_identity(video)[None]
     if max_magnitude is None:
         max_magnitude = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
-    return np.stack([flow_to_color(d, max_magnitude) for d in disp]).astype(np.float32) / 255.0
-
-
-def _u8(img: np.ndarray) -> np.ndarray:
-    a = np.asarray(img)
-    if a.dtype == np.uint8:
-        return a
-    return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_float01(np.stack([flow_to_color(d, max_magnitude) for d in disp]))
 
 
 def _hstack(tiles, gap: int) -> np.ndarray:
@@ -170,9 +165,7 @@ def _video_frames(frames, name: str = "frames") -> np.ndarray:
     f = np.asarray(frames)
     if f.ndim != 4 or f.shape[-1] != 3:
         raise ValueError(f"{name} must be shaped [T, H, W, 3], got {tuple(f.shape)}")
-    if f.dtype == np.uint8:
-        return f.astype(np.float32) / 255.0
-    return f.astype(np.float32)
+    return to_float01(f)
 
 
 def _tracks(positions, visible, num_frames: Optional[int] = None):
@@ -357,14 +350,14 @@ def resize_image(img, size: Sequence[int]) -> np.ndarray:
     interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     if a.ndim == 3 and a.shape[2] == 4:
         # RGBA: resample premultiplied so transparent pixels do not darken stroke edges
-        f = _float01(src)
+        f = _unit(src)
         pre = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
         r = cv2.resize(pre, (w, h), interpolation=interp)
         al = r[..., 3:]
         rgb = np.where(al > 1e-6, r[..., :3] / np.maximum(al, 1e-6), 0.0)
         out = np.clip(np.concatenate([rgb, al], -1), 0.0, 1.0).astype(np.float32)
         if a.dtype == np.uint8:
-            return (out * 255.0 + 0.5).astype(np.uint8)
+            return to_uint8(out)
         return out.astype(a.dtype, copy=False)
     if a.ndim == 3 and a.shape[2] > 4:
         r = np.stack([cv2.resize(src[..., c], (w, h), interpolation=interp) for c in range(a.shape[2])], -1)
@@ -390,7 +383,7 @@ def rgba_from_editor_layers(background, layers) -> np.ndarray:
     if bg.ndim != 3 or bg.shape[2] not in (3, 4):
         raise ValueError("background must be an image shaped [H, W, 3] or [H, W, 4]")
     h, w = bg.shape[:2]
-    bg_rgb = _float01(bg[..., :3])
+    bg_rgb = _unit(bg[..., :3])
     rgb = np.zeros((h, w, 3), np.float32)
     alpha = np.zeros((h, w, 1), np.float32)
     for k, layer in enumerate(layers or []):
@@ -401,7 +394,7 @@ def rgba_from_editor_layers(background, layers) -> np.ndarray:
             raise ValueError(f"layer {k} must be shaped [H, W, 4] (RGBA), got {tuple(lay.shape)}")
         if lay.shape[:2] != (h, w):
             lay = cv2.resize(lay, (w, h), interpolation=cv2.INTER_NEAREST)
-        lf = _float01(lay)
+        lf = _unit(lay)
         if lf.shape[2] == 4:
             la = lf[..., 3:4]
         else:
@@ -414,7 +407,6 @@ def rgba_from_editor_layers(background, layers) -> np.ndarray:
     return np.concatenate([rgb, alpha], axis=-1).astype(np.float32)
 
 
-def _float01(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    return np.clip(a.astype(np.float32), 0.0, 1.0)
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Any image as float32 clipped to [0, 1]."""
+    return np.clip(to_float01(a), 0.0, 1.0)

@@ -7,6 +7,8 @@ from typing import List
 
 import numpy as np
 
+from gendef.imageutil import to_uint8
+
 __all__ = ["tile", "write_samples", "log_samples"]
 
 
@@ -33,7 +35,7 @@ def write_samples(G_ema, cfg: dict, step: int, output_dir, video: bool) -> List[
     canon = np.stack([v.canonical for v in vids])[:, None]
     paths = []
     png = folder / f"{'canonical' if video else 'images'}-{step:08d}.png"
-    Image.fromarray((tile(canon)[0] * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(png)
+    Image.fromarray(to_uint8(tile(canon)[0])).save(png)
     paths.append(png)
     if video:
         grid = tile(np.stack([v.frames() for v in vids]))

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import DatasetError
+from ..imageutil import to_uint8
 
 __all__ = ["render_clip", "horizon_mask", "write_dataset", "clip_seed", "PALETTES", "SyntheticDataError", "main"]
 
@@ -354,7 +355,7 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
 
     for cov, colour in _silhouette_layers(scene, res):
         img = img * (1.0 - cov[None, ..., None]) + colour * cov[None, ..., None]
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(img)
 
 
 def _png(frame: np.ndarray) -> bytes:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ..errors import DecomposeError
+from ..imageutil import to_float01
 
 # Bytes per working-resolution frame pixel (frames, flows, grids, optimiser state):
 # the measured peak is about 180 (1.5 GB for 128 frames at 256x256); the rest is head-room.
@@ -22,7 +23,7 @@ def as_float_frames(frames) -> np.ndarray:
         raise DecomposeError(f"frames must be shaped [T, H, W, 3], got {tuple(a.shape)}")
     a = a[..., :3]
     if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
+        return to_float01(a)
     if not np.issubdtype(a.dtype, np.floating):
         raise DecomposeError(f"frames must be uint8 or float in [0, 1], got dtype {a.dtype}")
     a = a.astype(np.float32)

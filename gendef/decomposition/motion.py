@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..imageutil import to_uint8
+
 
 @dataclass
 class InitialMotion:
@@ -24,7 +26,7 @@ class InitialMotion:
 
 
 def gray_frames(frames: np.ndarray) -> np.ndarray:
-    return np.stack([cv2.cvtColor((f * 255.0 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames])
+    return np.stack([cv2.cvtColor(to_uint8(f), cv2.COLOR_RGB2GRAY) for f in frames])
 
 
 def _sample_field(field: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:

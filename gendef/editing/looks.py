@@ -11,24 +11,17 @@ import cv2
 import numpy as np
 
 from ..errors import UsageError
+from ..imageutil import to_float01, to_uint8
 
 __all__ = ["LOOKS", "apply_look"]
-
-
-def _u8(img: np.ndarray) -> np.ndarray:
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def _f32(img: np.ndarray) -> np.ndarray:
-    return img.astype(np.float32) / 255.0
 
 
 def _photo(fn: Callable) -> Callable:
     """Run an OpenCV photo filter (BGR uint8) on a float RGB image."""
 
     def run(img: np.ndarray) -> np.ndarray:
-        bgr = cv2.cvtColor(_u8(img), cv2.COLOR_RGB2BGR)
-        return _f32(cv2.cvtColor(fn(bgr), cv2.COLOR_BGR2RGB))
+        bgr = cv2.cvtColor(to_uint8(img), cv2.COLOR_RGB2BGR)
+        return to_float01(cv2.cvtColor(fn(bgr), cv2.COLOR_BGR2RGB))
 
     return run
 
@@ -44,16 +37,16 @@ def _pencil_color(bgr):
 
 def _cartoon(img: np.ndarray) -> np.ndarray:
     """Flat colour regions (bilateral smoothing + quantisation) with dark outlines."""
-    u8 = _u8(img)
+    u8 = to_uint8(img)
     smooth = u8
     for _ in range(3):
         smooth = cv2.bilateralFilter(smooth, 7, 40, 7)
     levels = 6.0
-    flat = np.floor(_f32(smooth) * levels) / (levels - 1)
+    flat = np.floor(to_float01(smooth) * levels) / (levels - 1)
     gray = cv2.medianBlur(cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY), 5)
     block = max(3, (min(img.shape[:2]) // 16) | 1)
     edges = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, 4)
-    return np.clip(flat, 0.0, 1.0) * (_f32(edges)[..., None])
+    return np.clip(flat, 0.0, 1.0) * (to_float01(edges)[..., None])
 
 
 def _grade(gains, lift=(0.0, 0.0, 0.0)) -> Callable:
@@ -79,10 +72,10 @@ def _vintage(img: np.ndarray) -> np.ndarray:
 
 def _high_contrast(img: np.ndarray) -> np.ndarray:
     """Local contrast (CLAHE on lightness) plus a global S-curve."""
-    lab = cv2.cvtColor(_u8(img), cv2.COLOR_RGB2LAB)
+    lab = cv2.cvtColor(to_uint8(img), cv2.COLOR_RGB2LAB)
     tiles = max(1, min(8, min(img.shape[:2]) // 8))
     lab[..., 0] = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(tiles, tiles)).apply(lab[..., 0])
-    out = _f32(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
+    out = to_float01(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
     return out + 0.6 * (out - 0.5) * (1.0 - np.abs(2.0 * out - 1.0))
 
 
@@ -109,7 +102,7 @@ def apply_look(image, name: str, strength: float = 1.0) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] < 2 or img.shape[1] < 2:
         raise UsageError(f"image must be RGB shaped [H, W, 3], got {tuple(img.shape)}")
-    img = img[..., :3].astype(np.float32) / 255.0 if img.dtype == np.uint8 else img[..., :3].astype(np.float32)
+    img = to_float01(img[..., :3])
     if not np.all(np.isfinite(img)):
         raise UsageError("image contains NaN or inf")
     img = np.clip(img, 0.0, 1.0)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import SegmentUnavailable, UsageError
+from ..imageutil import to_uint8
 
 __all__ = [
     "DEFAULT_SAM",
@@ -125,7 +126,7 @@ def _image_u8(image) -> np.ndarray:
     f = a.astype(np.float32)
     if not np.all(np.isfinite(f)):
         raise UsageError("image contains NaN or inf")
-    return (np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(f)
 
 
 def _points(points, name: str, h: int, w: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import StylizeUnavailable, UsageError
+from ..imageutil import to_uint8
 
 __all__ = [
     "CONTROL_TYPES",
@@ -192,7 +193,7 @@ def _to_uint8_rgb(image) -> np.ndarray:
     f = a.astype(np.float32)
     if not np.all(np.isfinite(f)):
         raise UsageError("image contains NaN or inf")
-    return (np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(f)
 
 
 def _load_annotator(control: str, local_files_only: bool = False):
