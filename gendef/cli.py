@@ -218,7 +218,8 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("--frames", type=int, default=None, help="number of frames (default: all from --start)")
     parser.add_argument("--size", type=int, default=256, help="long side of the working resolution (default 256)")
     parser.add_argument("--steps", type=int, default=None, help=f"optimisation steps (default {DEFAULT_STEPS}; fewer is faster)")
-    parser.add_argument("--canvas-scale", type=int, default=2, help="canonical pixels per frame pixel at the working size (default 2)")
+    parser.add_argument("--canvas-scale", type=float, default=None, help="canonical pixels per frame pixel, 1 to 4 (default: from the motion, 1 for pans)")
+    parser.add_argument("--layers", type=int, default=None, help="most layers: 1 = one smooth canvas, 2-3 = independent movers get their own region of the canonical image (default 1)")
     parser.add_argument(
         "--output-size", default="source",
         help="size of the output frames and canonical: source (default), 1080p, 720p, working, WxH or a long side; "
@@ -246,6 +247,7 @@ def cmd_decompose(args) -> int:
         vid = decompose_file(
             args.input, start=args.start, frames=args.frames, size=args.size, steps=args.steps,
             progress=progress, canvas_scale=args.canvas_scale, device=args.device, output_size=args.output_size,
+            **({} if args.layers is None else {"layers": args.layers}),
         )
     finally:
         close()

@@ -259,6 +259,42 @@ def invert_grid(
     return p.reshape(t, n, 2), (err < tol).reshape(t, n)
 
 
+def _continuous_at(grid: np.ndarray, pos: np.ndarray, factor: float = 4.0) -> np.ndarray:
+    """[T, N] bool: the grid cell holding each (grid-lattice) position is not torn: no
+    two neighbouring corners differ by more than ``factor`` times the grid's median
+    step plus one canonical pixel."""
+    t, h, w, _ = grid.shape
+    step = np.abs(grid[:, ::4, 1:, :] - grid[:, ::4, :-1, :]).max(-1)
+    lim = factor * float(np.median(step)) + 1.0 if step.size else np.inf
+    fidx = np.repeat(np.arange(t), pos.shape[1])
+    px, py = pos[..., 0].ravel(), pos[..., 1].ravel()
+    x0 = np.clip(np.floor(px), 0, max(w - 2, 0)).astype(np.int64)
+    y0 = np.clip(np.floor(py), 0, max(h - 2, 0)).astype(np.int64)
+    flat = grid.reshape(-1, 2)
+    i00 = (fidx * h + y0) * w + x0
+    dx, dy = (1 if w > 1 else 0), (w if h > 1 else 0)
+    corners = [flat[i] for i in (i00, i00 + dx, i00 + dy, i00 + dx + dy)]
+    spread = np.zeros(len(i00))
+    for a, b in ((0, 1), (0, 2), (1, 3), (2, 3)):
+        spread = np.maximum(spread, np.abs(corners[a] - corners[b]).max(-1))
+    return (spread <= lim).reshape(pos.shape[:2])
+
+
+def _nearest_samples(grid: np.ndarray, pts: np.ndarray, init: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """``init`` [T, N, 2] with the entries ``which`` [T, N] replaced by the frame pixel
+    whose grid value is nearest to the canonical point (exhaustive, per frame)."""
+    out = np.array(init, dtype=np.float64)
+    h, w = grid.shape[1:3]
+    for t in np.nonzero(which.any(1))[0]:
+        idx = np.nonzero(which[t])[0]
+        g = grid[t].reshape(-1, 2).astype(np.float32)
+        q = pts[idx].astype(np.float32)
+        d2 = (g * g).sum(-1)[None, :] - 2.0 * q @ g.T
+        iy, ix = np.divmod(d2.argmin(-1), w)
+        out[t, idx] = np.stack([ix, iy], -1)
+    return out
+
+
 def _coarse_search(grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Nearest grid sample on a ~16x16 sub-lattice of each frame (Newton's start)."""
     t, h, w, _ = grid.shape
@@ -491,11 +527,20 @@ class CanonicalVideo:
 
         Sub-pixel inverse look-up of the grid (on its working lattice, then mapped to
         output pixels). A point is not visible in frame t when it falls outside the
-        frame, lies outside the canonical image, or no pixel of that frame samples it
-        (the inversion finds no pre-image).
+        frame, lies outside the canonical image, or no pixel of that frame samples it:
+        the inversion finds no pre-image, or finds one only in a cell that the grid
+        tears apart (a layer's edge: the pixels around show another layer, so the point
+        is covered there).
         """
         pts = _validate_points(points)
         pos_g, ok = invert_grid(self.grid, pts)
+        good = ok & _continuous_at(self.grid, pos_g)
+        if not good.all():  # Newton can stall at a torn cell: start again from the nearest sample
+            pos2, ok2 = invert_grid(self.grid, pts, init=_nearest_samples(self.grid, pts, pos_g, ~good))
+            good2 = ok2 & _continuous_at(self.grid, pos2)
+            retry = ~good & good2
+            pos_g = np.where(retry[..., None], pos2, pos_g)
+            good = good | good2
         pos = self.to_output_coords(pos_g)
         h, w = self.frame_size
         hc, wc = self.canvas_size
@@ -505,7 +550,7 @@ class CanonicalVideo:
         in_canvas = (
             (pts[:, 0] >= -0.5) & (pts[:, 0] <= wc - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= hc - 0.5)
         )
-        visible = ok & inside & in_canvas[None]
+        visible = good & inside & in_canvas[None]
         return pos.astype(np.float32), visible
 
     def frame_to_canonical(self, points, frame: int = 0) -> np.ndarray:

@@ -28,19 +28,32 @@ class Canvas:
         return -(-self.height // factor), -(-self.width // factor)
 
 
-def plan_canvas(lo: np.ndarray, hi: np.ndarray, frame_hw: tuple, margin: int, scale: float) -> Canvas:
-    """Bounding box of everything seen (``lo``/``hi`` in reference pixels), plus the margin."""
+def plan_canvas(lo: np.ndarray, hi: np.ndarray, frame_hw: tuple, margin: int, scale: float, cover_frame: bool = True) -> Canvas:
+    """Bounding box of everything seen (``lo``/``hi`` in reference pixels), plus the margin
+    (and at least the reference frame itself unless ``cover_frame`` is False, as for a sprite)."""
     h, w = frame_hw
     lim = 2.0 * max(h, w)
-    lo = np.clip(lo, -lim, None) - margin
-    hi = np.clip(hi, None, max(h, w) + lim) + margin
-    lo = np.minimum(np.floor(lo), [-margin, -margin])
-    hi = np.maximum(np.ceil(hi), [w - 1 + margin, h - 1 + margin])
+    lo = np.floor(np.clip(lo, -lim, None) - margin)
+    hi = np.ceil(np.clip(hi, None, max(h, w) + lim) + margin)
+    if cover_frame:
+        lo = np.minimum(lo, [-margin, -margin])
+        hi = np.maximum(hi, [w - 1 + margin, h - 1 + margin])
     s = float(scale)
     offset = (s * (-lo + 0.5) - 0.5).astype(np.float32)
     wc = int(math.ceil(s * (hi[0] - lo[0] + 1)))
     hc = int(math.ceil(s * (hi[1] - lo[1] + 1)))
     return Canvas(height=hc, width=wc, scale=s, offset=(float(offset[0]), float(offset[1])))
+
+
+def stack_below(top: Canvas, sprite: Canvas, gap: int = 4) -> tuple:
+    """An atlas: ``sprite`` placed under ``top`` on one canvas -> (atlas canvas, moved sprite canvas).
+
+    The atlas keeps ``top``'s mapping; the sprite keeps its own mapping shifted down.
+    """
+    dy = top.height + gap
+    moved = Canvas(height=sprite.height, width=sprite.width, scale=sprite.scale, offset=(sprite.offset[0], sprite.offset[1] + dy))
+    atlas = Canvas(height=dy + sprite.height, width=max(top.width, sprite.width), scale=top.scale, offset=top.offset)
+    return atlas, moved
 
 
 def splat_weights(frames_t, grid_px, canvas_hw: tuple, chunk: int, init=None):

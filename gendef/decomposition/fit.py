@@ -16,10 +16,11 @@ import torch
 
 from ..video import CanonicalVideo
 from . import losses
-from .canvas import Canvas, plan_canvas, splat_canonical
+from .canvas import Canvas, plan_canvas, splat_canonical, stack_below
 from .field import ResidualField
 from .inputs import resize_frames
-from .motion import initial_motion
+from .motion import initial_motion, layer_motion
+from .movers import fill_holes, mover_mask, split_movers
 
 ProgressFn = Callable[[float, str], None]
 CHUNK_PIXELS = 32 * 256 * 256
@@ -30,13 +31,38 @@ class FitSettings:
     """Knobs of the fit (see ``decompose`` for their meaning)."""
 
     steps: int = 140
-    canvas_scale: int = 2
+    canvas_scale: Optional[float] = None  # None: from the motion (auto_canvas_scale)
     margin: int = 8
     stride: int = 4
     smooth_weight: float = 0.02
     reg_weight: float = 1.0
     canonical_weight: float = 0.2
     device: str = "cpu"
+    robust: float = 0.1  # colour error at which a pixel's weight halves (occluders, movers); 0 = off
+    layers: int = 1  # most layers (1 = one smooth canvas; more = independent movers packed in the atlas)
+
+
+def auto_canvas_scale(hmats: np.ndarray, frame_hw: tuple, most: float = 2.0) -> float:
+    """Canonical pixels per reference pixel so that no frame is sampled coarser than its
+    own pixels: the largest local magnification of the frames relative to the reference
+    (1 for pans and shakes, more when the camera zooms in), in quarter steps up to ``most``.
+
+    A finer canvas than the frames need leaves canonical pixels that few samples pin
+    down, and the fit fills them with a dotted (stipple) texture on real footage.
+    """
+    h, w = frame_hw
+    p = np.array([(w - 1) / 2.0, (h - 1) / 2.0, 1.0])
+    worst = 1.0
+    for hm in hmats:
+        q = hm @ p
+        if abs(q[2]) < 1e-8:
+            continue
+        f = q[:2] / q[2]
+        jac = (hm[:2, :2] - np.outer(f, hm[2, :2])) / q[2]
+        smallest = np.linalg.svd(jac, compute_uv=False)[-1]
+        if smallest > 1e-3:
+            worst = max(worst, 1.0 / smallest)
+    return float(min(most, math.ceil(worst * 4.0 - 0.2) / 4.0))
 
 
 def _levels(h: int, w: int, steps: int) -> list:
@@ -71,52 +97,79 @@ def _start_canonical(prev, frames_l, grid, canvas_l: tuple, chunk: int):
 
 
 class Fit:
-    """One decomposition in progress: frames, canvas, field, priors' fixed inputs."""
+    """One decomposition in progress: frames, atlas canvas, one field per layer, labels.
 
-    def __init__(self, video: np.ndarray, settings: FitSettings, report: ProgressFn):
+    Layer 0 is the scene (camera motion + smooth residual); each further layer is an
+    independently moving object with its own field and its own region of the atlas
+    (packed under the scene's canvas), so one canonical image and one grid still
+    describe the video. ``labels`` [T, H, W] says which layer each frame pixel shows.
+    """
+
+    def __init__(self, video: np.ndarray, settings: FitSettings, report: ProgressFn, flows: tuple = (), movers=None):
         self.video, self.settings, self.report = video, settings, report
         self.device = torch.device(settings.device)
         t_count, h, w, _ = video.shape
         report(0.0, "optical flow")
-        motion = initial_motion(video, settings.stride)
+        motion = initial_motion(video, settings.stride, flows, movers)
         report(0.1, "motion initialised")
-        self.ref = motion.ref
-        self.canvas: Canvas = plan_canvas(motion.lo, motion.hi, (h, w), settings.margin, settings.canvas_scale)
-        self.field = ResidualField(motion, (h, w), self.canvas, settings.stride, self.device)
-        nh, nw = len(self.field.ctrl_y), len(self.field.ctrl_x)
+        self.ref, self.flows = motion.ref, motion.flows
+        scale = settings.canvas_scale or auto_canvas_scale(motion.hmats, (h, w))
+        self.canvas: Canvas = plan_canvas(motion.lo, motion.hi, (h, w), settings.margin, scale)
+        self.fields = [ResidualField(motion, (h, w), self.canvas, settings.stride, self.device)]
+        self.boxes = [(0, 0, self.canvas.width, self.canvas.height)]
+        self.labels = None
+        nh, nw = len(self.fields[0].ctrl_y), len(self.fields[0].ctrl_x)
         gray = np.stack([cv2.resize(f.mean(-1), (nw, nh), interpolation=cv2.INTER_AREA) for f in video])
         self.ex, self.ey = losses.edge_weights(torch.from_numpy(gray)[:, None].to(self.device))
         self.canonical = None
         self.done = 0
+        self.total_steps = max(settings.steps, 1)
+
+    # ---- the composite grid -------------------------------------------------------
+    def _level_labels(self, hw: tuple):
+        if self.labels is None:
+            return None
+        lab = self.labels if self.labels.shape[1:] == hw else np.stack([cv2.resize(m, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST) for m in self.labels])
+        return torch.from_numpy(lab.astype(np.int64))[:, None].to(self.device)
+
+    def level_grid(self, samplers, labels_l) -> torch.Tensor:
+        """[T, 2, hl, wl]: each pixel's grid from the field of the layer it shows."""
+        grid = samplers[0].grid()
+        for k in range(1, len(samplers)):
+            grid = torch.where(labels_l == k, samplers[k].grid(), grid)
+        return grid
 
     def regularisers(self, canonical) -> torch.Tensor:
         st, s = self.settings, self.canvas.scale
         reg = st.canonical_weight * losses.canonical_curvature(canonical)
-        reg = reg + st.smooth_weight * losses.lattice_smoothness(self.field.lattices[0]) / s
-        if self.video.shape[0] >= 3 and st.reg_weight > 0:
-            ctrl = self.field.control_grid() / s  # in frame pixels
-            reg = reg + st.reg_weight * 0.01 * losses.temporal_regulariser(ctrl, self.ex, self.ey)
+        for field in self.fields:
+            reg = reg + st.smooth_weight * losses.lattice_smoothness(field.lattices[0]) / s
+            if self.video.shape[0] >= 3 and st.reg_weight > 0:
+                ctrl = field.control_grid() / s  # in frame pixels
+                reg = reg + st.reg_weight * 0.01 * losses.temporal_regulariser(ctrl, self.ex, self.ey)
         return reg
 
+    # ---- stages ---------------------------------------------------------------------
     def fit_level(self, factor: int, n_steps: int, first_level: bool) -> None:
-        """Adam at one level; updates ``self.canonical`` (this level's canvas) and the field."""
+        """Adam at one level; updates ``self.canonical`` (this level's canvas) and the fields."""
         t_count = self.video.shape[0]
-        sampler = self.field.sampler(factor)
-        hl, wl = sampler.hw
+        samplers = [f.sampler(factor) for f in self.fields]
+        hl, wl = samplers[0].hw
+        labels_l = self._level_labels((hl, wl))
         frames_l = torch.from_numpy(resize_frames(self.video, (hl, wl))).permute(0, 3, 1, 2).contiguous().to(self.device)
         canvas_l = self.canvas.at_level(factor)
         chunk = max(1, CHUNK_PIXELS // (hl * wl))
         frames_stack = frames_l.permute(1, 0, 2, 3).reshape(1, 3, t_count * hl, wl)
-        canonical = _start_canonical(self.canonical, frames_l, sampler.grid(), canvas_l, chunk)
-        opt = torch.optim.Adam([{"params": [canonical]}, {"params": self.field.lattices}], betas=(0.9, 0.99))
-        total = max(self.settings.steps, 1)
+        canonical = _start_canonical(self.canonical, frames_l, self.level_grid(samplers, labels_l), canvas_l, chunk)
+        lattices = [lat for f in self.fields for lat in f.lattices]
+        opt = torch.optim.Adam([{"params": [canonical]}, {"params": lattices}], betas=(0.9, 0.99))
         for it in range(n_steps):
             lrs = _learning_rates(it, n_steps, factor, first_level, self.canvas.scale)
             for group, lr in zip(opt.param_groups, lrs):
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            grid = sampler.grid()
-            sq_err, leaf = losses.photometric_backward(canonical, grid, frames_stack, canvas_l, chunk)
+            grid = self.level_grid(samplers, labels_l)
+            sq_err, leaf = losses.photometric_backward(canonical, grid, frames_stack, canvas_l, chunk, self.settings.robust)
             torch.autograd.backward([grid, self.regularisers(canonical)], [leaf.grad, None])
             opt.step()
             with torch.no_grad():
@@ -124,25 +177,104 @@ class Fit:
             self.done += 1
             if it % 10 == 0 or it == n_steps - 1:
                 level_psnr = 10 * math.log10(1.0 / max(sq_err / frames_l.numel(), 1e-10))
-                self.report(0.1 + 0.85 * self.done / total, f"scale 1/{factor}: step {it + 1}/{n_steps}, PSNR {level_psnr:.2f} dB")
+                self.report(0.1 + 0.85 * self.done / self.total_steps, f"scale 1/{factor}: step {it + 1}/{n_steps}, PSNR {level_psnr:.2f} dB")
         self.canonical = canonical
+
+    def errors(self, layer: int = None) -> np.ndarray:
+        """Mean absolute colour error [T, H, W] of the current fit (of one layer's field if given)."""
+        with torch.no_grad():
+            samplers = [f.sampler(1) for f in self.fields]
+            if layer is None:
+                grid = self.level_grid(samplers, self._level_labels(samplers[0].hw))
+            else:
+                grid = samplers[layer].grid()
+            vid = self._video(grid)
+        return np.abs(vid.frames() - self.video).mean(-1)
+
+    def add_layer(self, mask: np.ndarray) -> None:
+        """A new independently moving layer showing the pixels ``mask`` [T, H, W] bool."""
+        h, w = self.video.shape[1:3]
+        motion = layer_motion(self.video, self.flows, mask, self.settings.stride)
+        sprite = plan_canvas(motion.lo, motion.hi, (h, w), 4, self.canvas.scale, cover_frame=False)
+        self.canvas, sprite = stack_below(self.canvas, sprite)
+        self.fields.append(ResidualField(motion, (h, w), sprite, self.settings.stride, self.device))
+        y0 = self.canvas.height - sprite.height
+        self.boxes.append((0, y0, sprite.width, self.canvas.height))
+        if self.labels is None:
+            self.labels = np.zeros(mask.shape, np.uint8)
+        self.labels[mask] = len(self.fields) - 1
+        if self.canonical is None:
+            return
+        old = self.canonical.detach()
+        grown = torch.zeros(1, 3, *self.canvas.hw, device=self.device)
+        grown[..., : old.shape[2], : old.shape[3]] = old
+        grown[..., y0:, :] = old.mean(dim=(2, 3), keepdim=True)
+        self.canonical = grown
+
+    def refine_labels(self) -> None:
+        """Near each layer's edge, every pixel goes to the layer that explains it best."""
+        k7 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+        errs = np.stack([self.errors(k) for k in range(len(self.fields))])
+        errs = np.stack([[cv2.GaussianBlur(e, (0, 0), 1.0) for e in layer] for layer in errs])
+        best = errs.argmin(0).astype(np.uint8)
+        for t in range(len(self.labels)):
+            band = cv2.dilate((self.labels[t] > 0).astype(np.uint8), k7) > 0
+            lab = np.where(band, best[t], 0).astype(np.uint8)
+            for k in range(1, len(self.fields)):
+                m = fill_holes(cv2.morphologyEx((lab == k).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
+                lab[m > 0] = k
+                lab[(m == 0) & (lab == k)] = 0
+            self.labels[t] = lab
+
+    def _video(self, grid) -> CanonicalVideo:
+        canon = self.canonical.detach()[0].permute(1, 2, 0).cpu().numpy()
+        return CanonicalVideo(canonical=np.clip(canon, 0.0, 1.0), grid=grid.permute(0, 2, 3, 1).contiguous().cpu().numpy().astype(np.float32))
 
     def result(self, fps: float) -> CanonicalVideo:
         with torch.no_grad():
-            grid = self.field.sampler(1).grid().permute(0, 2, 3, 1).contiguous().cpu().numpy()
-            canon = self.canonical.detach()[0].permute(1, 2, 0).cpu().numpy()
-        return CanonicalVideo(
-            canonical=np.clip(canon, 0.0, 1.0),
-            grid=grid.astype(np.float32),
-            fps=fps,
-            metadata={"source": "decompose", "reference_frame": int(self.ref), "canvas_scale": int(self.settings.canvas_scale), "steps": int(self.settings.steps)},
-        )
+            samplers = [f.sampler(1) for f in self.fields]
+            vid = self._video(self.level_grid(samplers, self._level_labels(samplers[0].hw)))
+        vid.fps = float(fps)
+        vid.metadata = {
+            "source": "decompose",
+            "reference_frame": int(self.ref),
+            "canvas_scale": float(self.canvas.scale),
+            "steps": int(self.settings.steps),
+            "layers": [list(map(int, b)) for b in self.boxes],
+        }
+        return vid
 
 
 def fit_working_size(video: np.ndarray, settings: FitSettings, fps: float = 16.0, progress: Optional[ProgressFn] = None) -> CanonicalVideo:
-    """Frames [T, H, W, 3] float in [0, 1] at working size -> CanonicalVideo (grid [T, H, W, 2])."""
-    fit = Fit(video, settings, progress or (lambda f, m: None))
-    levels = _levels(video.shape[1], video.shape[2], settings.steps)
-    for i, (factor, n_steps) in enumerate(levels):
+    """Frames [T, H, W, 3] float in [0, 1] at working size -> CanonicalVideo (grid [T, H, W, 2]).
+
+    One smooth canvas first; with ``settings.layers`` > 1, what it cannot explain
+    (independent movers, found as blobs of large error) becomes a layer of its own and
+    the fit starts again from the flow with the movers left out of the scene's motion.
+    """
+    report = progress or (lambda f, m: None)
+    if settings.layers < 2:
+        return _fit_levels(Fit(video, settings, report), settings.steps).result(fps)
+    # a shorter first fit only has to show where one canvas fails
+    fit = Fit(video, settings, report)
+    fit.total_steps = settings.steps // 2 + settings.steps + settings.steps // 4
+    _fit_levels(fit, settings.steps // 2)
+    mask = mover_mask(fit.errors())
+    if mask.mean() < 0.002:  # one canvas explains the clip: finish its fit
+        fit.fit_level(1, settings.steps - settings.steps // 2, first_level=False)
+        return fit.result(fps)
+    report(0.5, f"{mask.mean():.1%} of the pixels move on their own: a second layer")
+    layered = Fit(video, settings, report, flows=fit.flows, movers=mask)
+    for group in split_movers(mask, fit.flows, settings.layers - 1):
+        layered.add_layer(group)
+    layered.done, layered.total_steps = fit.done, fit.total_steps
+    _fit_levels(layered, settings.steps)
+    layered.refine_labels()
+    layered.fit_level(1, settings.steps // 4, first_level=False)
+    return layered.result(fps)
+
+
+def _fit_levels(fit: "Fit", steps: int) -> "Fit":
+    for i, (factor, n_steps) in enumerate(_levels(fit.video.shape[1], fit.video.shape[2], steps)):
         fit.fit_level(factor, n_steps, first_level=(i == 0))
-    return fit.result(fps)
+    return fit

@@ -7,12 +7,15 @@ import torch.nn.functional as F
 from ..video import pixels_to_normalized
 
 
-def photometric_backward(canonical, grid, frames_stack, canvas_hw: tuple, chunk: int) -> tuple:
+def photometric_backward(canonical, grid, frames_stack, canvas_hw: tuple, chunk: int, robust: float = 0.0) -> tuple:
     """Charbonnier loss of the rendered frames, back-propagated chunk by chunk.
 
     ``grid`` [T, 2, h, w] is the level's grid; the loss is evaluated against a detached
     copy so the field upsampling is back-propagated once per step, not once per chunk.
     Returns (sum of squared errors, the grid leaf whose .grad holds dLoss/dgrid).
+    ``robust`` > 0 down-weights pixels whose colour error is far above it (Cauchy
+    weights 1 / (1 + e^2 / robust^2)): what the model cannot explain (an occluder, a
+    mover) then does not drag the canonical image.
     Frames are stacked vertically in ``frames_stack`` [1, 3, T*h, w]: one sampled image
     per chunk, so the canonical's gradient is accumulated in place.
     """
@@ -29,7 +32,11 @@ def photometric_backward(canonical, grid, frames_stack, canvas_hw: tuple, chunk:
             sq = diff * diff
             sq_err += float(sq.sum())
             # d/dx of the Charbonnier penalty sqrt(x^2 + eps^2), written out: fewer passes over memory
+            if robust > 0:
+                weight = 1.0 / (1.0 + sq.mean(1, keepdim=True) / robust**2)
             diff /= sq.add_(1e-6).sqrt_().mul_(npix)
+            if robust > 0:
+                diff *= weight
         out.backward(diff)
     return sq_err, leaf
 
