@@ -110,7 +110,7 @@ class Fit:
         self.device = torch.device(settings.device)
         t_count, h, w, _ = video.shape
         report(0.0, "optical flow")
-        motion = initial_motion(video, settings.stride, flows, movers)
+        motion = initial_motion(video, settings.stride, flows, movers, robust=settings.layers > 1)
         report(0.1, "motion initialised")
         self.ref, self.flows = motion.ref, motion.flows
         scale = settings.canvas_scale or auto_canvas_scale(motion.hmats, (h, w))

@@ -109,7 +109,7 @@ def confident_smooth(residual: np.ndarray, gray: np.ndarray, sigma: float, weigh
     return out
 
 
-def initial_motion(video: np.ndarray, stride: int, flows: tuple = (), movers=None) -> InitialMotion:
+def initial_motion(video: np.ndarray, stride: int, flows: tuple = (), movers=None, robust: bool = False) -> InitialMotion:
     """Flow chained to the middle frame, summarised as homography + smoothed residual.
 
     ``flows``: neighbour flows already computed; ``movers`` [T, H, W] bool: pixels of
@@ -128,8 +128,9 @@ def initial_motion(video: np.ndarray, stride: int, flows: tuple = (), movers=Non
     del maps, flat
     # flow far from the camera's motion is most likely an independent mover, or a chain
     # of flows that crossed one: not a measurement of the scene's residual
+    # (``robust``: when movers get layers of their own; one canvas has to follow them)
     mag = np.linalg.norm(residual, axis=1)
-    outliers = mag > max(2.0, 3.0 * float(np.median(mag)))
+    outliers = mag > max(2.0, 3.0 * float(np.median(mag))) if robust else np.zeros(mag.shape, bool)
     if movers is not None:
         outliers |= movers
     residual = confident_smooth(residual, gray, sigma=stride, weight=(~outliers).astype(np.float32))
