@@ -28,7 +28,8 @@ MAX_FPS = 1000.0
 # container name for ffmpeg's -f (the temp file's extension says nothing) and codec per extension
 _CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm"}
 _CODECS = {".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "30"]}
-_H264 = ["-c:v", "libx264", "-crf", "10", "-preset", "medium"]
+# veryfast: 128 frames at 1080p encode in 4.7 CPU s instead of 10.5 (medium), file 7 vs 8 MB at the same crf
+_H264 = ["-c:v", "libx264", "-crf", "10", "-preset", "veryfast"]
 
 
 def check_fps(fps) -> float:
