@@ -49,7 +49,7 @@ def _export_frames(state: StudioState, use_result: bool) -> np.ndarray:
     """uint8 [T, H, W, 3] at output size."""
     video = _export_video(state, use_result)
     if not (use_result and state.result.kind == "track" and state.tracks is not None):
-        return np.stack([to_uint8(f) for f in video.iter_frames()])
+        return video.frames_uint8()
     pos, vis = state.tracks
     out = []
     for a in range(0, video.num_frames, TRACK_CHUNK):  # trails reach back 8 frames: render those again

@@ -683,20 +683,14 @@ class CanonicalVideo:
                  audio="auto") -> Path:
         """Export frames (of the video or of an edit) as .mp4 or .gif, at output size.
 
-        Frames are rendered one at a time straight to uint8 (no float copy of the clip).
+        Frames are rendered one at a time straight to uint8 (:meth:`frames_uint8`).
         ``audio`` (mp4 and other video containers; a gif is always silent): ``"auto"`` muxes
         the span of the source clip's sound recorded in the metadata (see :meth:`audio_span`),
         ``None``/``"none"`` exports silently, a file path uses that file's sound.
         """
-        from .imageutil import to_uint8
         from .videoio import write_video
 
-        self._check_alloc(3, 1, "exporting")
-        h, w = self.frame_size
-        frames = np.empty((self.num_frames, h, w, 3), np.uint8)
-        for t, f in enumerate(self.iter_frames(image)):
-            frames[t] = to_uint8(f[..., None] if f.ndim == 2 else f)
-        return write_video(frames, path, fps=fps or self.fps, audio=self.audio_span(audio, path))
+        return write_video(self.frames_uint8(image), path, fps=fps or self.fps, audio=self.audio_span(audio, path))
 
     def audio_span(self, audio="auto", path=None):
         """The sound an export of this video plays (``gendef.audio.AudioSpan``), or None.
@@ -711,6 +705,26 @@ class CanonicalVideo:
         if warning:
             logging.getLogger("gendef.audio").warning("warning: %s", warning)
         return span
+
+    def frames_uint8(self, image: Optional[np.ndarray] = None) -> np.ndarray:
+        """:meth:`render` as uint8 [T, H, W, 3], frame by frame (no float copy of the clip).
+
+        The video and RGB edits are resampled in 8 bits directly (the canonical converted
+        once; within one level of the float render); overlays and masks go through float.
+        """
+        from .imageutil import to_uint8
+
+        self._check_alloc(3, 1, "exporting")
+        kind, img = self._prepare_edit(image)
+        src = to_uint8(img) if kind in ("video", "rgb") else None
+        frames = np.empty((self.num_frames,) + self.frame_size + (3,), np.uint8)
+        for t in range(self.num_frames):
+            if src is not None:
+                frames[t] = self._remap(src, t)
+            else:
+                f = self._render_prepared(kind, img, t)
+                frames[t] = to_uint8(f[..., None] if f.ndim == 2 else f)
+        return frames
 
     def frame_edit_to_canonical(self, edit: np.ndarray, frame: int) -> np.ndarray:
         """An edit made on frame ``frame`` -> the same edit in canonical space, ready to propagate.

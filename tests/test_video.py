@@ -334,3 +334,12 @@ def test_rescaled_canonical_shows_the_same_frames(upsampled_pair):
     pos_a, _ = a.track(np.array([[30.0, 20.0]]))
     pos, _ = vid.track(np.array([[60.5, 40.5]]))  # same canvas point: (x + 0.5) * 2 - 0.5
     assert np.abs(pos_a - pos).max() < 1e-3
+
+
+def test_uint8_frames_match_the_float_render(upsampled_pair):
+    vid, _ = upsampled_pair
+    ref = np.round(vid.render() * 255)
+    assert np.abs(vid.frames_uint8().astype(np.float32) - ref).max() <= 1.0
+    edit = np.zeros(vid.canvas_size + (4,), np.float32)
+    edit[40:60, 40:90] = (1, 0, 0, 0.5)
+    assert np.abs(vid.frames_uint8(edit).astype(np.float32) - np.round(vid.render(edit) * 255)).max() <= 1.0
