@@ -123,3 +123,12 @@ def test_cli_sample_exports_upscaled_and_says_so(tmp_path, capsys):
     assert doc.frame_size == (64, 64) and doc.grid_size == (16, 16) and doc.metadata["upscaled"]["method"] == "bicubic"
     assert read_video(tmp_path / "s.mp4")[0].shape == (3, 64, 64, 3)
     assert main(args + ["--output-size", "tiny"]) == 2
+
+
+def test_refinement_steps_run_anywhere_and_do_not_hurt(clip):
+    """The optional Adam refinement (meant for a GPU) on the CPU: a few steps, same or better PSNR."""
+    frames, vid = clip
+    base = full_size_canonical(vid, frames, iters=2, refine_steps=0)
+    refined = full_size_canonical(vid, frames, iters=2, refine_steps=3, device="cpu")
+    assert refined.metadata["full_size"]["refine_steps"] == 3
+    assert full_size_psnr(refined, frames) > full_size_psnr(base, frames) - 0.3
