@@ -9,7 +9,8 @@ import numpy as np
 from gendef import viz
 from gendef.audio import AUTO, resolve_audio
 from gendef.video import CanonicalVideo
-from gendef.videoio import to_uint8, write_video
+from gendef.imageutil import to_uint8
+from gendef.videoio import write_video
 
 from .errors import friendly
 from .segment import MASK_COLOR
