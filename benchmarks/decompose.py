@@ -291,7 +291,7 @@ def main(argv=None) -> int:
                     frames = camera_artifacts(frames, os.path.join(tmp, "handheld.mp4"))
                     label = f"{kind} ({image}, noisy H.264)"
             t0, c0 = time.perf_counter(), time.process_time()
-            vid = decompose(frames, size=args.size, steps=args.steps)
+            vid = decompose(frames, size=args.size, steps=args.steps, **args.extra)
             seconds = time.perf_counter() - t0
             cpu = time.process_time() - c0
             path = vid.save(os.path.join(tmp, f"{name}.npz"))
