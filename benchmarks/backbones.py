@@ -1,83 +1,148 @@
-"""Forward+backward time of each canonical backbone (StyleGAN2 / StyleGAN3, with and without MTM).
+"""Forward+backward cost of each canonical backbone: StyleGAN2 / StyleGAN3, with and without MTM.
 
-python benchmarks/backbones.py [--configs tiny,256] [--batch 2] [--frames 3] [--repeat 3] [--device cpu|cuda]
+python benchmarks/backbones.py [--configs 128] [--batch 2] [--repeat 5] [--device cpu|cuda]
+                               [--impl both|fast|reference] [--full] [--threads 1]
 
-Times one training-style step of G_c alone (image loss) and of the whole
-generator (G_c + G_d on a 3-frame clip, as in stage 2), best of --repeat after a
-warm-up. Prints a markdown table for the README.
+Every (config, backbone, MTM, implementation) runs in its own fresh subprocess, one after
+the other, so the numbers of one row never share an allocator or a cache with another:
+
+- time: median of --repeat steps after one warm-up; on CPU the process's CPU time
+  (``time.process_time``, robust to other jobs on a shared machine; with --threads 1 it is
+  the wall time of an idle machine), on CUDA the wall time between synchronisations.
+- peak memory: on CPU the growth of the process's peak resident set (``ru_maxrss``) from
+  just before the first step (model, inputs and parameter gradients... the model is built
+  and its gradients allocated by a throw-away no-op before the baseline is read) to after
+  the last step: what one forward+backward needs on top of the model. On CUDA
+  ``torch.cuda.max_memory_allocated`` minus the allocation before the steps.
+
+``--impl reference`` runs StyleGAN3 with the plain layers that the fast ones are tested
+against (gendef.models.alias_free_ops.use_reference); ``--full`` also times G_c + G_d on a
+clip (stage 2's generator). Prints a markdown table with ratios to StyleGAN2 of the same
+config, measured in the same run.
 """
 import argparse
+import json
 import platform
+import resource
+import statistics
+import subprocess
+import sys
 import time
 
 import torch
 
 from gendef import GenDeF
+from gendef.models import alias_free_ops
 
 CONFIGS = {
     # tests/conftest.py and train/configs/tiny.yaml
     "tiny": dict(resolution=16, z_dim=16, w_dim=16, channel_base=256, channel_max=32, mapping_layers=2,
                  canonical_feature_dim=8, deformation_channel_base=128, deformation_channel_max=16,
                  motion_noise_dim=8, motion_code_dim=8, time_num_freqs=4),
-    # paper scale: 256 px, G channel multiplier 0.5 of StyleGAN3's 32768 / 512
+    # the paper's G_c width (StyleGAN3's 32768 / 512 x multiplier 0.5, as sky256.yaml) at 128 px
+    "128": dict(resolution=128, z_dim=512, w_dim=512, channel_base=16384, channel_max=256, mapping_layers=2,
+                canonical_feature_dim=32, deformation_channel_base=8192, deformation_channel_max=256),
+    # the same at 256 px
     "256": dict(resolution=256, z_dim=512, w_dim=512, channel_base=16384, channel_max=256, mapping_layers=2,
                 canonical_feature_dim=32, deformation_channel_base=8192, deformation_channel_max=256),
 }
-VARIANTS = [("stylegan2", False), ("stylegan2", True), ("stylegan3", False), ("stylegan3", True)]
+VARIANTS = [("stylegan2", False), ("stylegan3", False), ("stylegan3", True)]
 
 
-def sync(device):
+def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def best_of(fn, repeat, device):
-    fn()
-    sync(device)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def _clock(device):
+    return time.perf_counter() if device.type == "cuda" else time.process_time()
+
+
+def _peak_bytes(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def measure(a) -> dict:
+    """Child process: one configuration, returns time and peak memory of its steps."""
+    torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    alias_free_ops.use_reference(a.impl == "reference")
+    torch.manual_seed(0)
+    m = GenDeF(**CONFIGS[a.config], canonical_backbone=a.backbone, mtm=a.mtm).to(device).train()
+    z = torch.randn(a.batch, m.z_dim, device=device)
+    latents = m.make_latents(a.batch, a.frames, device=device)
+    times = torch.arange(a.frames, dtype=torch.float32, device=device)
+    for p in m.parameters():  # gradients belong to the model, not to the step
+        p.grad = torch.zeros_like(p)
+
+    def step():
+        if a.full:
+            m.generate(*latents, times)["frames"].square().mean().backward()
+        else:
+            m.canonical(z)[0].square().mean().backward()
+
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device) if device.type == "cuda" else _peak_bytes(device)
+    elapsed = []
+    for i in range(a.repeat + 1):
+        _sync(device)
+        t0 = _clock(device)
+        step()
+        _sync(device)
+        if i:  # the first is a warm-up
+            elapsed.append(_clock(device) - t0)
+    return dict(params=m.num_parameters(), ms=1000 * statistics.median(elapsed), peak_mb=(_peak_bytes(device) - base) / 2**20)
+
+
+def run_child(a, config, backbone, mtm, impl) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--config", config, "--backbone", backbone, "--impl", impl,
+           "--batch", str(a.batch), "--frames", str(a.frames), "--repeat", str(a.repeat), "--device", a.device,
+           "--threads", str(a.threads)] + (["--mtm"] if mtm else []) + (["--full"] if a.full else [])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{config} {backbone} mtm={mtm} {impl} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--configs", default="tiny,256")
+    ap.add_argument("--configs", default="128")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--frames", type=int, default=3)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--skip-full", action="store_true", help="time G_c only")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--impl", default="both", choices=["both", "fast", "reference"])
+    ap.add_argument("--full", action="store_true", help="G_c + G_d on a clip instead of G_c alone")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--config", help=argparse.SUPPRESS)
+    ap.add_argument("--backbone", help=argparse.SUPPRESS)
+    ap.add_argument("--mtm", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    device = torch.device(a.device)
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {device}, "
-          f"threads {torch.get_num_threads()}, batch {a.batch}, {a.frames} frames per clip")
-    print("| config | G_c backbone | MTM | params (M) | G_c fwd+bwd (s) | G_c+G_d fwd+bwd (s) |")
-    print("|---|---|---|---|---|---|")
-    for name in a.configs.split(","):
+    if a.child:
+        print(json.dumps(measure(a)))
+        return
+    what = "G_c + G_d on a clip" if a.full else "G_c"
+    clock = "wall" if a.device == "cuda" else "CPU time"
+    gpu = f" ({torch.cuda.get_device_name()})" if a.device == "cuda" else ""
+    print(f"{platform.machine()}, torch {torch.__version__}, {a.device}{gpu}, {a.threads} thread(s), batch {a.batch}: "
+          f"{what} forward+backward, median of {a.repeat} ({clock}); peak = memory on top of the model, own process each")
+    print("| config | backbone | MTM | layers | params (M) | peak MB | ms | peak / SG2 | time / SG2 |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|")
+    impls = ["reference", "fast"] if a.impl == "both" else [a.impl]
+    for config in a.configs.split(","):
+        sg2 = None
         for backbone, mtm in VARIANTS:
-            torch.manual_seed(0)
-            m = GenDeF(**CONFIGS[name], canonical_backbone=backbone, mtm=mtm).to(device).train()
-            z = torch.randn(a.batch, m.z_dim, device=device)
-
-            def canonical_step():
-                m.zero_grad(set_to_none=True)
-                m.canonical(z)[0].square().mean().backward()
-
-            latents = m.make_latents(a.batch, a.frames, device=device)
-            times = torch.arange(a.frames, dtype=torch.float32, device=device)
-
-            def full_step():
-                m.zero_grad(set_to_none=True)
-                m.generate(*latents, times)["frames"].square().mean().backward()
-
-            tc = best_of(canonical_step, a.repeat, device)
-            tf = float("nan") if a.skip_full else best_of(full_step, a.repeat, device)
-            print(f"| {name} | {backbone} | {'yes' if mtm else 'no'} | {m.num_parameters() / 1e6:.2f} | {tc:.3f} | {tf:.3f} |", flush=True)
-            del m
+            for impl in impls if backbone == "stylegan3" else ["fast"]:
+                r = run_child(a, config, backbone, mtm, impl)
+                sg2 = sg2 or r
+                layers = impl if backbone == "stylegan3" else "-"
+                print(f"| {config} | {backbone} | {'yes' if mtm else 'no'} | {layers} | {r['params'] / 1e6:.2f} | "
+                      f"{r['peak_mb']:.0f} | {r['ms']:.0f} | {r['peak_mb'] / sg2['peak_mb']:.1f}x | {r['ms'] / sg2['ms']:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from gendef.models.canonical import CanonicalGenerator
 from gendef.models.discriminator import Discriminator
 from gendef.models.layers import ModulatedConv2d
 from gendef.models.mtm import ModulatedDeformConv2d, check_mtm_resolutions, conv_or_deform
+from gendef.models.alias_free_ops import FilterPlan, filtered_lrelu, fir_axis, fir_axis_adjoint, reference_ops
+from gendef.models.modulated_ops import modulated_conv
 from gendef.models.stylegan3 import StyleGAN3Generator, upfirdn2d
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,104 @@ def test_upfirdn2d_matches_scipy_upfirdn_on_each_axis():
         h, w = min(ref.shape[0], got.shape[0]), min(ref.shape[1], got.shape[1])
         assert h >= 5 and w >= 7
         np.testing.assert_allclose(got[:h, :w], ref[:h, :w], atol=1e-5)
+
+
+@pytest.mark.parametrize("up,down,lo,hi", [(2, 1, 9, 8), (4, 1, -6, -9), (1, 2, 0, 0), (2, 1, 0, 3), (3, 2, 4, -2), (1, 3, -1, 5)])
+def test_polyphase_fir_matches_zero_stuffed_reference_and_its_adjoint(up, down, lo, hi):
+    """fir_axis (no zero-stuffing) = upfirdn2d on each axis; fir_axis_adjoint is its exact transpose."""
+    torch.manual_seed(0)
+    x, f = torch.randn(2, 3, 23, 19, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
+    ref = upfirdn2d(x, f, up=up, down=down, padding=(lo, hi, lo, hi))
+    got = fir_axis(fir_axis(x, f.flip(0), up, down, lo, hi, 3), f.flip(0), up, down, lo, hi, 2)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+    for dim in (2, 3):
+        y = fir_axis(x, f.flip(0), up, down, lo, hi, dim)
+        g = torch.randn_like(y)
+        back = fir_axis_adjoint(g, f.flip(0), up, down, lo, x.shape[dim], dim)
+        assert back.shape == x.shape
+        assert abs(float((y * g).sum() - (x * back).sum())) < 1e-9 * float(y.abs().sum() * g.abs().max())
+
+
+def _layer_grads(g, layer, x, w, reference):
+    with reference_ops(reference):
+        g.zero_grad(set_to_none=True)
+        x = x.detach().requires_grad_()
+        y = layer(x, w)
+        (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+    return [y.detach(), x.grad] + [p.grad for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("mtm", [None, [8, 32]])
+def test_fast_stylegan3_layers_match_the_reference_outputs_and_gradients(mtm):
+    """Every layer kind (up 2 / up 4, margin crop, ToRGB, MTM with random offsets), fp32, to 1e-4 of the largest value."""
+    g = _sg3(32, mtm_resolutions=mtm)
+    for layer in g.layers:
+        if layer.offset is not None:
+            torch.nn.init.normal_(layer.offset.weight, std=0.3)  # real (non-integer) sampling positions
+    w = torch.randn(2, 8)
+    for layer in g.layers:
+        x = torch.randn(2, layer.in_ch, layer.in_size, layer.in_size)
+        fast, ref = _layer_grads(g, layer, x, w, False), _layer_grads(g, layer, x, w, True)
+        for a, b in zip(fast, ref):
+            assert float((a - b).abs().max()) <= 1e-4 * float(b.abs().max()), (layer.up, layer.down)
+    z = torch.randn(2, 8)
+    with torch.no_grad(), reference_ops():
+        ref = g(z)[0]
+    torch.testing.assert_close(g(z)[0], ref, atol=1e-4 * float(ref.abs().max()), rtol=0)
+
+
+def test_fast_layers_keep_a_fraction_of_the_reference_activations_for_backward():
+    """What autograd holds after the forward pass (the backward's memory): the upsampled tensors are gone."""
+    g = _sg3(32, mtm_resolutions=[8, 32]).train()
+    z = torch.randn(2, 8)
+
+    def saved_bytes(reference):
+        seen = {}
+
+        def pack(t):
+            seen[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
+            return t
+
+        with reference_ops(reference), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            g(z)[0].sum()
+        return sum(seen.values())
+
+    fast, ref = saved_bytes(False), saved_bytes(True)
+    assert fast < ref / 4, (fast, ref)
+
+
+def test_filtered_lrelu_backward_is_itself_differentiable():
+    """gradcheck and gradgradcheck in float64 (up 2 / down 2 and up 4 / down 2 plans, clamp active)."""
+    torch.manual_seed(0)
+    f = torch.randn(8, dtype=torch.float64)
+    for up, lo, hi in ((2, 5, 4), (4, -2, -3)):
+        plan = FilterPlan(f.flip(0) * up, f.flip(0), up, 2, lo, hi, clamp=1.5)
+        y = torch.randn(1, 2, 7, 7, dtype=torch.float64, requires_grad=True)
+        d = torch.rand(1, 2, dtype=torch.float64, requires_grad=True)
+        b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+        fn = lambda y, d, b: filtered_lrelu(y, d, b, plan)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (y, d, b))
+        assert torch.autograd.gradgradcheck(fn, (y, d, b))
+
+
+@pytest.mark.parametrize("scale", [0.0, 2.5])
+def test_fast_modulated_deform_conv_matches_torchvision(scale):
+    """Exact sampling positions: zero offsets (the MTM init) give torchvision's one-sided gradients too."""
+    torch.manual_seed(0)
+    x, s, weight = torch.randn(2, 5, 9, 11), torch.randn(2, 5), torch.randn(4, 5, 3, 3)
+    off = torch.randn(2, 18, 11, 13) * scale
+    out = []
+    for fast in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (x, s, weight, off)]
+        xl, sl, wl, ol = leaves
+        y = modulated_conv(xl, sl, wl, 2, ol) if fast else conv_or_deform(xl * sl[:, :, None, None], wl, 2, ol)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        out.append([y.detach()] + [t.grad for t in leaves])
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, atol=1e-5 * float(b.abs().max()), rtol=0)
+    x64 = [t.double().requires_grad_() for t in (x[:1, :2, :5, :5], s[:1, :2], weight[:3, :2])]
+    assert torch.autograd.gradgradcheck(lambda a, b, c: modulated_conv(a, b, c, 1), x64)
 
 
 @pytest.mark.parametrize("upsample", [False, True])

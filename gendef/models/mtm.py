@@ -16,7 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
+from .alias_free_ops import reference_enabled
 from .layers import EqualLinear, ModulatedConv2d
+from .modulated_ops import modulated_conv
 
 __all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in_mtm_range", "check_mtm_resolutions", "conv_or_deform"]
 
@@ -33,10 +35,15 @@ class OffsetPredictor(nn.Module):
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
         self.affine = EqualLinear(style_dim, in_ch, bias_init=1.0)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        s = self.affine(w).to(x.dtype)
+    def forward(self, x: torch.Tensor, w: torch.Tensor, input_gain: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Offsets from x * input_gain (a scalar the caller would otherwise multiply in first)."""
+        s = self.affine(w)
         weight = (self.weight * self.scale).to(x.dtype)
-        return F.conv2d(x * s[:, :, None, None], weight, self.bias.to(x.dtype), padding=self.padding)
+        if reference_enabled():
+            x = x * input_gain.to(x.dtype) if input_gain is not None else x
+            return F.conv2d(x * s.to(x.dtype)[:, :, None, None], weight, self.bias.to(x.dtype), padding=self.padding)
+        y = modulated_conv(x, s * input_gain if input_gain is not None else s, weight, self.padding)
+        return y + self.bias.to(y.dtype)[None, :, None, None]
 
 
 def conv_or_deform(x: torch.Tensor, weight: torch.Tensor, padding: int, offset: Optional[torch.Tensor]) -> torch.Tensor:
@@ -68,7 +75,10 @@ class ModulatedDeformConv2d(ModulatedConv2d):
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         offset = self.offset(x, w)
-        out = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), self.padding, offset)
+        if reference_enabled():
+            out = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), self.padding, offset)
+        else:
+            out = modulated_conv(x, s, weight.to(x.dtype), self.padding, offset)
         if self.demodulate:
             d = torch.rsqrt((weight.pow(2).sum(dim=(2, 3))[None] * s.pow(2)[:, None, :]).sum(-1) + 1e-8)
             out = out * d.to(out.dtype)[:, :, None, None]

@@ -30,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .alias_free_ops import FilterPlan, filtered_lrelu, reference_enabled
+from .modulated_ops import modulated_conv
 from .layers import EqualLinear, MappingNetwork
 from .mtm import OffsetPredictor, check_mtm_resolutions, conv_or_deform, in_mtm_range
 
@@ -176,24 +178,53 @@ class AliasFreeLayer(nn.Module):
         if self.training and torch.is_grad_enabled():
             with torch.no_grad():
                 self.magnitude_ema.copy_(torch.lerp(x.detach().float().square().mean(), self.magnitude_ema, self.magnitude_ema_beta))
-        input_gain = self.magnitude_ema.rsqrt()
+        if reference_enabled():
+            return self._forward_reference(x, w)
+        s, weight = self._styles(w)
+        gain = self.magnitude_ema.rsqrt()
+        offset = self.offset(x, w, input_gain=gain) if self.offset is not None else None
+        y = modulated_conv(x, s * gain, weight.to(x.dtype), self.kernel - 1, offset)
+        if self.is_torgb:
+            return self._torgb_out(y)
+        return filtered_lrelu(y, self._demodulation(s, weight).to(y.dtype), self.bias.to(y.dtype), self.filter_plan())
+
+    def _styles(self, w: torch.Tensor):
+        """Per-sample input scales s [B, in] and the (normalised) weight, in float32."""
         s = self.affine(w).float()
         weight = self.weight.float()
         if self.is_torgb:
-            s = s / math.sqrt(self.in_ch * self.kernel**2)
-        else:
-            weight = weight * weight.square().mean(dim=(1, 2, 3), keepdim=True).rsqrt()
-            s = s * s.square().mean(dim=1, keepdim=True).rsqrt()
-        x = x * input_gain.to(x.dtype)
-        offset = self.offset(x, w) if self.offset is not None else None
-        xs = x * s.to(x.dtype)[:, :, None, None]
-        y = conv_or_deform(xs, weight.to(x.dtype), self.kernel - 1, offset)
-        if not self.is_torgb:
-            d = torch.rsqrt((weight.square().sum(dim=(2, 3))[None] * s.square()[:, None, :]).sum(-1) + 1e-8)
-            y = y * d.to(y.dtype)[:, :, None, None]
+            return s / math.sqrt(self.in_ch * self.kernel**2), weight
+        weight = weight * weight.square().mean(dim=(1, 2, 3), keepdim=True).rsqrt()
+        return s * s.square().mean(dim=1, keepdim=True).rsqrt(), weight
+
+    @staticmethod
+    def _demodulation(s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return torch.rsqrt((weight.square().sum(dim=(2, 3))[None] * s.square()[:, None, :]).sum(-1) + 1e-8)
+
+    def _torgb_out(self, y: torch.Tensor) -> torch.Tensor:
         y = y + self.bias.to(y.dtype)[None, :, None, None]
+        return y.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp else y
+
+    def _forward_reference(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The plain implementation (full-size intermediates kept by autograd): the tests' reference."""
+        s, weight = self._styles(w)
+        x = x * self.magnitude_ema.rsqrt().to(x.dtype)
+        offset = self.offset(x, w) if self.offset is not None else None
+        y = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), self.kernel - 1, offset)
         if self.is_torgb:
-            return y.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp else y
+            return self._torgb_out(y)
+        y = y * self._demodulation(s, weight).to(y.dtype)[:, :, None, None]
+        return self.reference_nonlinearity(y + self.bias.to(y.dtype)[None, :, None, None])
+
+    def filter_plan(self) -> FilterPlan:
+        """The fast path's view of this layer's filters (correlation kernels: flipped, with the up gain)."""
+        k_up = (self.up_filter * self.up).flip(0) if self.up_taps > 1 else None
+        k_down = self.down_filter.flip(0) if self.down_taps > 1 else None
+        lo, hi = self.padding[0], self.padding[1]
+        return FilterPlan(k_up, k_down, self.up, self.down, lo, hi, float(self.conv_clamp) if self.conv_clamp else None)
+
+    def reference_nonlinearity(self, y: torch.Tensor) -> torch.Tensor:
+        """Plain zero-stuff/pad/filter, leaky ReLU, clamp, filter/decimate: the tests' reference."""
         fu = self.up_filter if self.up_taps > 1 else None
         fd = self.down_filter if self.down_taps > 1 else None
         y = upfirdn2d(y, fu, up=self.up, padding=self.padding, gain=self.up**2)
