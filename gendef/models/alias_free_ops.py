@@ -164,12 +164,13 @@ class FilterPlan:
         return g
 
     def slopes(self, u: torch.Tensor) -> torch.Tensor:
-        """d out / d u of gain * clamp(leaky_relu(u)), from the upsampled pre-activation u (overwritten)."""
+        """d out / d u of gain * clamp(leaky_relu(u)), computed in u's storage (u is overwritten)."""
         low = self.gain * self.slope
-        s = (u > 0).to(u.dtype).mul_(self.gain - low).add_(low)
-        if self.clamp is not None:
-            s.mul_(u.mul_(s).abs_() <= self.clamp)  # clamp passes no gradient where it clips
-        return s
+        inside = None
+        if self.clamp is not None:  # clamp passes no gradient where it clips
+            inside = (u <= self.clamp / self.gain) & (u >= -self.clamp / low)
+        s = u.gt_(0).mul_(self.gain - low).add_(low)
+        return s.mul_(inside) if inside is not None else s
 
 
 def _activate(u: torch.Tensor, plan: FilterPlan) -> torch.Tensor:
@@ -193,24 +194,46 @@ class _FilteredLeakyReLU(torch.autograd.Function):
         ctx.plan = plan
         ctx.save_for_backward(y, d, b)
         with torch.no_grad(), torch.autocast(device_type=y.device.type, enabled=False):
-            u = plan.upsample(_pre_activation(y, d.to(y.dtype), b.to(y.dtype)))
-            ctx.up_size = u.shape
-            return plan.downsample(_activate(u, plan))
+            d, b = d.to(y.dtype), b.to(y.dtype)
+            outs = []
+            for c in _chunks(y, plan):
+                u = plan.upsample(_pre_activation(y[:, c], d[:, c], b[c]))
+                ctx.up_size = u.shape[2:]
+                outs.append(plan.downsample(_activate(u, plan)))
+                del u
+            return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         y, d, b = ctx.saved_tensors
         plan, dt = ctx.plan, y.dtype
         with torch.autocast(device_type=y.device.type, enabled=False):
-            with torch.no_grad():
-                s = plan.slopes(plan.upsample(_pre_activation(y, d.to(dt), b.to(dt))))
-            g = plan.downsample_adjoint(grad.to(dt), ctx.up_size) * s
-            del s
-            g = plan.upsample_adjoint(g, y.shape)
-            g_y = g * d.to(dt)[:, :, None, None] if ctx.needs_input_grad[0] else None
+            d, b, grad = d.to(dt), b.to(dt), grad.to(dt)
+            parts = [_chunk_backward(y[:, c], d[:, c], b[c], grad[:, c], plan, ctx.up_size) for c in _chunks(y, plan)]
+            g = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            g_y = g * d[:, :, None, None] if ctx.needs_input_grad[0] else None
             g_d = (g * y).sum(dim=(2, 3)) if ctx.needs_input_grad[1] else None
             g_b = g.sum(dim=(0, 2, 3)) if ctx.needs_input_grad[2] else None
         return g_y, g_d, g_b, None
+
+
+# Channels are independent: working on slices of them bounds the upsampled temporaries.
+_CHUNK_ELEMENTS = {"cpu": 2**22, "cuda": 2**25}
+
+
+def _chunks(y: torch.Tensor, plan: FilterPlan):
+    per_channel = y.shape[0] * (y.shape[2] * plan.up) * (y.shape[3] * plan.up)
+    step = max(1, _CHUNK_ELEMENTS.get(y.device.type, 2**24) // per_channel)
+    return [slice(c, min(c + step, y.shape[1])) for c in range(0, y.shape[1], step)]
+
+
+def _chunk_backward(y, d, b, grad, plan: FilterPlan, up_size) -> torch.Tensor:
+    """Gradient w.r.t. the pre-activation y * d + b of one channel slice."""
+    with torch.no_grad():
+        s = plan.slopes(plan.upsample(_pre_activation(y, d, b)))
+    g = plan.downsample_adjoint(grad, (None, None, *up_size)) * s
+    del s
+    return plan.upsample_adjoint(g, y.shape)
 
 
 def filtered_lrelu(y: torch.Tensor, d: torch.Tensor, b: torch.Tensor, plan: FilterPlan) -> torch.Tensor:
