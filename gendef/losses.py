@@ -9,8 +9,10 @@ L_reg has three forms (``REG_FORMS``), all fed normalised sampling grids
   edges of frame t+1 (monodepth2's edge-aware smoothness, weights exp(-|dI|)).
   Normalised units: a per-pixel difference of a smooth field halves when the
   resolution doubles, exactly as in the official code.
-- "flow_change": eq. 4 read literally: the same edge-aware smoothness applied to
-  the change of flow F_{t->t+1} - F_{t-1->t} (same units).
+- "flow_change" (the default): eq. 4 read literally: the same edge-aware
+  smoothness applied to the change of flow F_{t->t+1} - F_{t-1->t} (same units).
+  The identity grid cancels in it; in "official" it does not, and its slope
+  2/(R-1) is a constant pull towards zooming in (measured: train/README.md, 10).
 - "legacy": our first version (pixel units, edge alpha 10, plus |dF| itself,
   i.e. a constant-velocity prior): about 100x stronger at the same lambda.
 """
@@ -77,7 +79,7 @@ def flow_regularization(
     grid_cur: torch.Tensor,
     grid_next: torch.Tensor,
     image: Optional[torch.Tensor] = None,
-    form: str = "official",
+    form: str = "flow_change",
 ) -> torch.Tensor:
     """L_reg on the normalised grids [B, H, W, 2] of frames t-1, t, t+1 and frame t+1 [B, 3, H, W] in [-1, 1].
 

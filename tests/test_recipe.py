@@ -222,17 +222,18 @@ def test_lreg_official_form_matches_the_reference_and_its_units():
     wave = lambda a: (lambda x, y: torch.stack([a * torch.sin(3 * y), a * torch.cos(2 * x)], -1))  # noqa: E731
     g0, g1, g2 = _grid(16, wave(0.01)), _grid(16, wave(0.03)), _grid(16, wave(0.02))
     img = torch.rand(1, 3, 16, 16) * 2 - 1
-    val = losses.flow_regularization(g0, g1, g2, image=img)
+    val = losses.flow_regularization(g0, g1, g2, image=img, form="official")
     assert torch.allclose(val, _official_reference(g0, g1, img), rtol=1e-5)
     # a static identity grid on a flat frame: only the grid's own slope, 2/(R-1), remains
     flat = torch.zeros(1, 3, 16, 16)
     ident = _grid(16)
-    assert abs(losses.flow_regularization(ident, ident, ident, image=flat).item() - 2 / 15) < 1e-6
+    assert abs(losses.flow_regularization(ident, ident, ident, image=flat, form="official").item() - 2 / 15) < 1e-6
+    assert losses.flow_regularization(ident, ident, ident, image=flat).item() == 0  # eq. 4: no pull on a still grid
     # normalised units: the same continuous field sampled at twice the resolution gives ~half
     vals = {}
     for res in (32, 64):
         a, b = _grid(res, wave(0.0)), _grid(res, wave(0.05))
-        vals[res] = losses.flow_regularization(a, b, b, image=torch.zeros(1, 3, res, res)).item()
+        vals[res] = losses.flow_regularization(a, b, b, image=torch.zeros(1, 3, res, res), form="official").item()
     assert 0.45 < vals[64] / vals[32] < 0.55
 
 
@@ -249,6 +250,10 @@ def test_lreg_flow_change_form_and_the_legacy_strength():
     edges = torch.zeros(1, 3, 16, 16)
     edges[..., ::2] = 2.0
     assert losses.flow_regularization(g0, g1, g2 + bump, image=edges, form="flow_change").item() < val
+    # same normalised units as the official form: a continuous change of flow at 2x resolution gives ~half
+    wave = lambda x, y: torch.stack([0.05 * torch.sin(3 * y), 0.05 * torch.cos(2 * x)], -1)  # noqa: E731
+    vals = {res: losses.flow_regularization(_grid(res), _grid(res), _grid(res, wave)).item() for res in (32, 64)}
+    assert 0.45 < vals[64] / vals[32] < 0.55
     # the legacy pixel-unit form is stronger by more than the pixel scale (R-1)/2, which grows
     # with the resolution (127.5 at the paper's 256 px: the "about 100x")
     ratios = {}
@@ -342,7 +347,7 @@ def test_configs_select_the_paper_recipe_explicitly(name):
     validate_model_config(cfg["model"])  # the schema accepts the official sizes (256 freqs, 512-d codes)
     assert cfg["model"]["motion_anchor_spacing"] == cfg["model"]["time_min_period"]  # official: one value
     assert cfg["disc"]["merge_resolution"] == 16 and cfg["disc"]["tsm"] is True
-    assert cfg["time_sampling"] == "stylegan_v" and cfg["reg_form"] == "official" and cfg["lambda_reg"] == 1.0
+    assert cfg["time_sampling"] == "stylegan_v" and cfg["reg_form"] == "flow_change" and cfg["lambda_reg"] == 1.0
     assert cfg["lr_d"] == 0.002
     if name.endswith("256"):
         assert cfg["lr"] == 0.0025 and cfg["r1_gamma"] == 8 and cfg["max_dist"] == 32

@@ -65,7 +65,7 @@ DEFAULTS = {
     "ada_interval": 4,
     "ada_kimg": 100,
     "lambda_reg": 1.0,
-    "reg_form": "official",  # L_reg form (gendef.losses.REG_FORMS): official | flow_change | legacy
+    "reg_form": "flow_change",  # L_reg form (gendef.losses.REG_FORMS): flow_change (eq. 4) | official | legacy
     "reg_every": 1,
     "freeze_canonical": False,
     "reset_deformation": True,
