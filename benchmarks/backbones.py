@@ -10,10 +10,9 @@ the other, so the numbers of one row never share an allocator or a cache with an
   (``time.process_time``, robust to other jobs on a shared machine; with --threads 1 it is
   the wall time of an idle machine), on CUDA the wall time between synchronisations.
 - peak memory: on CPU the growth of the process's peak resident set (``ru_maxrss``) from
-  just before the first step (model, inputs and parameter gradients... the model is built
-  and its gradients allocated by a throw-away no-op before the baseline is read) to after
-  the last step: what one forward+backward needs on top of the model. On CUDA
-  ``torch.cuda.max_memory_allocated`` minus the allocation before the steps.
+  just before the first step (model, inputs and zeroed parameter gradients already
+  allocated) to after the last step: what one forward+backward needs on top of the model.
+  On CUDA ``torch.cuda.max_memory_allocated`` minus the allocation before the steps.
 
 ``--impl reference`` runs StyleGAN3 with the plain layers that the fast ones are tested
 against (gendef.models.alias_free_ops.use_reference); ``--full`` also times G_c + G_d on a

@@ -16,8 +16,10 @@ Features of layers that carry a margin are cropped to the image extent.
 
 Deliberate differences from the official code: one w for all layers (as the
 StyleGAN2 backbone here), style normalisation per sample rather than over the
-batch (so a sample never depends on its batch mates), plain PyTorch filters
-(no custom CUDA op), the input-magnitude EMA updated in training mode like a
+batch (so a sample never depends on its batch mates), PyTorch filters
+without a custom CUDA op (``alias_free_ops``: polyphase FIRs and a filtered leaky
+ReLU that keeps no upsampled tensor for backward; ``use_reference`` switches back
+to the plain ``upfirdn2d`` layers, the tests' reference), the input-magnitude EMA updated in training mode like a
 BatchNorm statistic, and optional MTM (deformable) convs.
 """
 from __future__ import annotations
