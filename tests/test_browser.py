@@ -123,11 +123,29 @@ def _download(page, name_part: str, selector: str = "#result-files", suffix: str
     return resp.body()
 
 
-def _wait_status(page, text: str):
+def _wait_status(page, text: str, timeout=None):
     page.wait_for_function(
         "t => (document.querySelector('#status') || {}).innerText && document.querySelector('#status').innerText.includes(t)",
         arg=text,
+        timeout=timeout,
     )
+
+
+def _paint_band(page, editor):
+    """Three horizontal brush strokes across the middle of the editor's canvas."""
+    editor.scroll_into_view_if_needed()
+    editor.locator("button[aria-label=Brush]").click()
+    page.wait_for_timeout(300)
+    box = editor.locator("canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    r = 0.25 * min(box["width"], box["height"])
+    for dy in (-10, 0, 10):
+        page.mouse.move(cx - r, cy + dy)
+        page.mouse.down()
+        for i in range(1, 25):
+            page.mouse.move(cx - r + 2 * r * i / 24, cy + dy)
+        page.mouse.up()
+    page.wait_for_timeout(300)
 
 
 def test_sample_scribble_track_in_chromium(page, reference):
@@ -278,22 +296,19 @@ def _paint_on_frame(page, editor, reference, frame):
     slider.fill(str(frame))
     slider.press("Enter")
     editor.get_by_text(f"Paint on frame {frame}").wait_for()  # the editor reloads with the frame as its background
-    page.wait_for_timeout(1000)
-    editor.scroll_into_view_if_needed()
-    editor.locator("button[aria-label=Brush]").click()
-    page.wait_for_timeout(300)
-    box = editor.locator("canvas").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    r = 0.25 * min(box["width"], box["height"])
-    for dy in (-10, 0, 10):
-        page.mouse.move(cx - r, cy + dy)
-        page.mouse.down()
-        for i in range(1, 25):
-            page.mouse.move(cx - r + 2 * r * i / 24, cy + dy)
-        page.mouse.up()
-    page.wait_for_timeout(300)
-    page.click("#apply-scribble-btn")
-    _wait_status(page, f"Scribble on frame {frame} applied")
+    # Typing into the slider can fire more than one reload of the editor; a late one clears the paint
+    # (apply then says "Nothing drawn yet"). Let the reloads settle, and paint once more if that happened.
+    for attempt in range(2):
+        page.wait_for_timeout(2500)
+        _paint_band(page, editor)
+        page.click("#apply-scribble-btn")
+        try:
+            _wait_status(page, f"Scribble on frame {frame} applied", timeout=45_000)
+            break
+        except sync_api.TimeoutError:
+            if attempt:
+                raise
+            page.screenshot(path=str(ARTIFACTS / "studio-frame-paint-retry.png"), full_page=True)
 
     rgba = np.asarray(Image.open(io.BytesIO(_download(page, "scribble-rgba")))).astype(np.float32) / 255.0
     alpha = rgba[..., 3]
