@@ -29,7 +29,7 @@ def test_sky128_config_validates_and_fits_the_size_limits(stage):
 
 def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
     out = tmp_path / "out"
-    code = ("import sys; sys.path.insert(0, 'benchmarks'); import gpu_train_sky128 as s; "
+    code = ("import sys; import benchmarks.gpu_train_sky128 as s; "
             f"rc = s.main(['--smoke', '--device', 'cpu', '--out', {str(out)!r}, '--work', {str(tmp_path / 'work')!r}]); "
             "print('HEAVY', [m for m in ('gradio', 'imageio_ffmpeg') if m in sys.modules]); sys.exit(rc)")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -56,11 +56,7 @@ def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
 
 
 def test_quality_table_for_a_model_and_the_data(tiny_checkpoint, tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import quality
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import quality  # the repository root is on the path under pytest
     out = tmp_path / "q.md"
     quality.main(["--old", str(tiny_checkpoint), "--num", "8", "--motion-videos", "1", "--motion-frames", "4",
                   "--data-resolution", "32", "--out", str(out)])
