@@ -49,12 +49,17 @@ def friendly(fn):
     return wrapper
 
 
+def _as_float(value) -> float:
+    """A widget value as a float; NaN when it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def whole_number(value, what: str, lo: int, hi: int) -> int:
     """An int in [lo, hi] from a widget value, or a one-line error naming the range."""
-    try:
-        n = float(value)
-    except (TypeError, ValueError):
-        n = float("nan")
+    n = _as_float(value)
     if n != n or n != int(n):
         fail(f"{what} must be a whole number between {lo} and {hi}.")
     n = int(n)
@@ -64,10 +69,7 @@ def whole_number(value, what: str, lo: int, hi: int) -> int:
 
 def number(value, what: str, lo: float, hi: float) -> float:
     """A float in [lo, hi] from a widget value, or a one-line error naming the range."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        f = float("nan")
+    f = _as_float(value)
     if f != f:
         fail(f"{what} must be a number between {lo:g} and {hi:g}.")
     require(lo <= f <= hi, f"{what} must be between {lo:g} and {hi:g}, got {f:g}.")

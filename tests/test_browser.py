@@ -131,15 +131,15 @@ def _wait_status(page, text: str, timeout=None):
     )
 
 
-def _paint_band(page, editor):
-    """Three horizontal brush strokes across the middle of the editor's canvas."""
+def _paint_band(page, editor, spacing=10):
+    """Three horizontal brush strokes, ``spacing`` screen pixels apart, across the middle of the editor's canvas."""
     editor.scroll_into_view_if_needed()
     editor.locator("button[aria-label=Brush]").click()
     page.wait_for_timeout(300)
     box = editor.locator("canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     r = 0.25 * min(box["width"], box["height"])
-    for dy in (-10, 0, 10):
+    for dy in (-spacing, 0, spacing):
         page.mouse.move(cx - r, cy + dy)
         page.mouse.down()
         for i in range(1, 25):
@@ -177,18 +177,7 @@ def _scenario(page, reference):
 
     # --- scribble: a horizontal stroke across the middle of the canvas ------------------
     page.wait_for_timeout(500)
-    editor.locator("button[aria-label=Brush]").click()
-    page.wait_for_timeout(300)
-    box = editor.locator("canvas").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    r = 0.25 * min(box["width"], box["height"])
-    for dy in (-20, 0, 20):  # three overlapping strokes: a band a few canonical pixels thick
-        page.mouse.move(cx - r, cy + dy)
-        page.mouse.down()
-        for i in range(1, 25):
-            page.mouse.move(cx - r + 2 * r * i / 24, cy + dy)
-        page.mouse.up()
-    page.wait_for_timeout(300)
+    _paint_band(page, editor, spacing=20)  # three overlapping strokes: a band a few canonical pixels thick
     page.click("#apply-scribble-btn")
     _wait_status(page, "Scribble applied")
 
