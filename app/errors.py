@@ -6,6 +6,7 @@ is a bug: its traceback goes to the log and the user gets a short "internal erro
 never a dead page.
 """
 import functools
+import math
 import logging
 
 import gradio as gr
@@ -60,7 +61,7 @@ def _as_float(value) -> float:
 def whole_number(value, what: str, lo: int, hi: int) -> int:
     """An int in [lo, hi] from a widget value, or a one-line error naming the range."""
     n = _as_float(value)
-    if n != n or n != int(n):
+    if not math.isfinite(n) or n != int(n):
         fail(f"{what} must be a whole number between {lo} and {hi}.")
     n = int(n)
     require(lo <= n <= hi, f"{what} must be between {lo} and {hi}, got {n}.")

@@ -552,3 +552,12 @@ def test_build_demo_wires_queue_and_components():
     assert demo._queue.default_concurrency_limit == CONCURRENCY
     ckpt = [c for c in cfg["components"] if c.get("props", {}).get("elem_id") == "checkpoint"][0]
     assert ckpt["props"]["value"] == "some/ckpt"
+
+
+def test_whole_number_refuses_infinity_in_one_line():
+    from app.errors import StudioInputError, whole_number
+
+    for bad in ("inf", "-inf", "nan", "1.5"):
+        with pytest.raises(StudioInputError, match="whole number between 16 and 128"):
+            whole_number(bad, "Frames", 16, 128)
+    assert whole_number("32", "Frames", 16, 128) == 32
