@@ -30,7 +30,7 @@ def main(argv=None):
         os.environ["GENDEF_CHECKPOINT"] = args.checkpoint
     if not 0 < args.port < 65536:
         sys.exit(f"error: --port must be 1..65535, got {args.port}")
-    from app.models import configure_access
+    from app.checkpoints import configure_access
     from app.state import install_exit_cleanup
     from app.ui import build_demo, launch_kwargs
 

@@ -7,10 +7,10 @@ import gradio as gr
 import numpy as np
 
 from gendef import viz
-from gendef.audio import AUTO, resolve_audio
-from gendef.video import CanonicalVideo
+from gendef.video.audio import AUTO, resolve_audio
+from gendef.video.canonical_video import CanonicalVideo
 from gendef.imageutil import to_uint8
-from gendef.videoio import write_video
+from gendef.video.io import write_video
 
 from .errors import friendly
 from .segment import MASK_COLOR
@@ -18,6 +18,7 @@ from .state import StudioState
 from .views import require_video
 
 TRACK_CHUNK = 32  # frames rendered at once when drawing trajectories at output size
+TRACK_TRAIL = viz.TRACK_TRAIL  # frames a trail reaches back
 SEGMENT_TINT = 0.45
 
 
@@ -53,8 +54,8 @@ def _export_frames(state: StudioState, use_result: bool) -> np.ndarray:
         return video.frames_uint8()
     pos, vis = state.tracks
     out = []
-    for a in range(0, video.num_frames, TRACK_CHUNK):  # trails reach back 8 frames: render those again
-        s, b = max(0, a - 8), min(video.num_frames, a + TRACK_CHUNK)
+    for a in range(0, video.num_frames, TRACK_CHUNK):  # trails reach back TRACK_TRAIL frames: render those again
+        s, b = max(0, a - TRACK_TRAIL), min(video.num_frames, a + TRACK_CHUNK)
         frames = np.stack([video.render_frame(t) for t in range(s, b)])
         out.extend(to_uint8(viz.draw_tracks(frames, pos[s:b], vis[s:b]))[a - s :])
     return np.stack(out)

@@ -4,11 +4,12 @@ from typing import Optional
 
 import gradio as gr
 
-from gendef import decomposition, fullsize, viz
-from gendef.video import CanonicalVideo
+from gendef import decomposition, viz
+from gendef.video import fullsize
+from gendef.video.canonical_video import CanonicalVideo
 
 from .errors import fail, friendly, number, require, whole_number
-from .models import get_model
+from .checkpoints import get_model
 from .state import StudioState
 from .views import EDIT_ON_CANONICAL, display_canonical, display_scale, editor_update, frame_slider, status_line, write_mp4
 
@@ -134,7 +135,7 @@ def _limit_video(video: CanonicalVideo) -> CanonicalVideo:
 
 def _check_npz_header(path: Path) -> None:
     """The studio's limits checked on the .npz headers, before anything is decompressed."""
-    from gendef.video import check_npz
+    from gendef.video.canonical_video import check_npz
 
     members = check_npz(path)  # the library's limits; CanonicalVideoError is a one-line user error
     t, h, w, _ = members["grid"].shape
@@ -197,7 +198,7 @@ def clip_size(path: Path) -> Optional[tuple]:
 
 
 def decompose_output_size(path: Path, choice) -> str:
-    """The Output size choice as gendef.fullsize understands it ("source" capped at 1080p here)."""
+    """The Output size choice as gendef.video.fullsize understands it ("source" capped at 1080p here)."""
     require(choice in OUTPUT_SIZES, f"Output size must be one of {', '.join(OUTPUT_SIZES)}.")
     if choice == OUTPUT_WORKING:
         return "working"

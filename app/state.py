@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from gendef.video import CanonicalVideo
+from gendef.video.canonical_video import CanonicalVideo
 
 # Per-session scratch folders live under one root so a crashed server leaves them in one place.
 SCRATCH_ROOT = Path(tempfile.gettempdir()) / "gendef-studio"

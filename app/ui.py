@@ -6,7 +6,7 @@ import functools
 import gradio as gr
 
 from . import export, scribble, segment, sources, stylize, track
-from .models import default_checkpoint
+from .checkpoints import default_checkpoint
 from .sources import EXAMPLE_CLIP, EXAMPLE_NPZ
 from .state import StudioState, cleanup
 from .views import DISPLAY_SIZE, EDIT_ON_CANONICAL, EDIT_ON_FRAME, LOAD_VIEWS, RESULT_VIEWS

@@ -9,7 +9,7 @@ import numpy as np
 
 from gendef import viz
 from gendef.imageutil import to_uint8
-from gendef.videoio import write_video
+from gendef.video.io import write_video
 
 from .errors import require, whole_number
 from .state import Result, StudioState

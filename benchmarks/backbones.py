@@ -15,7 +15,7 @@ the other, so the numbers of one row never share an allocator or a cache with an
   On CUDA ``torch.cuda.max_memory_allocated`` minus the allocation before the steps.
 
 ``--impl reference`` runs StyleGAN3 with the plain layers that the fast ones are tested
-against (gendef.models.alias_free_ops.use_reference); ``--full`` also times G_c + G_d on a
+against (gendef.generator.networks.reference_layers.reference_ops); ``--full`` also times G_c + G_d on a
 clip (stage 2's generator). Prints a markdown table with ratios to StyleGAN2 of the same
 config, measured in the same run.
 """
@@ -31,7 +31,7 @@ import time
 import torch
 
 from gendef import GenDeF
-from gendef.models import alias_free_ops
+from gendef.generator.networks.reference_layers import reference_ops
 
 CONFIGS = {
     # tests/conftest.py and train/configs/tiny.yaml
@@ -67,7 +67,6 @@ def measure(a) -> dict:
     """Child process: one configuration, returns time and peak memory of its steps."""
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    alias_free_ops.use_reference(a.impl == "reference")
     torch.manual_seed(0)
     m = GenDeF(**CONFIGS[a.config], canonical_backbone=a.backbone, mtm=a.mtm).to(device).train()
     z = torch.randn(a.batch, m.z_dim, device=device)
@@ -123,7 +122,8 @@ def main():
     ap.add_argument("--mtm", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(measure(a)))
+        with reference_ops(a.impl == "reference"):
+            print(json.dumps(measure(a)))
         return
     what = "G_c + G_d on a clip" if a.full else "G_c"
     clock = "wall" if a.device == "cuda" else "CPU time"

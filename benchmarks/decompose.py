@@ -29,7 +29,8 @@ import numpy as np
 
 
 from gendef.decomposition import decompose, psnr, resize_frames, stipple_index
-from gendef.video import CanonicalVideo, invert_grid
+from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.grid import invert_grid
 
 
 def photo(name: str) -> np.ndarray:
@@ -130,7 +131,7 @@ def evaluate(frames, maps, vid_path, seconds):
 
 def camera_artifacts(frames: np.ndarray, path: str) -> np.ndarray:
     """Sensor noise (sigma 2/255) and an H.264 round trip, like footage from a phone."""
-    from gendef.videoio import read_video, write_video
+    from gendef.video.io import read_video, write_video
 
     rng = np.random.default_rng(0)
     noisy = np.clip(frames.astype(np.float32) + rng.normal(0.0, 2.0, frames.shape), 0, 255).astype(np.uint8)
@@ -144,7 +145,7 @@ def real_clip(num_frames: int):
         import gradio
     except ImportError:
         return None
-    from gendef.videoio import read_video
+    from gendef.video.io import read_video
 
     path = Path(gradio.__file__).parent / "media_assets" / "videos" / "world.mp4"
     if not path.exists():
@@ -191,7 +192,7 @@ def real_clip_path(name: str):
 
 def real_table(args, names) -> int:
     """Real footage shipped in installed packages: PSNR, stipple index, CPU time."""
-    from gendef.videoio import read_video
+    from gendef.video.io import read_video
 
     print(f"{'clip':<10}{'PSNR dB':>9}{'stipple':>9}{'layers':>8}{'canvas':>11}{'cpu s':>8}  what")
     scores = []

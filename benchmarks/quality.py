@@ -10,7 +10,7 @@ motion of 32-px renders is what the 32-px model could learn), the old model, the
   (generated frames area-downsampled; reals rendered at 32 px, what the 32-px model was trained on).
   Reals: frame 0 of procedural clips (every frame has the same distribution: clip starts are random);
   fakes: one frame per video at a random time in [0, motion_frames).
-- Motion (``gendef.metrics.motion``): Farnebäck flow on every clip resized to 128 px, so all rows use
+- Motion (``gendef.metrics.motion_stats``): Farnebäck flow on every clip resized to 128 px, so all rows use
   the same estimator and unit: mean speed and jerk in px/frame at 128 px, and the drift/sway ratio
   (net displacement / path length over ``--motion-frames`` frames; 1 = steady drift, 0 = sway).
 Prints a markdown table; ``--out`` also writes it (and a .json of the numbers next to it).
@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gendef.data.synthetic import clip_seed, render_clip  # noqa: E402
-from gendef.metrics.motion import clip_motion, flow_stats  # noqa: E402
+from gendef.metrics.motion_stats import clip_motion, flow_stats  # noqa: E402
 from gendef.metrics.swd import swd  # noqa: E402
 
 SEED = 0  # the training datasets' seed: reals are the training clips

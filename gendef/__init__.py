@@ -4,7 +4,8 @@
 the decomposer) are imported lazily so that ``import gendef`` stays cheap.
 """
 from .errors import GenDeFError
-from .video import CanonicalVideo, CanonicalVideoError
+from .video.canonical_video import CanonicalVideo
+from .errors import CanonicalVideoError
 
 __version__ = "0.1.0"
 __all__ = ["CanonicalVideo", "CanonicalVideoError", "GenDeFError", "GenDeF", "decompose", "__version__"]
@@ -12,7 +13,7 @@ __all__ = ["CanonicalVideo", "CanonicalVideoError", "GenDeFError", "GenDeF", "de
 
 def __getattr__(name):
     if name == "GenDeF":
-        from .model import GenDeF
+        from .generator.gendef import GenDeF
 
         return GenDeF
     if name == "decompose":

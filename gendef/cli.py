@@ -16,19 +16,17 @@ import numpy as np
 
 from .errors import GenDeFError, UsageError, one_line
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
-
-
-CLIError = UsageError  # kept name; one family in gendef.errors
+from .generator.shipped import default_checkpoint_path
 
 
 def resolve_checkpoint(name: Optional[str]) -> str:
     """The shipped default when no checkpoint is named."""
     if name:
         return name
-    if (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
-        return str(DEFAULT_CHECKPOINT)
-    raise CLIError(f"no checkpoint given and no default model at {DEFAULT_CHECKPOINT}; pass --checkpoint PATH_OR_HUB_ID")
+    path = default_checkpoint_path()
+    if (path / "model.safetensors").is_file():
+        return str(path)
+    raise UsageError(f"no checkpoint given and no default model at {path}; pass --checkpoint PATH_OR_HUB_ID")
 
 
 def parse_points(text: str) -> np.ndarray:
@@ -39,55 +37,55 @@ def parse_points(text: str) -> np.ndarray:
             continue
         parts = chunk.split(",")
         if len(parts) != 2:
-            raise CLIError(f"bad point {chunk!r}: use 'x,y;x,y'")
+            raise UsageError(f"bad point {chunk!r}: use 'x,y;x,y'")
         try:
             x, y = float(parts[0]), float(parts[1])
         except ValueError:
-            raise CLIError(f"bad point {chunk!r}: coordinates must be numbers") from None
+            raise UsageError(f"bad point {chunk!r}: coordinates must be numbers") from None
         if not (np.isfinite(x) and np.isfinite(y)):
-            raise CLIError(f"bad point {chunk!r}: coordinates must be finite")
+            raise UsageError(f"bad point {chunk!r}: coordinates must be finite")
         pts.append((x, y))
     if not pts:
-        raise CLIError("no points given: use --points 'x,y;x,y'")
+        raise UsageError("no points given: use --points 'x,y;x,y'")
     return np.array(pts, dtype=np.float64)
 
 
 def _load_doc(path: str):
-    from .video import CanonicalVideo
+    from .video.canonical_video import CanonicalVideo
 
     if not Path(path).is_file():
-        raise CLIError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     return CanonicalVideo.load(path)
 
 
 def _check_out(path: str, exts) -> Path:
     p = Path(path)
     if p.suffix.lower() not in exts:
-        raise CLIError(f"--out {path}: expected one of {', '.join(exts)}")
+        raise UsageError(f"--out {path}: expected one of {', '.join(exts)}")
     if p.is_dir():
-        raise CLIError(f"--out {path}: is a folder; give a file name")
+        raise UsageError(f"--out {path}: is a folder; give a file name")
     return p
 
 
 def _check_fps(fps):
     """--fps checked before any work (None keeps the video's own rate)."""
-    from .videoio import check_fps
+    from .video.io import check_fps
 
     return None if fps is None else check_fps(fps)
 
 
 # ------------------------------------------------------------------------- commands
 def cmd_sample(args) -> int:
-    from .model import GenDeF
+    from .generator.gendef import GenDeF
 
     if not 1 <= args.frames <= 4096:
-        raise CLIError("--frames must be between 1 and 4096")
+        raise UsageError("--frames must be between 1 and 4096")
     out = _check_out(args.out, (".npz",))
     video_out = _check_out(args.video, (".mp4", ".gif")) if args.video else None
     _check_fps(args.fps)
     model = GenDeF.from_pretrained(resolve_checkpoint(args.checkpoint))
     if args.output_size:  # a bad size fails before sampling
-        from .fullsize import resolve_output_size
+        from .video.fullsize import resolve_output_size
 
         res = model.resolution
         resolve_output_size(args.output_size, (res, res), (res, res))
@@ -100,7 +98,7 @@ def cmd_sample(args) -> int:
     )
     note = ""
     if args.output_size:
-        from .fullsize import resolve_output_size, upscale
+        from .video.fullsize import resolve_output_size, upscale
 
         vid = upscale(vid, resolve_output_size(args.output_size, vid.frame_size, vid.grid_size))
         note = f", upscaled (bicubic) from the generated {vid.grid_size[1]}x{vid.grid_size[0]}"
@@ -128,13 +126,13 @@ def _fit(img: np.ndarray, size, what: str, resize: bool, image_path: str) -> np.
     if img.shape[:2] == (h, w):
         return img
     if not resize:
-        raise CLIError(f"{image_path} is {img.shape[1]}x{img.shape[0]} but {what} is {w}x{h}; pass --resize to scale it")
+        raise UsageError(f"{image_path} is {img.shape[1]}x{img.shape[0]} but {what} is {w}x{h}; pass --resize to scale it")
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def cmd_propagate(args) -> int:
     from .imageutil import to_float01
-    from .videoio import read_image
+    from .video.io import read_image
 
     out = _check_out(args.out, (".mp4", ".gif", ".npz"))
     _check_fps(args.fps)
@@ -142,7 +140,7 @@ def cmd_propagate(args) -> int:
     img = read_image(args.image)
     if args.frame is not None:
         if not 0 <= args.frame < vid.num_frames:
-            raise CLIError(f"--frame {args.frame}: the video has frames 0..{vid.num_frames - 1}")
+            raise UsageError(f"--frame {args.frame}: the video has frames 0..{vid.num_frames - 1}")
         img = _fit(img, vid.frame_size, f"frame {args.frame}", args.resize, args.image)
         img = vid.frame_edit_to_canonical(img, args.frame)  # RGBA in canonical space
     else:
@@ -233,7 +231,8 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
 
 def cmd_decompose(args) -> int:
     """``decompose``: raises DecomposeError (one line) on bad input."""
-    from .decomposition import DecomposeError, decompose_file
+    from .decomposition import decompose_file
+    from .errors import DecomposeError
 
     out = Path(args.out)
     if out.suffix.lower() != ".npz":
@@ -266,6 +265,15 @@ def cmd_decompose(args) -> int:
 
 
 # ------------------------------------------------------------------------- parser
+def _add_export_options(parser: argparse.ArgumentParser, audio: bool = True) -> None:
+    """--fps (and --audio) for the commands that write a video."""
+    parser.add_argument("--fps", type=float, default=None, help="frame rate of the written video (default: the video's own)")
+    if audio:
+        parser.add_argument("--audio", default="auto", metavar="FILE|none",
+                            help="sound for .mp4: default the source clip's span recorded by decompose (if any), "
+                            "'none' for silence, or a media file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gendef", description="GenDeF: videos as a canonical image + deformation field.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -277,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--motion-seed", type=int, default=None, help="motion seed (default: same as --seed); change it for new motion, same content")
     s.add_argument("--frames", type=int, default=16, help="number of frames (default 16)")
     s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1.0)")
-    s.add_argument("--fps", type=float, default=None)
+    _add_export_options(s, audio=False)
     s.add_argument("--out", required=True, help="output .npz")
     s.add_argument("--video", help="also write an .mp4 or .gif")
     s.add_argument(
@@ -290,9 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="render a CanonicalVideo .npz to .mp4/.gif")
     r.add_argument("doc", help="CanonicalVideo .npz")
     r.add_argument("--out", required=True, help="output .mp4 or .gif")
-    r.add_argument("--fps", type=float, default=None)
-    r.add_argument("--audio", default="auto", metavar="FILE|none",
-                   help="sound for .mp4: default the source clip's span recorded by decompose (if any), 'none' for silence, or a media file")
+    _add_export_options(r)
     r.set_defaults(func=cmd_render)
 
     g = sub.add_parser("propagate", help="propagate an edited canonical image (RGB or RGBA overlay) through the video")
@@ -302,9 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frame", type=int, default=None, metavar="N",
                    help="the image is an edit of frame N (frame size; RGBA = overlay): it is carried to the canonical image through the grid")
     g.add_argument("--resize", action="store_true", help="scale the image to the canonical (or frame) size if it differs")
-    g.add_argument("--fps", type=float, default=None)
-    g.add_argument("--audio", default="auto", metavar="FILE|none",
-                   help="sound for .mp4: default the source clip's span recorded by decompose (if any), 'none' for silence, or a media file")
+    _add_export_options(g)
     g.set_defaults(func=cmd_propagate)
 
     t = sub.add_parser("track", help="track points given on the canonical image (or frame 0) through the video")

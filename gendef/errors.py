@@ -23,6 +23,14 @@ class CanonicalVideoError(GenDeFError, ValueError):
     """Malformed CanonicalVideo data or .npz files."""
 
 
+class NpzHeaderError(CanonicalVideoError):
+    """The archive or one of its .npy headers is unreadable (message is one line)."""
+
+
+class OutputSizeError(CanonicalVideoError):
+    """Bad output size or source frames for a full-size canonical (message is user-facing)."""
+
+
 class VideoIOError(GenDeFError, ValueError):
     """Unreadable, unsupported or oversized media; failed encodes."""
 
@@ -33,6 +41,10 @@ class CheckpointError(GenDeFError, ValueError):
 
 class ConfigError(GenDeFError, ValueError):
     """A model or training config (file or override) that cannot be used."""
+
+
+class ModelConfigError(ConfigError):
+    """A model config key or value that is unknown, out of range or too large (one line)."""
 
 
 class DecomposeError(GenDeFError, ValueError):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["to_float01", "to_uint8", "composite_over"]
+from .errors import UsageError
+
+__all__ = ["to_float01", "to_uint8", "rgb_uint8", "composite_over"]
 
 
 def to_float01(image) -> np.ndarray:
@@ -28,6 +30,23 @@ def to_uint8(image) -> np.ndarray:
     if a.dtype == np.uint8:
         return a
     return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def rgb_uint8(image, min_side: int = 1) -> np.ndarray:
+    """An editor's input image -> contiguous uint8 RGB [H, W, 3]: grey is repeated, alpha dropped,
+    floats (in [0, 1]) converted; a wrong shape or NaN/inf is a one-line UsageError."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=-1)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or min(a.shape[:2]) < min_side:
+        raise UsageError(f"image must be RGB shaped [H, W, 3], got {tuple(a.shape)}")
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    f = a.astype(np.float32)
+    if not np.all(np.isfinite(f)):
+        raise UsageError("image contains NaN or inf")
+    return to_uint8(f)
 
 
 def composite_over(base, rgba) -> np.ndarray:

@@ -77,7 +77,7 @@ def color_wheel(size: int = 64) -> np.ndarray:
 
 def _frame_identity(video) -> np.ndarray:
     """Where each grid pixel would sample with no motion (grid centred on the canvas)."""
-    from .video import identity_grid
+    from .video.grid import identity_grid
 
     h, w = video.grid.shape[1:3]  # the grid's lattice (the output size may be larger)
     hc, wc = video.canvas_size
@@ -181,7 +181,10 @@ def _tracks(positions, visible, num_frames: Optional[int] = None):
     return pos, vis
 
 
-def draw_tracks(frames, positions, visible, radius: Optional[int] = None, trail: int = 8) -> np.ndarray:
+TRACK_TRAIL = 8  # frames a track's fading trail reaches back
+
+
+def draw_tracks(frames, positions, visible, radius: Optional[int] = None, trail: int = TRACK_TRAIL) -> np.ndarray:
     """Dots at each point's position plus a fading trail over the last ``trail`` frames.
 
     A point is drawn in frame t only while it is visible in t, and trail segments

@@ -7,20 +7,21 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from app import errors, export, models, scribble, segment, sources, stylize, track, views
+from app import errors, export, checkpoints, scribble, segment, sources, stylize, track, views
 from app.state import StudioState, cleanup
-from gendef.video import CanonicalVideo, identity_grid
-from gendef.videoio import to_uint8
+from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.grid import identity_grid
+from gendef.imageutil import to_uint8
 
 
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
     monkeypatch.delenv("GENDEF_CHECKPOINT", raising=False)
-    models.clear_cache()
+    checkpoints.clear_cache()
     stylize.clear_stylizers()
     segment.clear_segmenters()
     yield
-    models.clear_cache()
+    checkpoints.clear_cache()
     stylize.clear_stylizers()
     segment.clear_segmenters()
 
@@ -78,12 +79,12 @@ def test_sample_new_motion_and_views(tiny_checkpoint):
 
 def test_untrained_demo_fallback_is_labelled(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(models, "REPO_ROOT", tmp_path)  # no checkpoints/default anywhere
-    loaded = models.get_model(None)
-    assert loaded.untrained and loaded.checkpoint == models.DEMO_CHECKPOINT
-    assert loaded.model.resolution == models.DEMO_RESOLUTION
+    monkeypatch.setattr(checkpoints, "REPO_ROOT", tmp_path)  # no checkpoints/default anywhere
+    loaded = checkpoints.get_model(None)
+    assert loaded.untrained and loaded.checkpoint == checkpoints.DEMO_CHECKPOINT
+    assert loaded.model.resolution == checkpoints.DEMO_RESOLUTION
     assert "Untrained demo model" in loaded.notice
-    assert models.get_model("") is loaded  # cached, built once
+    assert checkpoints.get_model("") is loaded  # cached, built once
 
 
 def test_bad_checkpoints_and_caps_give_one_line_errors(tmp_path):
@@ -169,7 +170,7 @@ def test_upload_checks_and_decompose(tmp_path, monkeypatch):
 
 def test_decompose_example_clip_for_real():
     """The real decomposer on the shipped clip (few steps): a video that reproduces the clip."""
-    from gendef.videoio import read_video
+    from gendef.video.io import read_video
 
     state = sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 64, 0, 10)["state"]
     v = state.video
@@ -451,7 +452,7 @@ def test_export_all_writes_reopenable_files():
 
 
 def test_export_keeps_the_sound_of_a_decomposed_upload(tmp_path):
-    from gendef.audio import has_audio
+    from gendef.video.audio import has_audio
     from tests.test_audio import SR, _decoded, _start_of, make_tone_clip
 
     clip = make_tone_clip(tmp_path / "tone.mp4", size=64)

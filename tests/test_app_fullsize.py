@@ -8,8 +8,8 @@ import pytest
 
 from app import export, scribble, segment, sources, track, views
 from app.state import PREVIEW_SIDE, StudioState
-from gendef.video import CanonicalVideo
-from gendef.videoio import read_video, write_video
+from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.io import read_video, write_video
 
 SRC_H, SRC_W = 180, 320  # the uploaded clip; the working size is 64 px long
 
@@ -59,8 +59,8 @@ def test_working_size_choice_keeps_the_grid_size(clip_path):
 
 def _big_state():
     """A 1280x720 output from a 64x36 grid: views show a preview, edits map to the full canonical."""
-    from gendef.fullsize import upscale
-    from gendef.video import identity_grid
+    from gendef.video.fullsize import upscale
+    from gendef.video.grid import identity_grid
 
     rng = np.random.default_rng(0)
     small = np.clip(rng.random((40, 70, 3)).astype(np.float32), 0, 1)

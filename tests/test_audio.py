@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from gendef.audio import AudioSpan, has_audio
-from gendef.video import CanonicalVideo
+from gendef.video.audio import AudioSpan, has_audio
+from gendef.video.canonical_video import CanonicalVideo
 
 SR = 44100
 FPS = 12.0
@@ -81,10 +81,10 @@ def test_export_has_the_matching_span(decomposed, tmp_path):
 def test_missing_source_warns_once_and_exports_silently(decomposed, tmp_path, caplog):
     moved = CanonicalVideo.load(decomposed.save(tmp_path / "v.npz"))
     moved.metadata["audio"]["path"] = str(tmp_path / "gone.mp4")
-    with caplog.at_level(logging.WARNING, logger="gendef.audio"):
+    with caplog.at_level(logging.WARNING, logger="gendef.video.audio"):
         out = moved.to_video(tmp_path / "silent.mp4")
     assert out.stat().st_size > 0 and not has_audio(out)
-    lines = [r.getMessage() for r in caplog.records if r.name == "gendef.audio"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "gendef.video.audio"]
     assert len(lines) == 1 and "not found" in lines[0] and "\n" not in lines[0]
 
 

@@ -8,16 +8,18 @@ import pytest
 import scipy.signal
 import torch
 
-from gendef import GenDeF, losses
-from gendef.model import CheckpointError
-from gendef.models.canonical import CanonicalGenerator
-from gendef.models.discriminator import Discriminator
-from gendef.models.layers import ModulatedConv2d
-from gendef.models.mtm import ModulatedDeformConv2d, check_mtm_resolutions, conv_or_deform
-from gendef.models import alias_free_ops
-from gendef.models.alias_free_ops import FilterPlan, filtered_lrelu, fir_axis, fir_axis_adjoint, reference_ops
-from gendef.models.modulated_ops import modulated_conv
-from gendef.models.stylegan3 import StyleGAN3Generator, upfirdn2d
+from gendef import GenDeF
+from gendef.generator import losses
+from gendef.errors import CheckpointError
+from gendef.generator.networks.canonical import CanonicalGenerator
+from gendef.generator.networks.discriminator import Discriminator
+from gendef.generator.networks.layers import ModulatedConv2d
+from gendef.generator.networks.mtm import ModulatedDeformConv2d, check_mtm_resolutions
+from gendef.generator.networks import alias_free_ops
+from gendef.generator.networks.alias_free_ops import FilterPlan, filtered_lrelu, fir_axis, fir_axis_adjoint
+from gendef.generator.networks.modulated_ops import modulated_conv
+from gendef.generator.networks.reference_layers import conv_or_deform, reference_ops, upfirdn2d
+from gendef.generator.networks.stylegan3 import StyleGAN3Generator
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -158,8 +158,8 @@ def test_sample_scribble_track_in_chromium(page, reference):
 
 
 def _scenario(page, reference):
-    from gendef.video import CanonicalVideo
-    from gendef.videoio import to_uint8
+    from gendef.video.canonical_video import CanonicalVideo
+    from gendef.imageutil import to_uint8
 
     # --- sample a video with a chosen seed -----------------------------------------------
     page.wait_for_selector("#canonical-view img")
@@ -321,7 +321,7 @@ def test_uploaded_clip_exports_at_its_own_size(page, tmp_path):
     import cv2
     from skimage import data
 
-    from gendef.videoio import read_video, write_video
+    from gendef.video.io import read_video, write_video
 
     try:
         photo = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)

@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gendef.data import ClipDataset, DatasetError, FrameDataset, resize_center_crop, sample_sparse_times, scan_videos
+from gendef.data import ClipDataset, FrameDataset, resize_center_crop, sample_sparse_times, scan_videos
+from gendef.errors import DatasetError
 from gendef.data.prepare import main as prepare_main
 from gendef.data.prepare import prepare_dataset
-from gendef.videoio import write_video
+from gendef.video.io import write_video
 
 R = 16
 
@@ -147,7 +148,7 @@ def test_prepare_videos_to_zip(tmp_path, capsys):
 
 def test_video_file_seek_matches_sequential_decoding(tmp_path):
     from gendef.data.datasets import _read_file_clip
-    from gendef.videoio import read_video
+    from gendef.video.io import read_video
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (40, 1, 1, 3), dtype=np.uint8).repeat(16, 1).repeat(16, 2)

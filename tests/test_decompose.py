@@ -8,8 +8,9 @@ import pytest
 from gendef import CanonicalVideo
 from gendef.cli import add_decompose_arguments
 from gendef.cli import cmd_decompose as run_decompose_command
-from gendef.decomposition import DecomposeError, decompose, decompose_file, psnr
-from gendef.videoio import write_video
+from gendef.decomposition import decompose, decompose_file, psnr
+from gendef.errors import DecomposeError
+from gendef.video.io import write_video
 
 SIZE = 64
 FRAMES = 8

@@ -44,6 +44,7 @@ def test_trained_not_an_initialisation(model):
 
 
 def test_cli_and_app_default_point_here():
-    from gendef.cli import DEFAULT_CHECKPOINT, resolve_checkpoint
+    from gendef.cli import resolve_checkpoint
+    from gendef.generator.shipped import default_checkpoint_path
 
-    assert DEFAULT_CHECKPOINT == DEFAULT and resolve_checkpoint(None) == str(DEFAULT)
+    assert default_checkpoint_path() == DEFAULT and resolve_checkpoint(None) == str(DEFAULT)

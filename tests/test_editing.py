@@ -10,15 +10,10 @@ import torch
 
 from gendef.editing import segment, stylize
 from gendef.editing.looks import LOOKS, apply_look
-from gendef.editing.segment import Segmenter, SegmentUnavailable, grabcut_segment, sam_status
-from gendef.editing.stylize import (
-    CONTROL_TYPES,
-    DEFAULT_CONTROLNETS,
-    StylizeUnavailable,
-    Stylizer,
-    make_control_image,
-    weights_status,
-)
+from gendef.editing.segment import Segmenter, grabcut_segment, sam_status
+from gendef.errors import SegmentUnavailable
+from gendef.editing.stylize import CONTROL_TYPES, DEFAULT_CONTROLNETS, Stylizer, make_control_image, weights_status
+from gendef.errors import StylizeUnavailable
 
 
 @pytest.fixture
@@ -460,7 +455,8 @@ def test_importing_editing_and_viz_stays_light():
 
 def test_click_segmentation_propagates_with_known_motion():
     """Ground truth by construction: a disc translated by a known shift per frame."""
-    from gendef.video import CanonicalVideo, identity_grid
+    from gendef.video.canonical_video import CanonicalVideo
+    from gendef.video.grid import identity_grid
     from gendef.viz import cutout
 
     img, disc = _disc_scene(64, 64, 32, 32, 12)

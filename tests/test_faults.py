@@ -82,7 +82,8 @@ def run_limited(code: str, limit_mb: int, timeout: float = 120) -> subprocess.Co
 
 @pytest.fixture
 def small_video():
-    from gendef.video import CanonicalVideo, identity_grid
+    from gendef.video.canonical_video import CanonicalVideo
+    from gendef.video.grid import identity_grid
 
     rng = np.random.default_rng(0)
     g = identity_grid(16, 16, 4)
@@ -114,7 +115,7 @@ def test_npz_bomb_refused_under_memory_limit(npz_bomb):
     assert npz_bomb.stat().st_size < 8 << 20
     res = run_limited(
         f"""
-        from gendef.video import CanonicalVideo, CanonicalVideoError
+        from gendef.video.canonical_video import CanonicalVideo, CanonicalVideoError
         # -- limit --
         try:
             CanonicalVideo.load({str(npz_bomb)!r})
@@ -130,7 +131,7 @@ def test_npz_bomb_refused_under_memory_limit(npz_bomb):
 
 
 def test_npz_limits_each_member(tmp_path):
-    from gendef import video as V
+    from gendef.video import canonical_video as V
 
     cases = {
         "frames": {"grid": ((V.MAX_FILE_FRAMES + 1, 2, 2, 2), "<f4")},
@@ -151,7 +152,8 @@ def test_npz_limits_each_member(tmp_path):
 
 def test_npz_declared_size_must_match_header(tmp_path):
     """A zip entry declaring far more bytes than its .npy header describes is refused unread."""
-    from gendef.video import CanonicalVideo, CanonicalVideoError
+    from gendef.video.canonical_video import CanonicalVideo
+    from gendef.errors import CanonicalVideoError
 
     path = write_npz_streamed(
         tmp_path / "lie.npz", {"canonical": np.zeros((8, 8, 3), np.float32), "grid": ((2, 4, 4, 2), "<f4"), "fps": np.array(8.0)}
@@ -169,7 +171,7 @@ def test_npz_declared_size_must_match_header(tmp_path):
 
 
 def test_npz_valid_roundtrip_still_loads(tmp_path, small_video):
-    from gendef.video import CanonicalVideo, check_npz
+    from gendef.video.canonical_video import CanonicalVideo, check_npz
 
     p = small_video.save(tmp_path / "ok.npz")
     members = check_npz(p)
@@ -189,7 +191,7 @@ def _snapshot(folder: Path) -> dict:
 
 def test_video_write_killed_keeps_old_file(tmp_path, small_video):
     """kill -9 in the middle of an encode over an existing mp4 leaves the old mp4 byte-identical."""
-    from gendef.videoio import read_video, write_video
+    from gendef.video.io import read_video, write_video
 
     out = tmp_path / "clip.mp4"
     write_video(small_video.frames(), out, fps=8)
@@ -197,7 +199,7 @@ def test_video_write_killed_keeps_old_file(tmp_path, small_video):
     script = textwrap.dedent(
         f"""
         import numpy as np
-        from gendef.videoio import write_video
+        from gendef.video.io import write_video
         frames = np.random.default_rng(0).integers(0, 255, (400, 256, 256, 3), dtype=np.uint8)
         print("start", flush=True)
         write_video(frames, {str(out)!r}, fps=8)
@@ -250,7 +252,7 @@ def test_render_out_is_a_folder(tmp_path, small_video, capsys):
 @pytest.mark.parametrize("ext", [".mp4", ".gif"])
 def test_failed_encode_keeps_old_file_and_removes_temp(tmp_path, small_video, monkeypatch, ext):
     """An encoder that fails (bad codec / PIL error) is reported and the old file stays as it was."""
-    from gendef import videoio
+    from gendef.video import io as videoio
 
     out = tmp_path / f"clip{ext}"
     videoio.write_video(small_video.frames(), out, fps=8)
@@ -269,7 +271,8 @@ def test_failed_encode_keeps_old_file_and_removes_temp(tmp_path, small_video, mo
 @pytest.mark.parametrize("pts", ["1e308,1e308", "1e300,-1e300", "-1e308,5", "1e15,1e15"])
 def test_track_absurd_points_are_hidden_not_a_crash(tmp_path, capsys, pts):
     from gendef.cli import main
-    from gendef.video import CanonicalVideo, identity_grid
+    from gendef.video.canonical_video import CanonicalVideo
+    from gendef.video.grid import identity_grid
 
     # a fold-free but non-affine grid: the case where Newton steps overflowed to NaN indices
     rng = np.random.default_rng(1)
@@ -284,7 +287,7 @@ def test_track_absurd_points_are_hidden_not_a_crash(tmp_path, capsys, pts):
 
 
 def test_npz_tmp_removed_when_rename_fails(tmp_path, small_video, monkeypatch):
-    from gendef import video as V
+    from gendef.video import canonical_video as V
 
     path = small_video.save(tmp_path / "v.npz")
     before = _snapshot(tmp_path)
@@ -300,9 +303,9 @@ def test_npz_tmp_removed_when_rename_fails(tmp_path, small_video, monkeypatch):
 
 
 def test_prepare_unreadable_inputs_leave_nothing_and_rerun(tmp_path):
-    from gendef.data.datasets import DatasetError
+    from gendef.errors import DatasetError
     from gendef.data.prepare import prepare_dataset
-    from gendef.videoio import write_video
+    from gendef.video.io import write_video
 
     src = tmp_path / "src"
     src.mkdir()
@@ -358,7 +361,7 @@ def test_absurd_model_configs_refused_under_memory_limit(tmp_path, tiny_checkpoi
     res = run_limited(
         f"""
         import torch
-        from gendef.model import GenDeF
+        from gendef.generator.gendef import GenDeF
         torch.set_num_threads(1)
         # -- limit --
         for name, folder in {folders!r}.items():
@@ -383,8 +386,8 @@ def test_absurd_model_configs_refused_under_memory_limit(tmp_path, tiny_checkpoi
 
 def test_every_model_key_has_a_range():
     """The schema covers every constructor argument, so no key goes unchecked."""
-    from gendef.model import GenDeF
-    from gendef.model_config import MODEL_SCHEMA
+    from gendef.generator.gendef import GenDeF
+    from gendef.generator.config import MODEL_SCHEMA
 
     assert set(GenDeF.config_keys()) <= set(MODEL_SCHEMA)
 
@@ -402,7 +405,8 @@ def test_every_model_key_has_a_range():
     ],
 )
 def test_model_config_values_one_line(tiny_gendef_kwargs, override, words):
-    from gendef.model import GenDeF, ModelConfigError
+    from gendef.generator.gendef import GenDeF
+    from gendef.errors import ModelConfigError
 
     with pytest.raises(ModelConfigError) as e:
         GenDeF(**{**tiny_gendef_kwargs, **override})
@@ -452,7 +456,8 @@ def test_skips_in_loader_workers_reach_the_counter(tmp_path):
 
 
 def test_all_corrupt_dataset_stops_at_start_in_one_line(tmp_path):
-    from gendef.data import ClipDataset, DatasetError, FrameDataset
+    from gendef.data import ClipDataset, FrameDataset
+    from gendef.errors import DatasetError
 
     root = _frame_folders(tmp_path / "data", good=0, bad=3)
     for cls in (FrameDataset, ClipDataset):
@@ -601,7 +606,7 @@ def test_all_corrupt_training_data_stops_at_start(tmp_path, capsys):
 def test_data_gone_mid_run_stops_with_a_checkpoint(frames_data, tmp_path, capfd, monkeypatch, workers):
     """Every read fails from the 3rd batch on: one line, and steps 1-2 are kept in a checkpoint."""
     from gendef.data import FrameDataset
-    from gendef.videoio import VideoIOError
+    from gendef.errors import VideoIOError
     from train import pretrain
 
     real = FrameDataset._read_frame
@@ -632,18 +637,18 @@ def test_data_gone_mid_run_stops_with_a_checkpoint(frames_data, tmp_path, capfd,
 @pytest.fixture
 def public_studio(monkeypatch):
     pytest.importorskip("gradio")
-    from app import models
+    from app import checkpoints
 
     monkeypatch.setenv("SPACE_ID", "someone/gendef-studio")
-    models.clear_cache()
-    yield models
-    models.clear_cache()
+    checkpoints.clear_cache()
+    yield checkpoints
+    checkpoints.clear_cache()
 
 
 def test_served_studio_checkpoint_box_one_message_for_every_refusal(public_studio, tiny_checkpoint, tmp_path):
     """On a Space (or --host beyond loopback) arbitrary local paths are refused, and every refusal
     reads the same whether the path exists, is a checkpoint, or is nothing at all."""
-    models = public_studio
+    checkpoints = public_studio
     refused = [
         str(tiny_checkpoint),  # a valid checkpoint, but an arbitrary local path
         "/etc",
@@ -652,42 +657,42 @@ def test_served_studio_checkpoint_box_one_message_for_every_refusal(public_studi
         "checkpoints/../checkpoints/default",
         "checkpoints/no-such-model",
         "tests",  # exists next to app.py
-        "gendef/models",  # looks like a Hub id but is a local folder
+        "gendef/video",  # looks like a Hub id but is a local folder
         "nobody/no-such-repo",  # a Hub id that cannot be fetched (offline)
     ]
     messages = set()
     for name in refused:
-        with pytest.raises(models.ModelUnavailable) as e:
-            models.get_model(name)
+        with pytest.raises(checkpoints.ModelUnavailable) as e:
+            checkpoints.get_model(name)
         messages.add(one_line(e.value))
-    assert messages == {models.REFUSED}
+    assert messages == {checkpoints.REFUSED}
 
 
 def test_served_studio_still_loads_the_default_and_checkpoints_folder(public_studio, monkeypatch, tiny_checkpoint):
-    models = public_studio
-    monkeypatch.setattr(models, "REPO_ROOT", tiny_checkpoint.parent)  # checkpoints/ = <tmp>/checkpoints
+    checkpoints = public_studio
+    monkeypatch.setattr(checkpoints, "REPO_ROOT", tiny_checkpoint.parent)  # checkpoints/ = <tmp>/checkpoints
     (tiny_checkpoint.parent / "checkpoints").mkdir()
     tiny_checkpoint.rename(tiny_checkpoint.parent / "checkpoints" / "tiny")
-    assert models.get_model("tiny").model.resolution == 16
-    assert models.get_model("checkpoints/tiny").model.resolution == 16
+    assert checkpoints.get_model("tiny").model.resolution == 16
+    assert checkpoints.get_model("checkpoints/tiny").model.resolution == 16
 
 
 def test_local_studio_loads_any_folder(monkeypatch, tiny_checkpoint):
     pytest.importorskip("gradio")
-    from app import models
+    from app import checkpoints
 
     monkeypatch.delenv("SPACE_ID", raising=False)
-    models.configure_access("127.0.0.1")
-    models.clear_cache()
-    assert models.get_model(str(tiny_checkpoint)).model.resolution == 16
-    models.configure_access("0.0.0.0")
-    models.clear_cache()
+    checkpoints.configure_access("127.0.0.1")
+    checkpoints.clear_cache()
+    assert checkpoints.get_model(str(tiny_checkpoint)).model.resolution == 16
+    checkpoints.configure_access("0.0.0.0")
+    checkpoints.clear_cache()
     try:
-        with pytest.raises(models.ModelUnavailable, match="Checkpoint not available"):
-            models.get_model(str(tiny_checkpoint))
+        with pytest.raises(checkpoints.ModelUnavailable, match="Checkpoint not available"):
+            checkpoints.get_model(str(tiny_checkpoint))
     finally:
-        models.configure_access("127.0.0.1")
-        models.clear_cache()
+        checkpoints.configure_access("127.0.0.1")
+        checkpoints.clear_cache()
 
 
 def test_studio_open_npz_checks_header_before_loading(tmp_path):

@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from gendef.video import CanonicalVideo, CanonicalVideoError
+from gendef.video.canonical_video import CanonicalVideo
+from gendef.errors import CanonicalVideoError
 
 T, H, W, HC, WC = 24, 40, 40, 80, 80
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from gendef import CanonicalVideo
-from gendef.fullsize import OutputSizeError, full_size_canonical, full_size_psnr, resolve_output_size, upscale
-from gendef.video import identity_grid
+from gendef.video.fullsize import full_size_canonical, full_size_psnr, resolve_output_size, upscale
+from gendef.errors import OutputSizeError
+from gendef.video.grid import identity_grid
 
 K = 4
 HG, WG = 16, 24  # working grid
@@ -84,7 +85,7 @@ def test_occluder_in_one_frame_is_voted_out(clip):
 
 
 def test_upscaled_sample_is_labelled_and_sized(clip, tmp_path):
-    from gendef.videoio import read_video
+    from gendef.video.io import read_video
 
     _, vid = clip
     up = upscale(vid, (H, W))
@@ -111,7 +112,7 @@ def test_cli_sample_exports_upscaled_and_says_so(tmp_path, capsys):
 
     from gendef import GenDeF
     from gendef.cli import main
-    from gendef.videoio import read_video
+    from gendef.video.io import read_video
     from tests.conftest import TINY_GENDEF
 
     torch.manual_seed(0)

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gendef.metrics import MetricsError, feature_stats, frechet_distance, frechet_distance_from_features
+from gendef.metrics import feature_stats, frechet_distance, frechet_distance_from_features
+from gendef.errors import MetricsError
 from gendef.metrics.i3d import I3DFeatures, InceptionI3d
 from gendef.metrics.inception import InceptionFeatures, build_inception_v3
 from gendef.metrics.weights import load_state_dict_file, resolve_weights
@@ -348,7 +349,7 @@ def test_swd_is_zero_for_identical_sets_and_grows_with_a_shift():
 
 
 def test_flow_stats_known_motion():
-    from gendef.metrics.motion import flow_stats
+    from gendef.metrics.motion_stats import flow_stats
 
     steady = np.zeros((63, 4, 4, 2))
     steady[..., 0], steady[..., 1] = 3.0, 4.0
@@ -368,7 +369,7 @@ def test_flow_stats_known_motion():
 
 
 def test_estimated_motion_of_a_translating_texture():
-    from gendef.metrics.motion import clip_motion
+    from gendef.metrics.motion_stats import clip_motion
 
     rng = np.random.default_rng(0)
     tex = cv2_blur(rng.uniform(0, 255, (256, 256, 3)).astype(np.float32))

@@ -32,7 +32,7 @@ def test_wheel_core_has_no_studio_dependencies(tmp_path):
 
 
 def test_library_and_cli_import_without_gradio():
-    code = ("import sys, gendef, gendef.cli, gendef.video, gendef.model, gendef.decomposition\n"
+    code = ("import sys, gendef, gendef.cli, gendef.video, gendef.generator.gendef, gendef.decomposition\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'app', 'accelerate'))\n"
             "assert not bad, bad\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
@@ -48,10 +48,8 @@ def test_console_script_runs():
 
 def test_every_user_error_is_one_family():
     from gendef import errors
-    from gendef.cli import CLIError
-    from gendef.data.synthetic import SyntheticDataError
-    from gendef.video import CanonicalVideoError
+    from gendef.errors import CanonicalVideoError
 
-    for cls in (CLIError, SyntheticDataError, CanonicalVideoError, errors.StylizeUnavailable, errors.ConfigError):
+    for cls in (errors.UsageError, errors.DatasetError, CanonicalVideoError, errors.StylizeUnavailable, errors.ConfigError):
         assert issubclass(cls, errors.GenDeFError)
     assert errors.one_line(ValueError("a\n  b")) == "a b"

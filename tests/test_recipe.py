@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from gendef import GenDeF, losses
-from gendef.model import PAPER_RECIPE, RECIPE_DEFAULTS
-from gendef.models.discriminator import VIDEO_ONLY_PREFIXES, Discriminator, temporal_shift
-from gendef.models.motion import MotionEncoder, StyleGANVMotion
+from gendef import GenDeF
+from gendef.generator import losses
+from gendef.generator.gendef import PAPER_RECIPE, RECIPE_DEFAULTS
+from gendef.generator.networks.discriminator import VIDEO_ONLY_PREFIXES, Discriminator, temporal_shift
+from gendef.generator.networks.motion_codes import MotionEncoder, StyleGANVMotion
 
 
 def _motion(**kw):
@@ -342,7 +343,7 @@ def test_configs_select_the_paper_recipe_explicitly(name):
     path = str(Path(__file__).resolve().parents[1] / "train" / "configs" / f"{name}.yaml")
     cfg = load_config(path, [], "finetune")
     assert all(cfg["model"][k] == v for k, v in PAPER_RECIPE.items())
-    from gendef.model_config import validate_model_config
+    from gendef.generator.config import validate_model_config
 
     validate_model_config(cfg["model"])  # the schema accepts the official sizes (256 freqs, 512-d codes)
     assert cfg["model"]["motion_anchor_spacing"] == cfg["model"]["time_min_period"]  # official: one value

@@ -14,7 +14,7 @@ CONFIG = ROOT / "train" / "configs" / "sky128.yaml"
 @pytest.mark.parametrize("stage", ["pretrain", "finetune"])
 def test_sky128_config_validates_and_fits_the_size_limits(stage):
     from gendef import GenDeF
-    from gendef.models.discriminator import Discriminator
+    from gendef.generator.networks.discriminator import Discriminator
     from train.config import load_config, validate_config
 
     cfg = load_config(str(CONFIG), ["data=d", "output_dir=o", "init=i"], stage)

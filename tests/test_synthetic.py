@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gendef.data.synthetic import (SyntheticDataError, clip_seed, horizon_mask, main, render_clip,
+from gendef.errors import DatasetError
+from gendef.data.synthetic import (clip_seed, horizon_mask, main, render_clip,
                                    write_dataset)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,11 +79,11 @@ def test_palettes_vary_across_seeds():
 
 
 def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(SyntheticDataError, match="seed"):
+    with pytest.raises(DatasetError, match="seed"):
         render_clip(-1)
-    with pytest.raises(SyntheticDataError, match="frames"):
+    with pytest.raises(DatasetError, match="frames"):
         render_clip(0, num_frames=0)
-    with pytest.raises(SyntheticDataError, match="resolution"):
+    with pytest.raises(DatasetError, match="resolution"):
         render_clip(0, resolution=4)
 
 
@@ -105,7 +106,7 @@ def test_write_dataset_zip_and_refuses_to_overwrite(tmp_path):
         names = sorted(zf.namelist())
         assert names == [f"sky_00000{i}/frame_00000{t}.png" for i in range(2) for t in range(3)]
         assert np.array_equal(_png(zf.read("sky_000001/frame_000002.png")), render_clip(clip_seed(0, 1), 3, 16)[2])
-    with pytest.raises(SyntheticDataError, match="already exists"):
+    with pytest.raises(DatasetError, match="already exists"):
         write_dataset(dst, videos=1, frames=1, resolution=16, progress=False)
 
 
@@ -135,5 +136,5 @@ def test_parallel_workers_write_identical_bytes(tmp_path):
     with zipfile.ZipFile(one) as a, zipfile.ZipFile(two) as b:
         assert a.namelist() == b.namelist() and len(a.namelist()) == 15
         assert all(a.read(n) == b.read(n) for n in a.namelist())
-    with pytest.raises(SyntheticDataError, match="workers"):
+    with pytest.raises(DatasetError, match="workers"):
         write_dataset(tmp_path / "x", videos=1, frames=1, resolution=16, workers=0)

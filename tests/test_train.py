@@ -24,7 +24,7 @@ FAST = ["progress=false", "log_every=1", "sample_count=2", "sample_frames=4"]
 
 
 def write_videos(root: Path, n_videos=3, n_frames=10, size=20, as_mp4=False):
-    from gendef.videoio import write_video
+    from gendef.video.io import write_video
 
     rng = np.random.default_rng(0)
     for v in range(n_videos):

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from gendef import CanonicalVideo, CanonicalVideoError
-from gendef.video import identity_grid, normalized_to_pixels, pixels_to_normalized
-from gendef.videoio import read_video
+from gendef import CanonicalVideo
+from gendef.errors import CanonicalVideoError
+from gendef.video.grid import identity_grid, normalized_to_pixels, pixels_to_normalized
+from gendef.video.io import read_video
 
 H = W = 64
 T = 10
@@ -255,7 +256,7 @@ def test_render_at_4x_grid_size_matches_remap_of_the_exact_full_size_grid(upsamp
 
 
 def test_upsampling_an_affine_grid_is_exact_including_the_borders():
-    from gendef.video import upsample_grid
+    from gendef.video.grid import upsample_grid
 
     ys, xs = np.mgrid[0:HG, 0:WG].astype(np.float64)
     g = np.stack([3.0 * xs + 0.5 * ys + 7.0, -0.25 * xs + 2.0 * ys + 1.0], -1).astype(np.float32)

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gendef.video import CanonicalVideo, identity_grid
+from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.grid import identity_grid
 from gendef.viz import (
     color_wheel,
     cutout,

@@ -65,7 +65,7 @@ DEFAULTS = {
     "ada_interval": 4,
     "ada_kimg": 100,
     "lambda_reg": 1.0,
-    "reg_form": "flow_change",  # L_reg form (gendef.losses.REG_FORMS): flow_change (eq. 4) | official | legacy
+    "reg_form": "flow_change",  # L_reg form (gendef.generator.losses.REG_FORMS): flow_change (eq. 4) | official | legacy
     "reg_every": 1,
     "freeze_canonical": False,
     "reset_deformation": True,
@@ -175,7 +175,7 @@ def validate_config(cfg: dict, stage: str) -> None:
 def _validate_recipe(cfg: dict) -> None:
     """Issue 11's training switches (time sampling, L_reg form, w/o pt.)."""
     from gendef.data.times import TIME_SAMPLINGS
-    from gendef.losses import REG_FORMS
+    from gendef.generator.losses import REG_FORMS
 
     if cfg["time_sampling"] not in TIME_SAMPLINGS:
         raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {cfg['time_sampling']!r}")

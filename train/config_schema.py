@@ -3,14 +3,15 @@
 ``validate_config`` (train/config.py) calls :func:`check_all_keys` last: a wrong value anywhere
 (top level, ``model.``, ``disc.``, ``eval.``) fails at start with one line, instead of a
 traceback at step 10 after logs and a config were written. The ``model.`` and ``disc.`` sections
-reuse the networks' own schema (gendef/model_config.py), including the size estimate.
+reuse the networks' own schema (gendef/generator/config.py), including the size estimate.
 """
 from __future__ import annotations
 
 import inspect
 import math
 
-from gendef.model_config import Key, ModelConfigError, check_discriminator_config, check_value
+from gendef.generator.config import Key, check_discriminator_config, check_value
+from gendef.errors import ModelConfigError
 
 from train.errors import ConfigError
 
@@ -72,8 +73,8 @@ TRAIN_SCHEMA = {
     "freeze_canonical": _FLAG,
     "reset_deformation": _FLAG,
     "from_scratch": _FLAG,
-    "model": None,  # gendef.model_config
-    "disc": None,  # gendef.model_config
+    "model": None,  # gendef.generator.config
+    "disc": None,  # gendef.generator.config
 }
 
 
@@ -126,7 +127,7 @@ def _check_eval(section) -> None:
 
 def _check_networks(cfg: dict, stage: str) -> None:
     """model./disc. sections: schema, unknown keys and size, before any weight is allocated."""
-    from gendef.model import GenDeF
+    from gendef.generator.gendef import GenDeF
 
     builds_model = stage == "pretrain" or cfg.get("from_scratch")
     try:
@@ -134,7 +135,7 @@ def _check_networks(cfg: dict, stage: str) -> None:
         if builds_model:
             model = GenDeF.check_config(model)
         else:  # stage 2 keeps init's networks; the section must still be well-formed
-            from gendef.model_config import validate_model_config
+            from gendef.generator.config import validate_model_config
 
             model = validate_model_config(model, GenDeF.config_keys())
     except ModelConfigError as e:

@@ -3,7 +3,7 @@
     accelerate launch train/finetune.py --config train/configs/sky256.yaml data=... output_dir=... init=<stage-1 output>
 
 Loss: non-saturating adversarial + lazy R1 (averaged over a clip's frames) + lambda_reg *
-L_reg on three adjacent frames (paper eq. 4, appendix A; ``reg_form``, gendef.losses). The
+L_reg on three adjacent frames (paper eq. 4, appendix A; ``reg_form``, gendef.generator.losses). The
 last ToOut of G_d starts as ``model.deformation_init`` says ("zero": at step 0 every frame
 equals the canonical image). Clip times follow ``time_sampling`` (gendef.data.times).
 Paper ablations: ``freeze_canonical=true`` ('pt. then fix'), ``lambda_reg=0`` ('w/o L_reg'),
@@ -33,8 +33,8 @@ def load_stage1(cfg: dict, device):
     from safetensors.torch import load_file
 
     from gendef import GenDeF
-    from gendef.model import CheckpointError
-    from gendef.models.discriminator import VIDEO_ONLY_PREFIXES, Discriminator
+    from gendef.errors import CheckpointError
+    from gendef.generator.networks.discriminator import VIDEO_ONLY_PREFIXES, Discriminator
 
     init = Path(cfg["init"])
     try:
@@ -68,7 +68,7 @@ def load_stage1(cfg: dict, device):
 def build_from_scratch(cfg: dict, device):
     """Table 4's "w/o pt.": stage 2 with freshly initialised G_c, G_d and D (no stage 1)."""
     from gendef import GenDeF
-    from gendef.models.discriminator import Discriminator
+    from gendef.generator.networks.discriminator import Discriminator
 
     if cfg["init"]:
         print("note: from_scratch=true: init is not used")
@@ -87,7 +87,7 @@ def generator_times(cfg: dict, dataset, b: int, device) -> torch.Tensor:
 
 
 def train(run: Run) -> None:
-    from gendef import losses
+    from gendef.generator import losses
     from gendef.data import ClipDataset
 
     cfg, dev = run.cfg, run.device

@@ -20,9 +20,10 @@ def main(argv=None) -> int:
 
 
 def train(run: Run) -> None:
-    from gendef import GenDeF, losses
+    from gendef import GenDeF
+    from gendef.generator import losses
     from gendef.data import FrameDataset
-    from gendef.models.discriminator import Discriminator
+    from gendef.generator.networks.discriminator import Discriminator
 
     cfg, dev = run.cfg, run.device
     torch.manual_seed(cfg["seed"])

@@ -24,7 +24,7 @@ def tile(videos: np.ndarray) -> np.ndarray:
 
 def write_samples(G_ema, cfg: dict, step: int, output_dir, video: bool) -> List[Path]:
     """Fixed-seed EMA samples: a png of canonical images (stage 1) or an mp4 + png (stage 2)."""
-    from gendef.videoio import write_video
+    from gendef.video.io import write_video
     from PIL import Image
 
     folder = Path(output_dir) / "samples"

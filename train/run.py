@@ -111,7 +111,7 @@ class Run:
 
     # ------------------------------------------------------------------ building
     def dataset(self, cls, resolution: int, **kwargs):
-        from gendef.data import DatasetError
+        from gendef.errors import DatasetError
 
         res = self.cfg["resolution"] or resolution
         if res != resolution:
@@ -214,7 +214,7 @@ class Run:
 
         ``draw(do_r1)`` returns (real, fake, real_times, fake_times); times are None in image mode.
         """
-        from gendef import losses
+        from gendef.generator import losses
 
         cfg, acc, D = self.cfg, self.accelerator, self.D
         gamma, interval = float(cfg["r1_gamma"]), int(cfg["r1_interval"])
@@ -314,8 +314,9 @@ class Run:
         results = None
         failed = torch.zeros((), device=acc.device)
         if acc.is_main_process:
-            from gendef.data import DatasetError
-            from gendef.metrics import MetricsError, evaluate
+            from gendef.errors import DatasetError
+            from gendef.metrics import evaluate
+            from gendef.errors import MetricsError
 
             names = [m.strip() for m in str(self.cfg["eval_metrics"]).split(",") if m.strip()]
             try:

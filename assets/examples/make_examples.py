@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from skimage import data, transform
 
-from gendef.video import CanonicalVideo
+from gendef.video.canonical_video import CanonicalVideo
 
 HERE = Path(__file__).resolve().parent
 FRAME = 64

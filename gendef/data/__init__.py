@@ -4,7 +4,6 @@ and other light users do not pay for torch."""
 
 __all__ = [
     "ClipDataset",
-    "DatasetError",
     "FrameDataset",
     "VideoSource",
     "resize_center_crop",

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from .times import TIME_SAMPLINGS, sample_times
-from ..videoio import IMAGE_EXTS, VIDEO_EXTS, VideoIOError, read_image, read_video
+from ..video.io import IMAGE_EXTS, VIDEO_EXTS, read_image, read_video
+from ..errors import VideoIOError
 from ..errors import DatasetError
 
 __all__ = [
-    "DatasetError",
     "VideoSource",
     "FrameDataset",
     "ClipDataset",

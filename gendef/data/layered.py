@@ -9,7 +9,6 @@ the decomposition tests.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2

@@ -18,8 +18,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..videoio import IMAGE_EXTS, VIDEO_EXTS, VideoIOError, read_image
-from .datasets import DatasetError, resize_center_crop
+from ..video.io import IMAGE_EXTS, VIDEO_EXTS, read_image
+from ..errors import VideoIOError
+from .datasets import resize_center_crop
+from ..errors import DatasetError
 
 __all__ = ["prepare_dataset", "iter_video_frames", "main"]
 

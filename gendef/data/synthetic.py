@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..imageutil import to_uint8
 
-__all__ = ["render_clip", "horizon_mask", "write_dataset", "clip_seed", "PALETTES", "SyntheticDataError", "main"]
+__all__ = ["render_clip", "horizon_mask", "write_dataset", "clip_seed", "PALETTES", "main"]
 
 MAX_RESOLUTION = 1024
 MIN_RESOLUTION = 8
@@ -56,8 +56,6 @@ PALETTES = {
 }
 
 
-SyntheticDataError = DatasetError  # kept name; one family in gendef.errors
-
 
 @dataclass
 class _Scene:
@@ -81,11 +79,11 @@ def clip_seed(seed: int, index: int) -> int:
 
 def _check(seed, num_frames, resolution):
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SyntheticDataError(f"seed must be a non-negative integer, got {seed!r}")
+        raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
-        raise SyntheticDataError(f"frames must be an integer >= 1, got {num_frames!r}")
+        raise DatasetError(f"frames must be an integer >= 1, got {num_frames!r}")
     if not isinstance(resolution, (int, np.integer)) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise SyntheticDataError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
+        raise DatasetError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
 
 
 def _jitter(rng, colour, spread=0.06, brightness=1.0):
@@ -361,7 +359,7 @@ def render_clip(seed: int, num_frames: int = 32, resolution: int = 64) -> np.nda
 def _png(frame: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
-        raise SyntheticDataError("PNG encoding failed")
+        raise DatasetError("PNG encoding failed")
     return buf.tobytes()
 
 
@@ -400,14 +398,14 @@ def write_dataset(dst: Union[str, os.PathLike], videos: int, frames: int, resolu
     leaves something that looks like a finished dataset.
     """
     if not isinstance(videos, (int, np.integer)) or videos < 1:
-        raise SyntheticDataError(f"videos must be an integer >= 1, got {videos!r}")
+        raise DatasetError(f"videos must be an integer >= 1, got {videos!r}")
     if not isinstance(workers, (int, np.integer)) or not 1 <= workers <= 64:
-        raise SyntheticDataError(f"workers must be an integer in [1, 64], got {workers!r}")
+        raise DatasetError(f"workers must be an integer in [1, 64], got {workers!r}")
     _check(seed, frames, resolution)
     dst = Path(dst)
     as_zip = dst.suffix.lower() == ".zip"
     if dst.exists() and (as_zip or not dst.is_dir() or any(dst.iterdir())):
-        raise SyntheticDataError(f"{dst} already exists; choose a new path or remove it first")
+        raise DatasetError(f"{dst} already exists; choose a new path or remove it first")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.partial")
     _remove(tmp)
@@ -454,7 +452,7 @@ def main(argv: Optional[list] = None) -> int:
     try:
         out = write_dataset(args.dst, args.videos, args.frames, args.resolution, args.seed, progress=not args.quiet,
                             workers=args.workers)
-    except (SyntheticDataError, OSError) as exc:
+    except (DatasetError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

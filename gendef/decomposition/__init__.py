@@ -24,8 +24,8 @@ The grid saved is the working-resolution frame size, in canonical pixels, so
 ``cv2.remap(canonical, grid[t, ..., 0], grid[t, ..., 1], INTER_LINEAR)`` renders
 frame t.
 """
-from .inputs import DecomposeError, resize_frames, working_size
+from .inputs import resize_frames, working_size
 from .pipeline import DEFAULT_STEPS, decompose, decompose_file
 from .quality import psnr, stipple_index
 
-__all__ = ["DEFAULT_STEPS", "DecomposeError", "decompose", "decompose_file", "psnr", "resize_frames", "stipple_index", "working_size"]
+__all__ = ["DEFAULT_STEPS", "decompose", "decompose_file", "psnr", "resize_frames", "stipple_index", "working_size"]

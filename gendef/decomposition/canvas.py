@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..video import pixels_to_normalized
+from ..video.grid import pixels_to_normalized
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .canvas import Canvas
-from .motion import InitialMotion, apply_homographies
+from .initial_motion import InitialMotion, apply_homographies
 
 
 def coarse_shape(h: int, w: int, stride: int) -> tuple:

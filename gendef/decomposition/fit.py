@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 import torch
 
-from ..video import CanonicalVideo
-from . import losses
+from ..video.canonical_video import CanonicalVideo
+from . import fit_losses
 from .canvas import Canvas, plan_canvas, splat_canonical, stack_below
 from .field import ResidualField
 from .inputs import resize_frames
-from .motion import initial_motion, layer_motion
+from .initial_motion import initial_motion, layer_motion
 from .movers import fill_holes, mover_mask, split_movers
 
 ProgressFn = Callable[[float, str], None]
@@ -120,7 +120,7 @@ class Fit:
         self.labels = None
         nh, nw = len(self.fields[0].ctrl_y), len(self.fields[0].ctrl_x)
         gray = np.stack([cv2.resize(f.mean(-1), (nw, nh), interpolation=cv2.INTER_AREA) for f in video])
-        self.ex, self.ey = losses.edge_weights(torch.from_numpy(gray)[:, None].to(self.device))
+        self.ex, self.ey = fit_losses.edge_weights(torch.from_numpy(gray)[:, None].to(self.device))
         self.canonical = None
         self.done = 0
         self.total_steps = max(settings.steps, 1)
@@ -141,12 +141,12 @@ class Fit:
 
     def regularisers(self, canonical) -> torch.Tensor:
         st, s = self.settings, self.canvas.scale
-        reg = st.canonical_weight * losses.canonical_curvature(canonical)
+        reg = st.canonical_weight * fit_losses.canonical_curvature(canonical)
         for field in self.fields:
-            reg = reg + st.smooth_weight * losses.lattice_smoothness(field.lattices[0]) / s
+            reg = reg + st.smooth_weight * fit_losses.lattice_smoothness(field.lattices[0]) / s
             if self.video.shape[0] >= 3 and st.reg_weight > 0:
                 ctrl = field.control_grid() / s  # in frame pixels
-                reg = reg + st.reg_weight * 0.01 * losses.temporal_regulariser(ctrl, self.ex, self.ey)
+                reg = reg + st.reg_weight * 0.01 * fit_losses.temporal_regulariser(ctrl, self.ex, self.ey)
         return reg
 
     # ---- stages ---------------------------------------------------------------------
@@ -169,7 +169,7 @@ class Fit:
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
             grid = self.level_grid(samplers, labels_l)
-            sq_err, leaf = losses.photometric_backward(canonical, grid, frames_stack, canvas_l, chunk, self.settings.robust)
+            sq_err, leaf = fit_losses.photometric_backward(canonical, grid, frames_stack, canvas_l, chunk, self.settings.robust)
             torch.autograd.backward([grid, self.regularisers(canonical)], [leaf.grad, None])
             opt.step()
             with torch.no_grad():

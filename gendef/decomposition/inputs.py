@@ -74,7 +74,7 @@ def check_memory(num_frames: int, height: int, width: int, canvas_scale: float) 
 
 def probe_pixels(path: Path, start: int, frames: Optional[int]) -> Optional[int]:
     """Decoded size in bytes of the requested clip, from the header only (None if unknown)."""
-    from ..videoio import IMAGE_EXTS
+    from ..video.io import IMAGE_EXTS
 
     if path.is_dir():
         files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTS)[start:]

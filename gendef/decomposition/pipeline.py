@@ -5,13 +5,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 
-from ..video import CanonicalVideo
+from ..video.canonical_video import CanonicalVideo
 from .fit import FitSettings, ProgressFn, fit_working_size
 from .quality import psnr
 from . import inputs
-from .inputs import DecomposeError, as_float_frames, check_memory, probe_pixels, resize_frames, working_size
+from .inputs import as_float_frames, check_memory, probe_pixels, resize_frames, working_size
+from ..errors import DecomposeError
 
 DEFAULT_STEPS = 140
 
@@ -89,7 +89,7 @@ def decompose(
     device: where the optimisation runs ("cpu", "cuda", "cuda:1"); flow stays on the CPU.
     output_size: None keeps the working size; "source", "1080p", "720p", "WxH" or a long
     side gives frames of that size and a canonical built from the full-size frames
-    (``gendef.fullsize``; metadata ``psnr_full``).
+    (``gendef.video.fullsize``; metadata ``psnr_full``).
     """
     import torch
 
@@ -107,7 +107,7 @@ def decompose(
     )
     check_memory(t_count, h, w, canvas_scale or 2.0)
     if output_size is not None:  # a bad choice fails before the fit, not after it
-        from ..fullsize import resolve_output_size
+        from ..video.fullsize import resolve_output_size
 
         resolve_output_size(output_size, video.shape[1:3], (h, w))
     video = resize_frames(video, (h, w))
@@ -122,7 +122,7 @@ def decompose(
     final = psnr(vid.frames(), video)
     vid.metadata["psnr"] = round(final, 3)
     if output_size is not None:
-        from ..fullsize import decompose_output
+        from ..video.fullsize import decompose_output
 
         vid = decompose_output(vid, frames, output_size, progress=lambda f, m: report(0.95 + 0.05 * f, m))
     vid.metadata["seconds"] = round(time.perf_counter() - start_time, 2)
@@ -144,8 +144,9 @@ def decompose_file(
     ``start``/``frames`` pick the clip, ``size`` is the long side of the working
     resolution; the source fps is kept.
     """
-    from ..audio import source_audio
-    from ..videoio import VideoIOError, read_video
+    from ..video.audio import source_audio
+    from ..video.io import read_video
+    from ..errors import VideoIOError
 
     p = Path(path)
     if start < 0:

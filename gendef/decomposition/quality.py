@@ -6,7 +6,7 @@ import math
 import cv2
 import numpy as np
 
-from ..video import CanonicalVideo
+from ..video.canonical_video import CanonicalVideo
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

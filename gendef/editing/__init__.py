@@ -5,18 +5,8 @@ carries the edit through all frames. Heavy libraries (torch, diffusers,
 segment-anything) are imported inside the functions that need them.
 """
 from .looks import LOOKS, apply_look
-from .segment import DEFAULT_SAM, Segmenter, SegmentUnavailable, get_segmenter, grabcut_segment, sam_status
-from .stylize import (
-    CONTROL_TYPES,
-    DEFAULT_BASE,
-    DEFAULT_CONTROLNETS,
-    DEFAULT_LCM_LORA,
-    StylizeUnavailable,
-    Stylizer,
-    get_stylizer,
-    make_control_image,
-    weights_status,
-)
+from .segment import DEFAULT_SAM, Segmenter, get_segmenter, grabcut_segment, sam_status
+from .stylize import CONTROL_TYPES, DEFAULT_BASE, DEFAULT_CONTROLNETS, DEFAULT_LCM_LORA, Stylizer, get_stylizer, make_control_image, weights_status
 
 __all__ = [
     "LOOKS",
@@ -25,7 +15,6 @@ __all__ = [
     "DEFAULT_BASE",
     "DEFAULT_CONTROLNETS",
     "DEFAULT_LCM_LORA",
-    "StylizeUnavailable",
     "Stylizer",
     "get_stylizer",
     "make_control_image",
@@ -33,7 +22,6 @@ __all__ = [
     "DEFAULT_SAM",
     "Segmenter",
     "get_segmenter",
-    "SegmentUnavailable",
     "grabcut_segment",
     "sam_status",
 ]

@@ -17,13 +17,12 @@ import cv2
 import numpy as np
 
 from ..errors import SegmentUnavailable, UsageError
-from ..imageutil import to_uint8
+from ..imageutil import rgb_uint8
 
 __all__ = [
     "DEFAULT_SAM",
     "DEFAULT_SAM_REPO",
     "SAM_FILES",
-    "SegmentUnavailable",
     "Segmenter",
     "grabcut_segment",
     "sam_status",
@@ -114,21 +113,6 @@ def _load_state_dict(path: str) -> dict:
 # --------------------------------------------------------------------------------------
 # SAM
 # --------------------------------------------------------------------------------------
-def _image_u8(image) -> np.ndarray:
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=-1)
-    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] < 2 or a.shape[1] < 2:
-        raise UsageError(f"image must be RGB shaped [H, W, 3], got {tuple(a.shape)}")
-    a = a[..., :3]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    f = a.astype(np.float32)
-    if not np.all(np.isfinite(f)):
-        raise UsageError("image contains NaN or inf")
-    return to_uint8(f)
-
-
 def _points(points, name: str, h: int, w: int) -> np.ndarray:
     if points is None:
         return np.zeros((0, 2), np.float32)
@@ -141,6 +125,16 @@ def _points(points, name: str, h: int, w: int) -> np.ndarray:
     if len(p) and ((p[:, 0] < 0) | (p[:, 0] > w - 1) | (p[:, 1] < 0) | (p[:, 1] > h - 1)).any():
         raise UsageError(f"{name} points must lie inside the {w}x{h} image")
     return p
+
+
+def _prompts(positive, negative, box, h: int, w: int) -> tuple:
+    """Clicks and box checked against the image size (SAM and GrabCut take the same prompts)."""
+    pos = _points(positive, "positive", h, w)
+    neg = _points(negative, "negative", h, w)
+    b = _box(box, h, w)
+    if not len(pos) and b is None:
+        raise UsageError("click at least one positive point (or draw a box) on the object")
+    return pos, neg, b
 
 
 def _box(box, h: int, w: int) -> Optional[np.ndarray]:
@@ -213,7 +207,7 @@ class Segmenter:
 
     def set_image(self, image) -> np.ndarray:
         """Compute (or reuse) the embedding of ``image``; returns it as uint8 RGB."""
-        img = _image_u8(image)
+        img = rgb_uint8(image, min_side=2)
         key = (img.shape, hashlib.sha1(img.tobytes()).hexdigest())
         if key != self._image_key:
             self.predictor.set_image(img, image_format="RGB")
@@ -229,11 +223,7 @@ class Segmenter:
         with self._lock, torch.inference_mode():
             img = self.set_image(image)
             h, w = img.shape[:2]
-            pos = _points(positive, "positive", h, w)
-            neg = _points(negative, "negative", h, w)
-            b = _box(box, h, w)
-            if not len(pos) and b is None:
-                raise UsageError("click at least one positive point (or draw a box) on the object")
+            pos, neg, b = _prompts(positive, negative, box, h, w)
             coords = np.concatenate([pos, neg], 0) if len(pos) + len(neg) else None
             labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.int32) if coords is not None else None
             # one click is ambiguous (part / object / whole): ask for three masks and keep the best
@@ -258,13 +248,9 @@ def grabcut_segment(image, positive: Sequence = (), negative: Sequence = (), box
     foreground; everything else as probable background (outside the box:
     certain background). Only regions touching a positive click are kept.
     """
-    img = _image_u8(image)
+    img = rgb_uint8(image, min_side=2)
     h, w = img.shape[:2]
-    pos = _points(positive, "positive", h, w)
-    neg = _points(negative, "negative", h, w)
-    b = _box(box, h, w)
-    if not len(pos) and b is None:
-        raise UsageError("click at least one positive point (or draw a box) on the object")
+    pos, neg, b = _prompts(positive, negative, box, h, w)
     iterations = int(iterations)
     if not 1 <= iterations <= 50:
         raise UsageError(f"iterations must be between 1 and 50, got {iterations}")

@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import StylizeUnavailable, UsageError
-from ..imageutil import to_uint8
+from ..imageutil import rgb_uint8
 
 __all__ = [
     "CONTROL_TYPES",
@@ -26,7 +26,6 @@ __all__ = [
     "DEFAULT_CONTROLNETS",
     "DEFAULT_LCM_LORA",
     "ANNOTATOR_REPO",
-    "StylizeUnavailable",
     "Stylizer",
     "make_control_image",
     "weights_status",
@@ -181,19 +180,6 @@ _ANNOTATORS: dict = {}
 _ANNOTATOR_LOCK = threading.Lock()
 
 
-def _to_uint8_rgb(image) -> np.ndarray:
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=-1)
-    if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise UsageError(f"image must be [H, W, 3] (RGB), got shape {tuple(a.shape)}")
-    a = a[..., :3]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    f = a.astype(np.float32)
-    if not np.all(np.isfinite(f)):
-        raise UsageError("image contains NaN or inf")
-    return to_uint8(f)
 
 
 def _load_annotator(control: str, local_files_only: bool = False):
@@ -232,7 +218,7 @@ def make_control_image(image, control: str = "canny", low_threshold: int = 100, 
     import cv2
 
     c = _check_control(control)
-    img = _to_uint8_rgb(image)
+    img = rgb_uint8(image)
     h, w = img.shape[:2]
     if c == "canny":
         lo, hi = int(low_threshold), int(high_threshold)
@@ -249,7 +235,7 @@ def make_control_image(image, control: str = "canny", low_threshold: int = 100, 
     out = np.asarray(det(img, **kw))
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=-1)
-    out = _to_uint8_rgb(out)
+    out = rgb_uint8(out)
     if out.shape[:2] != (h, w):
         out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA if out.shape[0] > h else cv2.INTER_LINEAR)
         if c == "scribble":  # the scribble ControlNet was trained on binary strokes
@@ -370,7 +356,7 @@ class Stylizer:
 
         from ..viz import resize_image
 
-        src = _to_uint8_rgb(image)
+        src = rgb_uint8(image)
         if not isinstance(prompt, str):
             raise UsageError("prompt must be text")
         strength = float(strength)
@@ -389,7 +375,7 @@ class Stylizer:
             _report(progress, 0.0, f"{self.control} control image")
             ctrl = make_control_image(work, self.control, detector=self.detector)
         else:
-            ctrl = cv2.resize(_to_uint8_rgb(control_image), (ww, wh), interpolation=cv2.INTER_AREA)
+            ctrl = cv2.resize(rgb_uint8(control_image), (ww, wh), interpolation=cv2.INTER_AREA)
         from PIL import Image
 
         kwargs = dict(

@@ -10,10 +10,8 @@ Detectors are fetched on first use (path, URL or hub file), never at import.
 CLI: ``python -m gendef.metrics --checkpoint CKPT --data DATA --metrics fid50k_full,fvd2048_16f``.
 """
 from .frechet import feature_stats, frechet_distance, frechet_distance_from_features
-from .weights import MetricsError
 
 __all__ = [
-    "MetricsError",
     "feature_stats",
     "frechet_distance",
     "frechet_distance_from_features",
@@ -48,7 +46,7 @@ def __getattr__(name):
 
         return load_detector
     if name in ("clip_motion", "flow_stats"):
-        from . import motion
+        from . import motion_stats
 
-        return getattr(motion, name)
+        return getattr(motion_stats, name)
     raise AttributeError(f"module 'gendef.metrics' has no attribute {name!r}")

@@ -59,10 +59,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ..data import DatasetError
-    from ..model import CheckpointError
+    from ..errors import DatasetError
+    from ..errors import CheckpointError
     from .evaluation import evaluate
-    from .weights import MetricsError
+    from ..errors import MetricsError
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -26,7 +26,7 @@ from .frechet import feature_stats, frechet_distance
 from .i3d import I3DFeatures
 from .inception import DEFAULT_INCEPTION_WEIGHTS, InceptionFeatures
 from .stylegan_v import evaluate_protocol, is_protocol_metric
-from .weights import MetricsError
+from ..errors import MetricsError
 
 __all__ = ["PROTOCOL", "evaluate", "fid", "fvd", "parse_metrics", "generated_clips", "generated_frames"]
 

@@ -142,7 +142,8 @@ class I3DFeatures(nn.Module):
 
     @classmethod
     def from_weights(cls, source: str, size: int = 224, features: str = "logits") -> "I3DFeatures":
-        from .weights import MetricsError, load_state_dict_file, resolve_weights
+        from .weights import load_state_dict_file, resolve_weights
+        from ..errors import MetricsError
 
         sd = load_state_dict_file(resolve_weights(source, "i3d.safetensors"))
         n_cls = sd["logits.conv3d.weight"].shape[0] if "logits.conv3d.weight" in sd else 400

@@ -48,7 +48,8 @@ class InceptionFeatures(nn.Module):
 
     @classmethod
     def from_weights(cls, source: str = DEFAULT_INCEPTION_WEIGHTS, size: int = 299) -> "InceptionFeatures":
-        from .weights import MetricsError, load_state_dict_file, resolve_weights
+        from .weights import load_state_dict_file, resolve_weights
+        from ..errors import MetricsError
 
         sd = load_state_dict_file(resolve_weights(source, "inception_v3.safetensors"))
         net = build_inception_v3()

@@ -27,7 +27,7 @@ import torch
 
 from .frechet import frechet_distance
 from .torchscript import I3D, INCEPTION, load_detector, to_uint8
-from .weights import MetricsError
+from ..errors import MetricsError
 
 __all__ = ["VideoProtocol", "FVD_PROTOCOLS", "FID_PROTOCOLS", "is_protocol_metric", "real_clip_plan", "fake_clip_times",
            "FeatureMoments", "fvd", "fid", "evaluate_protocol"]
@@ -113,7 +113,7 @@ def _reader(data, resolution: int):
 
 
 def _read(reader, vi, idx) -> torch.Tensor:
-    from ..videoio import VideoIOError
+    from ..errors import VideoIOError
 
     try:
         return torch.from_numpy(reader.frames(vi, idx)).permute(0, 3, 1, 2)  # uint8 [T, 3, R, R]

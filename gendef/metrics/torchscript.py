@@ -28,7 +28,8 @@ from typing import Dict, Optional, Union
 import torch
 from torch import nn
 
-from .weights import MetricsError, cache_dir
+from .weights import cache_dir
+from ..errors import MetricsError
 
 __all__ = ["DetectorSpec", "INCEPTION", "I3D", "TorchScriptDetector", "fetch_detector", "load_detector", "to_uint8"]
 

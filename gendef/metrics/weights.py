@@ -8,7 +8,7 @@ from typing import Optional
 
 from ..errors import MetricsError
 
-__all__ = ["MetricsError", "cache_dir", "resolve_weights", "load_state_dict_file"]
+__all__ = ["cache_dir", "resolve_weights", "load_state_dict_file"]
 
 
 def cache_dir() -> Path:

@@ -73,11 +73,6 @@ class MappingNetwork(nn.Module):
             w = self.w_avg.to(w.dtype) + truncation_psi * (w - self.w_avg.to(w.dtype))
         return w
 
-    @torch.no_grad()
-    def update_w_avg(self, w: torch.Tensor, beta: float = 0.995) -> None:
-        """Called by the trainer on generated w's; truncation needs the mean of w."""
-        self.w_avg.copy_(torch.lerp(w.detach().float().mean(0), self.w_avg, beta))
-
 
 class ModulatedConv2d(nn.Module):
     """Style-modulated convolution; demodulation normalises per output channel.

@@ -17,10 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .errors import ConfigError
+from ..errors import ModelConfigError
 
 __all__ = [
-    "ModelConfigError",
     "MODEL_SCHEMA",
     "MAX_PARAMETERS",
     "MAX_ACTIVATION_BYTES",
@@ -38,9 +37,6 @@ MAX_PARAMETERS = 300_000_000
 MAX_ACTIVATION_BYTES = 2 << 30  # forward activations of one sample, one frame (an estimate)
 _ACTIVATION_FACTOR = 4  # modulated conv, noise, activation and skip tensors per conv output
 
-
-class ModelConfigError(ConfigError):
-    """A model config key or value that is unknown, out of range or too large (one line)."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +231,7 @@ def check_discriminator_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     and its parameter count (meta-device build), before anything is allocated."""
     import torch
 
-    from .models.discriminator import Discriminator
+    from .networks.discriminator import Discriminator
 
     cfg = validate_model_config(config, list(_init_defaults(Discriminator)), DISCRIMINATOR_SCHEMA, "disc")
     with torch.device("meta"):

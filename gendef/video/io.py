@@ -15,13 +15,13 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .errors import VideoIOError
-from .imageutil import to_uint8  # noqa: F401  (re-exported: the one converter lives in gendef.imageutil)
+from ..errors import VideoIOError
+from ..imageutil import to_uint8
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".gif")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-__all__ = ["VideoIOError", "write_video", "atomic_output", "check_fps", "check_output_path", "read_video", "read_image", "to_uint8", "VIDEO_EXTS", "IMAGE_EXTS"]
+__all__ = ["write_video", "atomic_output", "check_fps", "check_output_path", "read_video", "read_image", "VIDEO_EXTS", "IMAGE_EXTS"]
 
 
 MAX_FPS = 1000.0
@@ -86,7 +86,7 @@ def atomic_output(path: Union[str, os.PathLike]):
 def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 16.0, audio=None) -> Path:
     """Write [T, H, W, 3] frames (float in [0, 1] or uint8) to .mp4 (H.264) or .gif.
 
-    ``audio``: an optional ``gendef.audio.AudioSpan`` muxed next to the video (not for .gif).
+    ``audio``: an optional ``gendef.video.audio.AudioSpan`` muxed next to the video (not for .gif).
 
     fps and path are checked before anything is encoded; the file is encoded to a temp file
     in the same folder and renamed over ``path`` only after the encoder reported success.
@@ -111,7 +111,7 @@ def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 
 
 
 def _encode_with_audio(arr: np.ndarray, tmp: Path, fps: float, ext: str, audio) -> None:
-    """Encode silently, then mux the audio span in (gendef.audio); the result replaces ``tmp``."""
+    """Encode silently, then mux the audio span in (gendef.video.audio); the result replaces ``tmp``."""
     from .audio import mux_audio
 
     with tempfile.TemporaryDirectory(prefix="gendef-mux-", dir=tmp.parent) as d:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..video import pixels_to_normalized
+from ..video.grid import pixels_to_normalized
 
 
 def photometric_backward(canonical, grid, frames_stack, canvas_hw: tuple, chunk: int, robust: float = 0.0) -> tuple:

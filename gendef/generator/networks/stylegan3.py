@@ -18,8 +18,8 @@ Deliberate differences from the official code: one w for all layers (as the
 StyleGAN2 backbone here), style normalisation per sample rather than over the
 batch (so a sample never depends on its batch mates), PyTorch filters
 without a custom CUDA op (``alias_free_ops``: polyphase FIRs and a filtered leaky
-ReLU that keeps no upsampled tensor for backward; ``use_reference`` switches back
-to the plain ``upfirdn2d`` layers, the tests' reference), the input-magnitude EMA updated in training mode like a
+ReLU that keeps no upsampled tensor for backward; the plain ``upfirdn2d`` layers they are
+tested against live in ``reference_layers``, which the model never imports), the input-magnitude EMA updated in training mode like a
 BatchNorm statistic, and optional MTM (deformable) convs.
 """
 from __future__ import annotations
@@ -30,14 +30,13 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .alias_free_ops import FilterPlan, filtered_lrelu, reference_enabled
+from .alias_free_ops import FilterPlan, filtered_lrelu
 from .modulated_ops import modulated_conv
 from .layers import EqualLinear, MappingNetwork
-from .mtm import OffsetPredictor, check_mtm_resolutions, conv_or_deform, in_mtm_range
+from .mtm import OffsetPredictor, check_mtm_resolutions, in_mtm_range
 
-__all__ = ["StyleGAN3Generator", "SynthesisInput", "AliasFreeLayer", "upfirdn2d", "lowpass_filter"]
+__all__ = ["StyleGAN3Generator", "SynthesisInput", "AliasFreeLayer", "lowpass_filter"]
 
 
 def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float) -> Optional[torch.Tensor]:
@@ -47,32 +46,6 @@ def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float) -> Opti
     import scipy.signal
 
     return torch.as_tensor(scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs), dtype=torch.float32)
-
-
-def _fir_axis(x: torch.Tensor, f: torch.Tensor, dim: int, stride: int) -> torch.Tensor:
-    """Valid depthwise 1-D convolution (true convolution, so the filter is flipped) along H or W."""
-    c = x.shape[1]
-    k = f.flip(0).to(x.dtype)
-    if dim == 3:
-        weight, st = k.view(1, 1, 1, -1).expand(c, 1, 1, -1), (1, stride)
-    else:
-        weight, st = k.view(1, 1, -1, 1).expand(c, 1, -1, 1), (stride, 1)
-    return F.conv2d(x, weight, stride=st, groups=c)
-
-
-def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: int = 1, down: int = 1, padding=(0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
-    """Zero-stuff by ``up``, pad (x0, x1, y0, y1; negative crops), filter with f in x and y, keep every ``down``-th sample."""
-    b, c, h, w = x.shape
-    if up > 1:
-        x = F.pad(x.reshape(b, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(b, c, h * up, w * up)
-    x0, x1, y0, y1 = (int(p) for p in padding)
-    if any((x0, x1, y0, y1)):
-        x = F.pad(x, [x0, x1, y0, y1])
-    if f is None:
-        return x[:, :, ::down, ::down] * gain if gain != 1.0 else x[:, :, ::down, ::down]
-    f = f * math.sqrt(gain)
-    x = _fir_axis(x, f, 3, down)
-    return _fir_axis(x, f, 2, down)
 
 
 class SynthesisInput(nn.Module):
@@ -177,20 +150,22 @@ class AliasFreeLayer(nn.Module):
         self.padding = (lo, total - lo, lo, total - lo)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if self.training and torch.is_grad_enabled():
-            with torch.no_grad():
-                self.magnitude_ema.copy_(torch.lerp(x.detach().float().square().mean(), self.magnitude_ema, self.magnitude_ema_beta))
-        if reference_enabled():
-            return self._forward_reference(x, w)
-        s, weight = self._styles(w)
+        self.track_magnitude(x)
+        s, weight = self.styles(w)
         gain = self.magnitude_ema.rsqrt()
         offset = self.offset(x, w, input_gain=gain) if self.offset is not None else None
         y = modulated_conv(x, s * gain, weight.to(x.dtype), self.kernel - 1, offset)
         if self.is_torgb:
-            return self._torgb_out(y)
-        return filtered_lrelu(y, self._demodulation(s, weight).to(y.dtype), self.bias.to(y.dtype), self.filter_plan())
+            return self.torgb_out(y)
+        return filtered_lrelu(y, self.demodulation(s, weight).to(y.dtype), self.bias.to(y.dtype), self.filter_plan())
 
-    def _styles(self, w: torch.Tensor):
+    def track_magnitude(self, x: torch.Tensor) -> None:
+        """The input-magnitude EMA, updated in training mode like a BatchNorm statistic."""
+        if self.training and torch.is_grad_enabled():
+            with torch.no_grad():
+                self.magnitude_ema.copy_(torch.lerp(x.detach().float().square().mean(), self.magnitude_ema, self.magnitude_ema_beta))
+
+    def styles(self, w: torch.Tensor):
         """Per-sample input scales s [B, in] and the (normalised) weight, in float32."""
         s = self.affine(w).float()
         weight = self.weight.float()
@@ -200,23 +175,12 @@ class AliasFreeLayer(nn.Module):
         return s * s.square().mean(dim=1, keepdim=True).rsqrt(), weight
 
     @staticmethod
-    def _demodulation(s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def demodulation(s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return torch.rsqrt((weight.square().sum(dim=(2, 3))[None] * s.square()[:, None, :]).sum(-1) + 1e-8)
 
-    def _torgb_out(self, y: torch.Tensor) -> torch.Tensor:
+    def torgb_out(self, y: torch.Tensor) -> torch.Tensor:
         y = y + self.bias.to(y.dtype)[None, :, None, None]
         return y.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp else y
-
-    def _forward_reference(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """The plain implementation (full-size intermediates kept by autograd): the tests' reference."""
-        s, weight = self._styles(w)
-        x = x * self.magnitude_ema.rsqrt().to(x.dtype)
-        offset = self.offset(x, w) if self.offset is not None else None
-        y = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), self.kernel - 1, offset)
-        if self.is_torgb:
-            return self._torgb_out(y)
-        y = y * self._demodulation(s, weight).to(y.dtype)[:, :, None, None]
-        return self.reference_nonlinearity(y + self.bias.to(y.dtype)[None, :, None, None])
 
     def filter_plan(self) -> FilterPlan:
         """The fast path's view of this layer's filters (correlation kernels: flipped, with the up gain)."""
@@ -224,17 +188,6 @@ class AliasFreeLayer(nn.Module):
         k_down = self.down_filter.flip(0) if self.down_taps > 1 else None
         lo, hi = self.padding[0], self.padding[1]
         return FilterPlan(k_up, k_down, self.up, self.down, lo, hi, float(self.conv_clamp) if self.conv_clamp else None)
-
-    def reference_nonlinearity(self, y: torch.Tensor) -> torch.Tensor:
-        """Plain zero-stuff/pad/filter, leaky ReLU, clamp, filter/decimate: the tests' reference."""
-        fu = self.up_filter if self.up_taps > 1 else None
-        fd = self.down_filter if self.down_taps > 1 else None
-        y = upfirdn2d(y, fu, up=self.up, padding=self.padding, gain=self.up**2)
-        y = F.leaky_relu(y, 0.2) * math.sqrt(2.0)
-        if self.conv_clamp:
-            y = y.clamp(-self.conv_clamp, self.conv_clamp)
-        return upfirdn2d(y, fd, down=self.down)
-
 
 class StyleGAN3Generator(nn.Module):
     """Mapping + alias-free synthesis with the same interface as ``CanonicalGenerator``."""

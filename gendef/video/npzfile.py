@@ -15,18 +15,15 @@ from typing import Dict, Union
 
 import numpy as np
 
-from .errors import CanonicalVideoError
+from ..errors import NpzHeaderError
 
-__all__ = ["NpzMember", "NpzHeaderError", "read_npz_headers"]
+__all__ = ["NpzMember", "read_npz_headers"]
 
 _HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
 
-
-class NpzHeaderError(CanonicalVideoError):
-    """The archive or one of its .npy headers is unreadable (message is one line)."""
 
 
 @dataclass(frozen=True)

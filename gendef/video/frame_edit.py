@@ -13,7 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .imageutil import to_float01
+from ..imageutil import to_float01
+from .grid import invert_grid
 
 CHUNK = 16384  # canonical points inverted at once (bounds the coarse-search memory to ~16 MB)
 
@@ -33,8 +34,6 @@ def _footprint(grid_t: np.ndarray, painted: np.ndarray, canvas_hw) -> tuple:
 
 def frame_positions(grid_t: np.ndarray, points: np.ndarray) -> tuple:
     """Canonical points [N, 2] -> (frame positions [N, 2] float32, shown [N] bool) in this frame."""
-    from .video import invert_grid
-
     h, w = grid_t.shape[:2]
     pos = np.zeros((len(points), 2), np.float32)
     shown = np.zeros(len(points), bool)

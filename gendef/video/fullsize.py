@@ -2,7 +2,7 @@
 
 The deformation field is smooth, so it is fitted (decomposed) or generated at a
 working size; the canonical image and every output can still be full size
-(``CanonicalVideo.size``, the rule in :mod:`gendef.video`). Two ways to get the
+(``CanonicalVideo.size``, the rule in :mod:`gendef.video.grid`). Two ways to get the
 full-size canonical image:
 
 * :func:`full_size_canonical`: from the source frames (decomposed real clips).
@@ -26,11 +26,12 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
-from .imageutil import to_float01
-from .video import CanonicalVideo, CanonicalVideoError, MAX_OUTPUT_SIDE, invert_grid, upsample_grid
+from ..imageutil import to_float01
+from .canonical_video import CanonicalVideo, MAX_OUTPUT_SIDE
+from ..errors import OutputSizeError
+from .grid import invert_grid, upsample_grid
 
 __all__ = [
-    "OutputSizeError",
     "OUTPUT_SIZE_CHOICES",
     "resolve_output_size",
     "canonical_density",
@@ -47,9 +48,6 @@ _MAX_CANONICAL_PIXELS = 64 << 20  # 64 Mpx: a few float32 canonical-sized arrays
 
 ProgressFn = Callable[[float, str], None]
 
-
-class OutputSizeError(CanonicalVideoError):
-    """Bad output size or source frames for a full-size canonical (message is user-facing)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -302,7 +300,7 @@ def _refine(video: CanonicalVideo, frames, steps: int, device: str) -> np.ndarra
     import torch
     import torch.nn.functional as F
 
-    from .video import pixels_to_normalized
+    from .grid import pixels_to_normalized
 
     dev = torch.device(device)
     canon = torch.from_numpy(video.canonical).permute(2, 0, 1)[None].to(dev).requires_grad_(True)

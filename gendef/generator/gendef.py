@@ -9,7 +9,7 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -17,16 +17,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from .model_config import ModelConfigError, building_on_meta, check_model_budget, validate_model_config
-from .models.canonical import CanonicalGenerator
-from .models.deformation import DeformationGenerator
-from .models.motion import build_motion
-from .models.mtm import check_mtm_resolutions
-from .models.stylegan3 import StyleGAN3Generator
-from .video import CanonicalVideo, normalized_to_pixels
-from .errors import CheckpointError
+from ..errors import CheckpointError, ModelConfigError
+from ..video.canonical_video import CanonicalVideo
+from ..video.grid import normalized_to_pixels
+from .config import building_on_meta, check_model_budget, validate_model_config
+from .networks.canonical import CanonicalGenerator
+from .networks.deformation import DeformationGenerator
+from .networks.motion_codes import build_motion
+from .networks.mtm import check_mtm_resolutions
+from .networks.stylegan3 import StyleGAN3Generator
 
-__all__ = ["GenDeF", "CheckpointError", "ModelConfigError", "RECIPE_DEFAULTS", "PAPER_RECIPE"]
+__all__ = ["GenDeF", "RECIPE_DEFAULTS", "PAPER_RECIPE"]
 
 _BACKBONES = {"stylegan2": CanonicalGenerator, "stylegan3": StyleGAN3Generator}
 # MTM where coarse geometry is decided; the paper does not list its layers.
@@ -79,6 +80,66 @@ class GenDeF(
     library_name="gendef",
     tags=["video-generation", "gan", "gendef"],
 ):
+    """GenDeF: a canonical image from G_c, warped by a per-frame deformation field from G_d.
+
+    ``frame_t = warp(G_c(z), m + G_d(z_d, u_t, f_c))``: G_c draws the canonical image and
+    exposes the feature f_c of one of its layers; G_d turns a global latent, the motion
+    code u_t of the (continuous) time t and f_c into the sampling grid of frame t. Every
+    argument is a key of ``config.json`` and is range-checked (``gendef.generator.config``)
+    before any weight is allocated. Channel counts of both generators follow StyleGAN:
+    a layer at resolution r has ``min(channel_base // r, channel_max)`` channels.
+
+    Args:
+        resolution: side of the square canonical image and of the frames, in pixels; a power
+            of two, 8..2048. Default 64.
+        z_dim: size of the latent z (canonical image; also z_d when ``share_latent``). Default 128.
+        w_dim: size of the intermediate latent w that styles every layer of G_c and G_d. Default 128.
+        channel_base: G_c's channel budget (see above). Default 8192.
+        channel_max: G_c's largest channel count. Default 256.
+        mapping_layers: fully connected layers of G_c's mapping network z -> w. Default 4.
+        canonical_feature_layer: which G_c layer gives f_c: for StyleGAN3, L_k with k in 1..n
+            (n = 2 log2(resolution) - 2); for StyleGAN2 the block index. ``None`` (default) = the
+            penultimate layer, the paper's best choice (Table 3).
+        canonical_feature_dim: channels f_c is projected to before it is concatenated to G_d's
+            features at every block. Default 32.
+        use_canonical_feature: feed f_c to G_d at all (``False`` is the "w/o f_c" ablation).
+            Default True.
+        deformation_channel_base: G_d's channel budget. Default 4096.
+        deformation_channel_max: G_d's largest channel count. Default 128.
+        deformation_mapping_layers: layers of G_d's mapping network z_d -> w_d. Default 2.
+        motion_noise_dim: size of the noise drawn at each motion anchor. Default 64.
+        motion_code_dim: size of the motion code u_t after the motion mapping. Default 64.
+        motion_anchor_spacing: distance between motion anchors, in frames; u_t interpolates
+            the two anchors around t. Default 16.
+        time_num_freqs: sinusoids in the time encoding (official StyleGAN-V/GenDeF: 256). Default 16.
+        time_min_period: shortest period of the time encoding, in frames (the paper: 16 for
+            TaiChi, 256 for SkyTimelapse). Default 16.
+        time_max_period: longest period of the time encoding, in frames. Default 1024.
+        fps: frame rate written into sampled videos (``CanonicalVideo.fps``), frames per
+            second; it does not change the network. Default 16.
+        canonical_backbone: ``"stylegan2"`` (default; small and fast) or ``"stylegan3"``
+            (StyleGAN3-T, alias-free: the paper's G_c).
+        mtm: put modulated transformation (deformable) layers in both generators (paper §4.1).
+            Default False.
+        mtm_resolutions: ``[min, max]`` resolutions, in pixels, of the layers that get MTM when
+            ``mtm`` is on; ``None`` = ``[8, 64]``.
+        motion_mapping: ``"stylegan_v"`` (the paper's: conv1d over anchors + aligned acyclic
+            positional encoding) or ``"mlp"`` (default; the shipped 32 px model's variant).
+        motion_kernel_size: odd kernel of the StyleGAN-V motion mapping's conv1d, in anchors.
+            Default 11.
+        motion_input: where u_t enters G_d: ``"const"`` (concatenated to its 4x4 input, the
+            paper's) or ``"style"`` (default; appended to the style vector).
+        share_latent: ``True``: z_d = z (the official code feeds one z to both mapping
+            networks); ``False`` (default): an independent z_d.
+        deformation_init: G_d's last block (appendix A): ``"zero"`` (default: multiplier and
+            adder zero-initialised, so a fresh G_d returns the canonical image), ``"xavier"``
+            or ``"none"`` (no multiplier; Table A1's ablations).
+
+    The defaults (``RECIPE_DEFAULTS``) are what a config.json without the key means, so the
+    shipped ``checkpoints/default`` loads unchanged; ``PAPER_RECIPE`` lists the paper's values,
+    which ``train/configs/*.yaml`` set.
+    """
+
     def __init__(
         self,
         resolution: int = 64,
@@ -166,7 +227,7 @@ class GenDeF(
     @classmethod
     def check_config(cls, config: dict) -> dict:
         """Schema (range for every key, unknown keys refused) and size estimate, before any
-        weight is allocated; raises a one-line ModelConfigError (see gendef/model_config.py)."""
+        weight is allocated; raises a one-line ModelConfigError (see gendef/generator/config.py)."""
         cfg = validate_model_config(config, valid_keys=cls.config_keys())
         if not building_on_meta():
             check_model_budget(cls, cfg)

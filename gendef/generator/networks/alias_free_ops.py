@@ -14,12 +14,11 @@ rate each is 4x the layer's size. Here:
   backward is written with the same differentiable ops (the adjoint of a polyphase
   upsampling is a strided filter and vice versa), so it is itself differentiable.
 
-``use_reference(True)`` (or ``with reference_ops():``) switches StyleGAN3 and MTM
-layers back to the plain implementations; tests check that both agree.
+The plain implementations these are tested against live in ``reference_layers``,
+which the model never imports.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -27,30 +26,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["use_reference", "reference_ops", "reference_enabled", "fir_axis", "FilterPlan", "filtered_lrelu"]
-
-_REFERENCE = False
-
-
-def use_reference(on: bool = True) -> None:
-    """Process-wide switch to the plain (reference) StyleGAN3/MTM layers; not saved anywhere."""
-    global _REFERENCE
-    _REFERENCE = bool(on)
-
-
-def reference_enabled() -> bool:
-    return _REFERENCE
-
-
-@contextlib.contextmanager
-def reference_ops(on: bool = True):
-    old = _REFERENCE
-    use_reference(on)
-    try:
-        yield
-    finally:
-        use_reference(old)
-
+__all__ = ["fir_axis", "fir_axis_adjoint", "FilterPlan", "filtered_lrelu"]
 
 def _depthwise(x: torch.Tensor, k: torch.Tensor, dim: int, stride: int = 1) -> torch.Tensor:
     """Valid correlation of every channel with the rows of k ([mult, taps]) along H (dim 2) or W (dim 3)."""

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from .errors import UsageError, VideoIOError
+from ..errors import UsageError, VideoIOError
 
-log = logging.getLogger("gendef.audio")
+log = logging.getLogger("gendef.video.audio")
 
 AUDIO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi")  # containers that carry the muxed sound
 AUTO = "auto"

@@ -14,13 +14,11 @@ from typing import Iterable, Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d
 
-from .alias_free_ops import reference_enabled
 from .layers import EqualLinear, ModulatedConv2d
 from .modulated_ops import modulated_conv
 
-__all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in_mtm_range", "check_mtm_resolutions", "conv_or_deform"]
+__all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in_mtm_range", "check_mtm_resolutions"]
 
 
 class OffsetPredictor(nn.Module):
@@ -39,20 +37,8 @@ class OffsetPredictor(nn.Module):
         """Offsets from x * input_gain (a scalar the caller would otherwise multiply in first)."""
         s = self.affine(w)
         weight = (self.weight * self.scale).to(x.dtype)
-        if reference_enabled():
-            x = x * input_gain.to(x.dtype) if input_gain is not None else x
-            return F.conv2d(x * s.to(x.dtype)[:, :, None, None], weight, self.bias.to(x.dtype), padding=self.padding)
         y = modulated_conv(x, s * input_gain if input_gain is not None else s, weight, self.padding)
         return y + self.bias.to(y.dtype)[None, :, None, None]
-
-
-def conv_or_deform(x: torch.Tensor, weight: torch.Tensor, padding: int, offset: Optional[torch.Tensor]) -> torch.Tensor:
-    """One entry point so callers need not care whether MTM is on for this layer."""
-    if offset is None:
-        return F.conv2d(x, weight, padding=padding)
-    # torchvision's kernel has no half-precision CPU path and autocast lists it as fp32 anyway.
-    out = deform_conv2d(x.float(), offset.float(), weight.float(), padding=(padding, padding))
-    return out.to(x.dtype)
 
 
 class ModulatedDeformConv2d(ModulatedConv2d):
@@ -75,10 +61,9 @@ class ModulatedDeformConv2d(ModulatedConv2d):
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         offset = self.offset(x, w)
-        if reference_enabled():
-            out = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), self.padding, offset)
-        else:
-            out = modulated_conv(x, s, weight.to(x.dtype), self.padding, offset)
+        return self.demodulated(modulated_conv(x, s, weight.to(x.dtype), self.padding, offset), s, weight)
+
+    def demodulated(self, out: torch.Tensor, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         if self.demodulate:
             d = torch.rsqrt((weight.pow(2).sum(dim=(2, 3))[None] * s.pow(2)[:, None, :]).sum(-1) + 1e-8)
             out = out * d.to(out.dtype)[:, :, None, None]

@@ -7,8 +7,9 @@ segmentation, tracking, export -- is an operation on this object, so sampled
 GAN videos and decomposed real videos are treated identically.
 
 The conversion between these pixel units and the normalised [-1, 1]
-coordinates used by the networks lives here and nowhere else
-(:func:`normalized_to_pixels`, :func:`pixels_to_normalized`).
+coordinates used by the networks lives in :mod:`gendef.video.grid` and nowhere
+else (``normalized_to_pixels``, ``pixels_to_normalized``), beside the other grid
+functions (identity, upsampling, inversion).
 
 Output size versus grid size (the rule every operation follows):
 
@@ -18,7 +19,7 @@ Output size versus grid size (the rule every operation follows):
   output pixel (x, y) sits at grid position
   ``u = (x + 0.5) * Wg / W - 0.5``, ``v = (y + 0.5) * Hg / H - 0.5``
   (cv2.resize's INTER_LINEAR convention), and the edge cells are extrapolated
-  linearly (so an affine motion is upsampled exactly). :func:`upsample_grid`
+  linearly (so an affine motion is upsampled exactly). ``grid.upsample_grid``
   is the one implementation; it runs per frame, so a full-size grid is never
   held for every frame at once.
 * Grid *values* are always pixels of the stored canonical image, whatever its
@@ -39,22 +40,18 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
-from .errors import CanonicalVideoError
-from .imageutil import to_float01
+from ..errors import CanonicalVideoError
+from ..imageutil import to_float01
+from .frame_edit import frame_layer_to_canonical
+from .grid import bilinear_with_jacobian, continuous_at, identity_grid, invert_grid, nearest_samples, upsample_grid
 
 __all__ = [
     "CanonicalVideo",
-    "CanonicalVideoError",
-    "identity_grid",
-    "normalized_to_pixels",
-    "pixels_to_normalized",
-    "invert_grid",
-    "upsample_grid",
     "check_npz",
 ]
 
@@ -72,243 +69,6 @@ MAX_CANVAS_PIXELS = 4096 * 4096  # Hc * Wc of the canonical image (192 MiB as fl
 MAX_GRID_VALUES = 1 << 27  # T * H * W * 2: 512 MiB as float32, e.g. 256 frames of 512x512
 MAX_METADATA_BYTES = 1 << 20
 _HEADER_SLACK = 1 << 16  # a zip entry may declare this much more than its array (the .npy header)
-
-
-# --------------------------------------------------------------------------------------
-# Coordinate conventions (the one place where normalised <-> pixel conversion happens)
-# --------------------------------------------------------------------------------------
-def normalized_to_pixels(grid_norm, canvas_hw: Sequence[int]):
-    """[-1, 1] (align_corners=True) -> canonical pixel units.
-
-    -1 is the centre of the first pixel and +1 the centre of the last one, which
-    is exactly torch's ``grid_sample(..., align_corners=True)`` convention, so
-    sampling with either convention gives the same frame.
-    Works for numpy arrays and torch tensors alike (last dim = (x, y)).
-    """
-    hc, wc = int(canvas_hw[0]), int(canvas_hw[1])
-    sx = (wc - 1) / 2.0
-    sy = (hc - 1) / 2.0
-    x = (grid_norm[..., 0] + 1.0) * sx
-    y = (grid_norm[..., 1] + 1.0) * sy
-    return _stack_xy(grid_norm, x, y)
-
-
-def pixels_to_normalized(grid_px, canvas_hw: Sequence[int]):
-    """Canonical pixel units -> [-1, 1] (align_corners=True); inverse of the above."""
-    hc, wc = int(canvas_hw[0]), int(canvas_hw[1])
-    x = grid_px[..., 0] * (2.0 / max(wc - 1, 1)) - 1.0
-    y = grid_px[..., 1] * (2.0 / max(hc - 1, 1)) - 1.0
-    return _stack_xy(grid_px, x, y)
-
-
-def _stack_xy(like, x, y):
-    if isinstance(like, np.ndarray):
-        return np.stack([x, y], axis=-1).astype(like.dtype, copy=False)
-    import torch  # only when called with tensors
-
-    return torch.stack([x, y], dim=-1)
-
-
-def identity_grid(height: int, width: int, num_frames: int = 1, offset=(0.0, 0.0)) -> np.ndarray:
-    """Grid where frame pixel (x, y) samples canonical (x + ox, y + oy)."""
-    ys, xs = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
-    g = np.stack([xs + offset[0], ys + offset[1]], axis=-1)
-    return np.repeat(g[None], num_frames, axis=0)
-
-
-def _lattice_positions(n_out: int, n_grid: int) -> np.ndarray:
-    """Grid coordinates of the centres of ``n_out`` output pixels spanning ``n_grid`` grid pixels."""
-    return (np.arange(n_out, dtype=np.float64) + 0.5) * (n_grid / n_out) - 0.5
-
-
-def _resize_axis(field: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """Bilinear resize of [H, W, C] along one axis, edge cells extrapolated linearly.
-
-    cv2.resize (INTER_LINEAR, float weights for float32) uses the same pixel-centre
-    convention but clamps at the border; the few output rows/columns that fall
-    outside the outermost grid centres are recomputed by linear extrapolation.
-    """
-    n_in = field.shape[axis]
-    if n_out == n_in:
-        return field
-    h, w = field.shape[:2]
-    dsize = (w, n_out) if axis == 0 else (n_out, h)
-    out = cv2.resize(field, dsize, interpolation=cv2.INTER_LINEAR)
-    if out.ndim == 2:
-        out = out[..., None]
-    pos = _lattice_positions(n_out, n_in)
-    take = (lambda a, i: a[i]) if axis == 0 else (lambda a, i: a[:, i])
-    for idx in np.flatnonzero((pos < 0) | (pos > n_in - 1)):
-        lo = 0 if pos[idx] < 0 else n_in - 2
-        f = pos[idx] - lo
-        val = take(field, lo) * (1.0 - f) + take(field, lo + 1) * f
-        if axis == 0:
-            out[idx] = val
-        else:
-            out[:, idx] = val
-    return out
-
-
-def upsample_grid(grid_t: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """One frame's grid [Hg, Wg, 2] -> [H, W, 2] at output size (the rule in the module docstring).
-
-    Values are unchanged (they are canonical pixels); only the lattice is resampled.
-    Works for any 2-D field of the grid's shape (e.g. grid differences).
-    """
-    g = np.asarray(grid_t, dtype=np.float32)
-    h, w = int(size[0]), int(size[1])
-    if g.shape[:2] == (h, w):
-        return g
-    return _resize_axis(_resize_axis(g, h, 0), w, 1)
-
-
-# --------------------------------------------------------------------------------------
-# Inverse look-up: where in a frame does a canonical point appear?
-# --------------------------------------------------------------------------------------
-def _bilinear_with_jacobian(grid: np.ndarray, fidx: np.ndarray, px: np.ndarray, py: np.ndarray):
-    """Evaluate the piecewise-bilinear map grid[f] at (px, py) and its Jacobian.
-
-    Outside the frame the edge cells are extrapolated linearly, so Newton steps can
-    leave the frame and report where an invisible point would be. Gathers from the
-    flattened grid keep its dtype (no full float64 copy of a [T,H,W,2] grid).
-    """
-    _, h, w, _ = grid.shape
-    flat = grid.reshape(-1, 2)
-    x0 = np.clip(np.floor(px), 0, max(w - 2, 0)).astype(np.int64)
-    y0 = np.clip(np.floor(py), 0, max(h - 2, 0)).astype(np.int64)
-    dx = 1 if w > 1 else 0
-    dy = w if h > 1 else 0
-    i00 = (fidx * h + y0) * w + x0
-    g00 = flat[i00].astype(np.float64)
-    g10 = flat[i00 + dx].astype(np.float64)
-    g01 = flat[i00 + dy].astype(np.float64)
-    g11 = flat[i00 + dx + dy].astype(np.float64)
-    u = (px - x0)[:, None]
-    v = (py - y0)[:, None]
-    a = g10 - g00
-    b = g01 - g00
-    c = g11 - g10 - g01 + g00
-    val = g00 + u * a + v * b + (u * v) * c
-    du = a + v * c
-    dv = b + u * c
-    return val, du, dv
-
-
-_FAR_POINT = 1e7  # canonical coordinates beyond this are never sampled by any allowed grid
-
-
-def invert_grid(
-    grid: np.ndarray,
-    points: np.ndarray,
-    init: Optional[np.ndarray] = None,
-    iters: int = 12,
-    tol: float = 1e-2,
-):
-    """Solve grid[t](p) = c for p, for every frame t and canonical point c.
-
-    grid: [T, H, W, 2]; points: [N, 2] canonical (x, y) or [T, N, 2] per frame.
-    init: optional [T, N, 2] starting positions (else a coarse nearest search).
-    Returns (positions [T, N, 2] float64, converged [T, N] bool).
-
-    Newton's method on the piecewise-bilinear grid converges in a few steps for
-    smooth deformations; the coarse search only has to land in the right basin.
-    """
-    grid = np.asarray(grid)
-    if grid.dtype not in (np.float32, np.float64):
-        grid = grid.astype(np.float32)
-    t, h, w, _ = grid.shape
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim == 2:
-        pts = np.broadcast_to(pts[None], (t,) + pts.shape)
-    n = pts.shape[1]
-    if n == 0:
-        return np.zeros((t, 0, 2)), np.zeros((t, 0), dtype=bool)
-    target = pts.reshape(t * n, 2)
-    # Points far outside any grid cannot be found; clamping keeps Newton's arithmetic finite
-    # (1e308 would overflow to inf/nan), and the final error check still marks them not found.
-    pts = np.clip(pts, -_FAR_POINT, _FAR_POINT)
-    if init is None:
-        init = _coarse_search(grid, pts)
-    p = np.array(np.broadcast_to(init, (t, n, 2)), dtype=np.float64).reshape(t * n, 2)
-    c = pts.reshape(t * n, 2)
-    fidx = np.repeat(np.arange(t), n)
-    lim = max(h, w) * 4.0
-    active = np.arange(t * n)
-    for _ in range(iters):
-        val, du, dv = _bilinear_with_jacobian(grid, fidx[active], p[active, 0], p[active, 1])
-        r = c[active] - val
-        a, b = du[:, 0], dv[:, 0]
-        cc, d = du[:, 1], dv[:, 1]
-        det = a * d - b * cc
-        safe = np.abs(det) > 1e-9
-        det = np.where(safe, det, 1.0)
-        sx = np.where(safe, (d * r[:, 0] - b * r[:, 1]) / det, 0.0)
-        sy = np.where(safe, (-cc * r[:, 0] + a * r[:, 1]) / det, 0.0)
-        step = np.stack([sx, sy], axis=-1)
-        # damp huge steps (folds, near-singular cells) to keep iterations stable
-        norm = np.sqrt(sx * sx + sy * sy)[:, None]
-        step = np.where(norm > 8.0, step * (8.0 / np.maximum(norm, 1e-12)), step)
-        p[active] = np.clip(p[active] + step, -lim, lim)
-        moving = norm[:, 0] > 1e-7
-        active = active[moving]
-        if active.size == 0:
-            break
-    val, _, _ = _bilinear_with_jacobian(grid, fidx, p[:, 0], p[:, 1])
-    err = np.linalg.norm(np.clip(target - val, -_FAR_POINT, _FAR_POINT), axis=-1)
-    err[np.any(target != c, axis=-1)] = np.inf
-    return p.reshape(t, n, 2), (err < tol).reshape(t, n)
-
-
-def _continuous_at(grid: np.ndarray, pos: np.ndarray, factor: float = 4.0) -> np.ndarray:
-    """[T, N] bool: the grid cell holding each (grid-lattice) position is not torn: no
-    two neighbouring corners differ by more than ``factor`` times the grid's median
-    step plus one canonical pixel."""
-    t, h, w, _ = grid.shape
-    step = np.abs(grid[:, ::4, 1:, :] - grid[:, ::4, :-1, :]).max(-1)
-    lim = factor * float(np.median(step)) + 1.0 if step.size else np.inf
-    fidx = np.repeat(np.arange(t), pos.shape[1])
-    px, py = pos[..., 0].ravel(), pos[..., 1].ravel()
-    x0 = np.clip(np.floor(px), 0, max(w - 2, 0)).astype(np.int64)
-    y0 = np.clip(np.floor(py), 0, max(h - 2, 0)).astype(np.int64)
-    flat = grid.reshape(-1, 2)
-    i00 = (fidx * h + y0) * w + x0
-    dx, dy = (1 if w > 1 else 0), (w if h > 1 else 0)
-    corners = [flat[i] for i in (i00, i00 + dx, i00 + dy, i00 + dx + dy)]
-    spread = np.zeros(len(i00))
-    for a, b in ((0, 1), (0, 2), (1, 3), (2, 3)):
-        spread = np.maximum(spread, np.abs(corners[a] - corners[b]).max(-1))
-    return (spread <= lim).reshape(pos.shape[:2])
-
-
-def _nearest_samples(grid: np.ndarray, pts: np.ndarray, init: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """``init`` [T, N, 2] with the entries ``which`` [T, N] replaced by the frame pixel
-    whose grid value is nearest to the canonical point (exhaustive, per frame)."""
-    out = np.array(init, dtype=np.float64)
-    h, w = grid.shape[1:3]
-    for t in np.nonzero(which.any(1))[0]:
-        idx = np.nonzero(which[t])[0]
-        g = grid[t].reshape(-1, 2).astype(np.float32)
-        q = pts[idx].astype(np.float32)
-        d2 = (g * g).sum(-1)[None, :] - 2.0 * q @ g.T
-        iy, ix = np.divmod(d2.argmin(-1), w)
-        out[t, idx] = np.stack([ix, iy], -1)
-    return out
-
-
-def _coarse_search(grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Nearest grid sample on a ~16x16 sub-lattice of each frame (Newton's start)."""
-    t, h, w, _ = grid.shape
-    sy = max(1, h // 16)
-    sx = max(1, w // 16)
-    ys = np.arange(0, h, sy)
-    xs = np.arange(0, w, sx)
-    sub = grid[:, ys][:, :, xs].reshape(t, -1, 2).astype(np.float32)  # [T, M, 2]
-    q = pts.astype(np.float32)
-    # |q - s|^2 = |q|^2 - 2 q.s + |s|^2; the |q|^2 term does not change the argmin
-    d2 = (sub * sub).sum(-1)[:, None, :] - 2.0 * np.einsum("tnc,tmc->tnm", q, sub)
-    k = d2.argmin(-1)
-    iy, ix = np.divmod(k, len(xs))
-    return np.stack([xs[ix], ys[iy]], axis=-1).astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------
@@ -534,10 +294,10 @@ class CanonicalVideo:
         """
         pts = _validate_points(points)
         pos_g, ok = invert_grid(self.grid, pts)
-        good = ok & _continuous_at(self.grid, pos_g)
+        good = ok & continuous_at(self.grid, pos_g)
         if not good.all():  # Newton can stall at a torn cell: start again from the nearest sample
-            pos2, ok2 = invert_grid(self.grid, pts, init=_nearest_samples(self.grid, pts, pos_g, ~good))
-            good2 = ok2 & _continuous_at(self.grid, pos2)
+            pos2, ok2 = invert_grid(self.grid, pts, init=nearest_samples(self.grid, pts, pos_g, ~good))
+            good2 = ok2 & continuous_at(self.grid, pos2)
             retry = ~good & good2
             pos_g = np.where(retry[..., None], pos2, pos_g)
             good = good | good2
@@ -563,7 +323,7 @@ class CanonicalVideo:
             raise CanonicalVideoError(f"points must lie inside the {w}x{h} frame")
         q = self.to_grid_coords(pts)
         fidx = np.full(len(pts), frame)
-        val, _, _ = _bilinear_with_jacobian(self.grid, fidx, q[:, 0], q[:, 1])
+        val, _, _ = bilinear_with_jacobian(self.grid, fidx, q[:, 0], q[:, 1])
         return val.astype(np.float32)
 
     def _frame_flow_on_grid(self, t: int) -> np.ndarray:
@@ -688,12 +448,12 @@ class CanonicalVideo:
         the span of the source clip's sound recorded in the metadata (see :meth:`audio_span`),
         ``None``/``"none"`` exports silently, a file path uses that file's sound.
         """
-        from .videoio import write_video
+        from .io import write_video
 
         return write_video(self.frames_uint8(image), path, fps=fps or self.fps, audio=self.audio_span(audio, path))
 
     def audio_span(self, audio="auto", path=None):
-        """The sound an export of this video plays (``gendef.audio.AudioSpan``), or None.
+        """The sound an export of this video plays (``gendef.video.audio.AudioSpan``), or None.
 
         A missing or silent source logs one warning line and gives None (a silent export).
         """
@@ -703,7 +463,7 @@ class CanonicalVideo:
             return None
         span, warning = resolve_audio(audio, self.metadata, self.num_frames / self.fps)
         if warning:
-            logging.getLogger("gendef.audio").warning("warning: %s", warning)
+            logging.getLogger("gendef.video.audio").warning("warning: %s", warning)
         return span
 
     def frames_uint8(self, image: Optional[np.ndarray] = None) -> np.ndarray:
@@ -712,7 +472,7 @@ class CanonicalVideo:
         The video and RGB edits are resampled in 8 bits directly (the canonical converted
         once; within one level of the float render); overlays and masks go through float.
         """
-        from .imageutil import to_uint8
+        from ..imageutil import to_uint8
 
         self._check_alloc(3, 1, "exporting")
         kind, img = self._prepare_edit(image)
@@ -734,8 +494,6 @@ class CanonicalVideo:
         RGBA [Hc, Wc, 4] (or a mask [Hc, Wc]); canonical pixels the frame never shows get
         alpha 0, so ``render``/``with_edit`` leave them untouched.
         """
-        from .frame_edit import frame_layer_to_canonical
-
         img = np.asarray(edit)
         if img.ndim == 3 and img.shape[2] == 1:
             img = img[..., 0]
@@ -750,7 +508,7 @@ class CanonicalVideo:
 
     def with_edit(self, rgba: np.ndarray) -> "CanonicalVideo":
         """Same motion, with an RGBA edit living in canonical space composited into the canonical image."""
-        from .imageutil import composite_over
+        from ..imageutil import composite_over
 
         img = np.asarray(rgba)
         if img.ndim != 3 or img.shape[2] != 4 or img.shape[:2] != self.canvas_size:
@@ -771,7 +529,8 @@ def check_npz(path: Union[str, os.PathLike, io.IOBase]) -> dict:
     Returns ``{name: NpzMember}``; raises a one-line CanonicalVideoError for a file that is not
     an .npz, lacks a member, or declares shapes, dtypes or sizes outside the limits.
     """
-    from .npzfile import NpzHeaderError, read_npz_headers
+    from .npzfile import read_npz_headers
+    from ..errors import NpzHeaderError
 
     name = getattr(path, "name", path)
     if isinstance(path, (str, os.PathLike)):

@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from gendef.errors import ModelUnavailable
+from gendef.generator.shipped import DEFAULT_CHECKPOINT, REPO_ROOT, default_checkpoint
 
-DEFAULT_CHECKPOINT = "checkpoints/default"
 DEMO_CHECKPOINT = "untrained-demo"
 DEMO_RESOLUTION = 64
 DEMO_SEED = 0
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _CACHE: dict = {}
 _LOCK = threading.Lock()
@@ -40,11 +38,6 @@ class LoadedModel:
                 "show noise with little or no motion. Editing, segmentation, tracking and export all work the same way."
             )
         return f"Model: `{self.checkpoint}` ({self.model.resolution}x{self.model.resolution})"
-
-
-def default_checkpoint() -> str:
-    """``--checkpoint`` / ``GENDEF_CHECKPOINT`` override the shipped default."""
-    return os.environ.get("GENDEF_CHECKPOINT") or DEFAULT_CHECKPOINT
 
 
 def _build_demo():

@@ -1,0 +1,110 @@
+"""The library's layout: the data-model wing imports only the ground floor, and no module imports itself in a circle."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "gendef"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set:
+    """Every gendef module this file imports, at the top or inside functions (resolved to module names)."""
+    mod = _module_name(path)
+    package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "gendef"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "gendef":
+                continue
+            for a in node.names:  # "from gendef.video import io" imports the module gendef.video.io
+                sub = f"{target}.{a.name}"
+                found.add(sub if _module_path(sub) else target)
+    return {m for m in found if _module_path(m)}
+
+
+def _module_path(name: str):
+    base = ROOT.joinpath(*name.split("."))
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _graph() -> dict:
+    return {_module_name(p): _imports(p) - {_module_name(p)} for p in PKG.rglob("*.py")}
+
+
+def test_the_video_wing_imports_only_errors_and_imageutil():
+    graph = _graph()
+    bad = {m: sorted(d for d in deps if not d.startswith("gendef.video") and d not in ("gendef.errors", "gendef.imageutil"))
+           for m, deps in graph.items() if m.startswith("gendef.video")}
+    assert len(bad) >= 8, sorted(bad)  # the wing's modules were all found
+    assert not any(bad.values()), {m: d for m, d in bad.items() if d}
+
+
+def _cycle(graph: dict):
+    state, stack = {}, []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if d.startswith(m + "."):  # a package importing its own submodule is not a circle
+                continue
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_no_import_circle_in_the_library():
+    graph = _graph()
+    assert len(graph) > 60
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_the_circle_finder_finds_one():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("old", ["gendef/video.py", "gendef/videoio.py", "gendef/model.py", "gendef/model_config.py",
+                                 "gendef/models", "gendef/losses.py", "gendef/npzfile.py", "gendef/audio.py",
+                                 "gendef/fullsize.py", "gendef/frame_edit.py", "app/models.py"])
+def test_old_module_paths_are_gone(old):
+    assert not (ROOT / old).exists()
+
+
+def test_every_constructor_argument_of_gendef_is_documented():
+    from gendef import GenDeF
+
+    doc = GenDeF.__doc__
+    missing = [k for k in GenDeF.config_keys() if f"\n        {k}:" not in doc]
+    assert len(GenDeF.config_keys()) >= 27 and not missing, missing
+
+
+def test_the_model_never_imports_the_reference_layers():
+    graph = _graph()
+    users = sorted(m for m, deps in graph.items() if "gendef.generator.networks.reference_layers" in deps)
+    assert users == [], users
