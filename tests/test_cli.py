@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gendef import CanonicalVideo
-from gendef.video.io import read_video
+from gendef.video.reader import read_video
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -147,12 +147,12 @@ def test_prepare_videos_to_zip(tmp_path, capsys):
 
 
 def test_video_file_seek_matches_sequential_decoding(tmp_path):
-    from gendef.data.datasets import _read_file_clip
-    from gendef.video.io import read_video
+    from gendef.video.reader import read_clip
+    from gendef.video.reader import read_video
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (40, 1, 1, 3), dtype=np.uint8).repeat(16, 1).repeat(16, 2)
     write_video(frames, tmp_path / "v.mp4", fps=25)
     for start in (0, 7, 23, 36):
-        got = _read_file_clip(str(tmp_path / "v.mp4"), start, 4)
+        got = read_clip(str(tmp_path / "v.mp4"), start, 4)
         np.testing.assert_array_equal(got, read_video(tmp_path / "v.mp4", start, 4)[0])

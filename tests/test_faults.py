@@ -191,7 +191,8 @@ def _snapshot(folder: Path) -> dict:
 
 def test_video_write_killed_keeps_old_file(tmp_path, small_video):
     """kill -9 in the middle of an encode over an existing mp4 leaves the old mp4 byte-identical."""
-    from gendef.video.io import read_video, write_video
+    from gendef.video.io import write_video
+    from gendef.video.reader import read_video
 
     out = tmp_path / "clip.mp4"
     write_video(small_video.frames(), out, fps=8)

@@ -85,7 +85,7 @@ def test_occluder_in_one_frame_is_voted_out(clip):
 
 
 def test_upscaled_sample_is_labelled_and_sized(clip, tmp_path):
-    from gendef.video.io import read_video
+    from gendef.video.reader import read_video
 
     _, vid = clip
     up = upscale(vid, (H, W))
@@ -112,7 +112,7 @@ def test_cli_sample_exports_upscaled_and_says_so(tmp_path, capsys):
 
     from gendef import GenDeF
     from gendef.cli import main
-    from gendef.video.io import read_video
+    from gendef.video.reader import read_video
     from tests.conftest import TINY_GENDEF
 
     torch.manual_seed(0)

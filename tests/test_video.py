@@ -5,7 +5,7 @@ import pytest
 from gendef import CanonicalVideo
 from gendef.errors import CanonicalVideoError
 from gendef.video.grid import identity_grid, normalized_to_pixels, pixels_to_normalized
-from gendef.video.io import read_video
+from gendef.video.reader import read_video
 
 H = W = 64
 T = 10

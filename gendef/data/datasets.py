@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from .times import TIME_SAMPLINGS, sample_times
-from ..video.io import IMAGE_EXTS, VIDEO_EXTS, read_image, read_video
+from ..video.io import IMAGE_EXTS, VIDEO_EXTS, read_image
+from ..video.reader import probe, read_clip, read_video
 from ..errors import VideoIOError
 from ..errors import DatasetError
 
@@ -71,29 +72,6 @@ def sample_sparse_times(
     return np.sort(np.concatenate([[0], np.asarray(inner, dtype=np.int64), [d]])).astype(np.int64)
 
 
-def _read_file_clip(path: str, start: int, count: int) -> np.ndarray:
-    """``count`` frames from ``start``: seek instead of decoding from frame 0 (training samples
-    random positions of long videos); falls back to sequential decoding when seeking is inexact."""
-    import cv2
-
-    if start == 0 or Path(path).suffix.lower() == ".gif":
-        return read_video(path, start=start, num_frames=count, max_frames=1 << 20)[0]
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if cap.isOpened() and cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
-            frames = []
-            while len(frames) < count:
-                ok, fr = cap.read()
-                if not ok:
-                    break
-                frames.append(cv2.cvtColor(fr, cv2.COLOR_BGR2RGB))
-            if len(frames) == count:
-                return np.stack(frames)
-    finally:
-        cap.release()
-    return read_video(path, start=start, num_frames=count, max_frames=1 << 20)[0]
-
-
 @dataclass
 class VideoSource:
     """One video: a list of frame names (folder/zip) or a video file with its frame count."""
@@ -110,30 +88,10 @@ def _frame_names(names: Sequence[str]) -> List[str]:
 
 
 def _video_file_length(path: Path) -> int:
-    """Frame count of a video file, verified by decoding its first frame."""
-    if path.suffix.lower() == ".gif":
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                return int(getattr(im, "n_frames", 1))
-        except Exception as e:  # PIL raises many types on garbage
-            raise VideoIOError(f"{path}: not a readable gif ({e})") from None
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise VideoIOError(f"{path}: cannot open video (corrupt or unsupported codec)")
-        ok, _ = cap.read()
-        if not ok:
-            raise VideoIOError(f"{path}: no decodable frames")
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    finally:
-        cap.release()
-    if n <= 0:
-        n = len(read_video(path, max_frames=100000)[0])
-    return n
+    """Frame count of a video file (the one reader's true count), verified by decoding its first frame."""
+    info = probe(path)
+    read_video(path, num_frames=1)
+    return info.frames
 
 
 def scan_videos(root: Union[str, os.PathLike], min_frames: int = 1):
@@ -279,12 +237,12 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
             except Exception as e:
                 raise VideoIOError(f"{v.frames[idx]}: not a readable image ({e})") from None
         else:
-            img = _read_file_clip(v.path, idx, 1)[0]
+            img = read_clip(v.path, idx, 1)[0]
         return resize_center_crop(img[..., :3], self.resolution)
 
     def _read_frames(self, v: VideoSource, offsets: np.ndarray, start: int) -> np.ndarray:
         if v.kind == "file":
-            clip = _read_file_clip(v.path, start, int(offsets[-1]) + 1)
+            clip = read_clip(v.path, start, int(offsets[-1]) + 1)
             if len(clip) <= offsets[-1]:
                 raise VideoIOError(f"{v.path}: ended after {start + len(clip)} frames")
             return np.stack([resize_center_crop(clip[o], self.resolution) for o in offsets])

@@ -18,10 +18,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..video.io import IMAGE_EXTS, VIDEO_EXTS, read_image
-from ..errors import VideoIOError
+from ..errors import DatasetError, VideoIOError
+from ..video.io import IMAGE_EXTS, VIDEO_EXTS
+from ..video.reader import iter_frames
 from .datasets import resize_center_crop
-from ..errors import DatasetError
 
 __all__ = ["prepare_dataset", "iter_video_frames", "main"]
 
@@ -29,35 +29,8 @@ log = logging.getLogger("gendef.data")
 
 
 def iter_video_frames(path: Path) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB frames of a video file, a gif or a folder of frames, one at a time."""
-    path = Path(path)
-    if path.is_dir():
-        for f in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS):
-            yield read_image(f)[..., :3]
-        return
-    if path.suffix.lower() == ".gif":
-        from PIL import Image, ImageSequence
-
-        try:
-            with Image.open(path) as im:
-                for fr in ImageSequence.Iterator(im):
-                    yield np.asarray(fr.convert("RGB"))
-        except OSError as e:
-            raise VideoIOError(f"{path}: not a readable gif ({e})") from None
-        return
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise VideoIOError(f"{path}: cannot open video (corrupt or unsupported codec)")
-        while True:
-            ok, fr = cap.read()
-            if not ok:
-                break
-            yield cv2.cvtColor(fr, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
+    """Yield uint8 RGB frames of a video file, a gif or a folder of frames, one at a time (the one reader)."""
+    yield from iter_frames(path)
 
 
 def _encode_png(img: np.ndarray) -> bytes:

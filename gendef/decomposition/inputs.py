@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Optional
 
 import cv2
@@ -70,37 +69,3 @@ def check_memory(num_frames: int, height: int, width: int, canvas_scale: float) 
             f"clip too large for memory: {num_frames} frames at {width}x{height} need about "
             f"{need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB free; use fewer frames (--frames) or a smaller --size"
         )
-
-
-def probe_pixels(path: Path, start: int, frames: Optional[int]) -> Optional[int]:
-    """Decoded size in bytes of the requested clip, from the header only (None if unknown)."""
-    from ..video.io import IMAGE_EXTS
-
-    if path.is_dir():
-        files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXTS)[start:]
-        if not files:
-            return None
-        try:
-            from PIL import Image
-
-            with Image.open(files[0]) as im:
-                w, h = im.size
-        except Exception:
-            return None
-        n = len(files) if frames is None else min(frames, len(files))
-        return n * w * h * 3
-    if path.suffix.lower() == ".gif":
-        return None
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            return None
-        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    if w <= 0 or h <= 0 or count <= 0:
-        return None
-    n = max(count - start, 0) if frames is None else min(frames, max(count - start, 0))
-    return n * w * h * 3

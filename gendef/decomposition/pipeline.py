@@ -10,7 +10,7 @@ from ..video.canonical_video import CanonicalVideo
 from .fit import FitSettings, ProgressFn, fit_working_size
 from .quality import psnr
 from . import inputs
-from .inputs import as_float_frames, check_memory, probe_pixels, resize_frames, working_size
+from .inputs import as_float_frames, check_memory, resize_frames, working_size
 from ..errors import DecomposeError
 
 DEFAULT_STEPS = 140
@@ -142,28 +142,48 @@ def decompose_file(
     """Read a clip (video file, gif or folder of frames) and decompose it.
 
     ``start``/``frames`` pick the clip, ``size`` is the long side of the working
-    resolution; the source fps is kept.
+    resolution; the source fps is kept. Sizes are checked from the header before anything
+    is decoded; without a full-size output the frames are scaled to the working size as
+    they are decoded, so a huge source never sits in memory whole.
     """
-    from ..video.audio import source_audio
-    from ..video.io import read_video
     from ..errors import VideoIOError
+    from ..video.audio import source_audio
+    from ..video.reader import probe, read_video
 
     p = Path(path)
     if start < 0:
         raise DecomposeError(f"start must be >= 0, got {start}")
     if frames is not None and frames < 2:
         raise DecomposeError(f"need at least 2 frames to decompose, got --frames {frames}")
-    if p.exists():
-        raw = probe_pixels(p, start, frames)
-        if raw is not None and raw > 0.5 * inputs.available_memory():
-            raise DecomposeError(f"{path}: clip too large for memory ({raw / 2**30:.1f} GiB decoded); pick fewer frames with --frames")
     try:
-        video, fps = read_video(p, start=start, num_frames=frames)
+        info = probe(p)
+        plan = _decode_plan(info, size, kwargs.get("output_size"))
+        need = info.decoded_bytes(start, frames, itemsize=4 if plan["dtype"] == "float32" else 1)
+        if plan["resize_to"] is not None:
+            need = need * (plan["resize_to"][0] * plan["resize_to"][1]) // max(1, info.height * info.width)
+        if need > 0.5 * inputs.available_memory():
+            raise DecomposeError(f"{path}: clip too large for memory ({need / 2**30:.1f} GiB decoded); pick fewer frames with --frames")
+        video, fps = read_video(p, start=start, num_frames=frames, **plan)
     except VideoIOError as e:
         raise DecomposeError(str(e)) from None
     vid = decompose(video, size=size, steps=steps, fps=fps, progress=progress, **kwargs)
-    vid.metadata.update({"source_path": str(path), "start": int(start)})
+    vid.metadata.update({"source_path": str(path), "start": int(start), "source_size": [info.height, info.width]})
     sound = source_audio(p, start / fps, len(video) / fps) if p.is_file() else None
     if sound:
         vid.metadata["audio"] = sound  # where the clip's sound is (paths only), for exports
     return vid
+
+
+def _decode_plan(info, size: Optional[int], output_size) -> dict:
+    """How to decode: at the working size (float, exactly what ``decompose`` would resize to),
+    or, for a full-size output, at the output size (never larger than the source), refused
+    from the header when that full-size canonical could not be built."""
+    from ..video.fullsize import check_canonical_budget, resolve_output_size
+
+    work = working_size(info.height, info.width, size)
+    if output_size is None or str(output_size).strip().lower() == "working":
+        return {"resize_to": work, "dtype": "float32"}
+    hw = resolve_output_size(output_size, (info.height, info.width), work)
+    check_canonical_budget(hw)
+    smaller = hw[0] * hw[1] < info.height * info.width
+    return {"resize_to": hw if smaller else None, "dtype": "uint8"}

@@ -34,6 +34,7 @@ from .grid import invert_grid, upsample_grid
 __all__ = [
     "OUTPUT_SIZE_CHOICES",
     "resolve_output_size",
+    "check_canonical_budget",
     "canonical_density",
     "full_size_canonical",
     "full_size_psnr",
@@ -106,6 +107,20 @@ def canonical_density(video: CanonicalVideo) -> float:
     det = gx[:, :-1, :, 0] * gy[:, :, :-1, 1] - gx[:, :-1, :, 1] * gy[:, :, :-1, 0]
     step = 2.0 if g.shape[1] != video.grid.shape[1] else 1.0
     return float(np.sqrt(np.median(np.abs(det)))) / step
+
+
+# A canvas shows the frame plus the motion's margin (6% of the long side by default, both ways).
+_MIN_CANVAS_GROWTH = 1.12
+
+
+def check_canonical_budget(hw: Sequence[int]) -> None:
+    """Refuse, before anything is decoded, an output size whose full-size canonical cannot be built."""
+    least = (int(round(hw[0] * _MIN_CANVAS_GROWTH)), int(round(hw[1] * _MIN_CANVAS_GROWTH)))
+    if least[0] * least[1] > _MAX_CANONICAL_PIXELS:
+        raise OutputSizeError(
+            f"a full-size canonical for {hw[1]}x{hw[0]} frames needs at least {least[1]}x{least[0]} pixels, more than "
+            f"{_MAX_CANONICAL_PIXELS >> 20} Mpx; pick a smaller output size (--output-size 1080p, 720p or working)"
+        )
 
 
 def _canonical_shape(video: CanonicalVideo, size: Sequence[int], density: float) -> tuple:

@@ -1,7 +1,7 @@
-"""Reading and writing video files and frame folders.
+"""Writing video files (atomically, with optional sound) and reading single images.
 
-One module so the CLI, the decomposer, the datasets and the app all accept the
-same inputs and fail with the same clear messages.
+Reading clips is :mod:`gendef.video.reader`'s job (one reader for the CLI, the studio,
+the decomposer and the datasets).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..imageutil import to_uint8
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".gif")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-__all__ = ["write_video", "atomic_output", "check_fps", "check_output_path", "read_video", "read_image", "VIDEO_EXTS", "IMAGE_EXTS"]
+__all__ = ["write_video", "atomic_output", "check_fps", "check_output_path", "read_image", "VIDEO_EXTS", "IMAGE_EXTS"]
 
 
 MAX_FPS = 1000.0
@@ -182,91 +182,3 @@ def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
         raise VideoIOError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise VideoIOError(f"{path}: not a readable image ({e})") from None
-
-
-def read_video(
-    path: Union[str, os.PathLike],
-    start: int = 0,
-    num_frames: Optional[int] = None,
-    max_frames: int = 4096,
-) -> tuple:
-    """Video file or folder of frames -> (uint8 [T, H, W, 3], fps).
-
-    Only the requested clip is decoded into memory; ``max_frames`` bounds it.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise VideoIOError(f"{path}: no such file or folder")
-    if start < 0:
-        raise VideoIOError("start must be >= 0")
-    if num_frames is not None and num_frames < 1:
-        raise VideoIOError("frames must be >= 1")
-    want = num_frames if num_frames is not None else max_frames
-    if want > max_frames:
-        raise VideoIOError(f"{want} frames requested; at most {max_frames} are allowed")
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
-        if not files:
-            raise VideoIOError(f"{path}: folder has no png/jpg frames")
-        files = files[start : start + want]
-        if not files:
-            raise VideoIOError(f"{path}: start {start} is past the last frame")
-        frames = [read_image(f)[..., :3] for f in files]
-        shapes = {f.shape for f in frames}
-        if len(shapes) != 1:
-            raise VideoIOError(f"{path}: frames have different sizes {sorted(shapes)}")
-        return np.stack(frames), 16.0
-    ext = p.suffix.lower()
-    if ext not in VIDEO_EXTS:
-        raise VideoIOError(f"{path}: unsupported file type {ext or '(none)'}; use one of {', '.join(VIDEO_EXTS)} or a folder of frames")
-    if ext == ".gif":
-        return _read_gif(p, start, want)
-    return _read_cv2(p, start, want)
-
-
-def _read_gif(p: Path, start: int, want: int):
-    from PIL import Image, ImageSequence, UnidentifiedImageError
-
-    try:
-        with Image.open(p) as im:
-            dur = im.info.get("duration", 62) or 62
-            frames = []
-            for i, fr in enumerate(ImageSequence.Iterator(im)):
-                if i < start:
-                    continue
-                if len(frames) >= want:
-                    break
-                frames.append(np.asarray(fr.convert("RGB")))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise VideoIOError(f"{p}: not a readable gif ({e})") from None
-    if not frames:
-        raise VideoIOError(f"{p}: no frames at or after start {start}")
-    return np.stack(frames), 1000.0 / float(dur)
-
-
-def _read_cv2(p: Path, start: int, want: int):
-    import cv2
-
-    cap = cv2.VideoCapture(str(p))
-    try:
-        if not cap.isOpened():
-            raise VideoIOError(f"{p}: cannot open video (corrupt or unsupported codec)")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 16.0
-        if not np.isfinite(fps) or fps <= 0 or fps > 1000:
-            fps = 16.0
-        frames = []
-        i = 0
-        while len(frames) < want:
-            ok, fr = cap.read()
-            if not ok:
-                break
-            if i >= start:
-                frames.append(cv2.cvtColor(fr, cv2.COLOR_BGR2RGB))
-            i += 1
-    finally:
-        cap.release()
-    if not frames:
-        if i == 0:
-            raise VideoIOError(f"{p}: no decodable frames (corrupt or unsupported codec)")
-        raise VideoIOError(f"{p}: start {start} is past the last frame ({i} frames)")
-    return np.stack(frames), float(fps)
