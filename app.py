@@ -14,6 +14,7 @@ def parse_args(argv=None):
     p.add_argument("--host", default=default_host, help="interface to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=default_port, help="port (default %(default)s)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    p.add_argument("--verbose", action="store_true", help="let the video decoders (OpenCV, ffmpeg) log to the terminal")
     p.add_argument(
         "--checkpoint",
         default=None,
@@ -30,6 +31,13 @@ def main(argv=None):
         os.environ["GENDEF_CHECKPOINT"] = args.checkpoint
     if not 0 < args.port < 65536:
         sys.exit(f"error: --port must be 1..65535, got {args.port}")
+    from gendef.extras import missing_message
+    from gendef.video.reader import set_verbose
+
+    missing = missing_message("app")
+    if missing:
+        sys.exit(f"error: {missing}")
+    set_verbose(args.verbose)
     from app.checkpoints import configure_access
     from app.state import install_exit_cleanup
     from app.ui import build_demo, launch_kwargs

@@ -321,12 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decompose", help="decompose your own video into a CanonicalVideo .npz")
     add_decompose_arguments(d)
     d.set_defaults(func=cmd_decompose)
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true", help="let the video decoders (OpenCV, ffmpeg) log")
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .video.reader import set_verbose
+
+    set_verbose(args.verbose)
     try:
         return int(args.func(args) or 0)
     except (GenDeFError, OSError) as e:

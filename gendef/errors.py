@@ -59,6 +59,10 @@ class MetricsError(GenDeFError, ValueError):
     """A bad metric request or an unavailable detector."""
 
 
+class MissingExtra(GenDeFError, RuntimeError):
+    """An optional part of the install (a pyproject extra) is missing; the message names the pip command."""
+
+
 class WeightsUnavailable(GenDeFError, RuntimeError):
     """External weights (SD/ControlNet, SAM, a checkpoint) missing or unreachable; says how to get them."""
 

@@ -334,3 +334,36 @@ def test_push_to_hub_failure_is_one_line_and_keeps_export(data, tmp_path, capsys
                         "sample_every=0", "push_to_hub=someone/gendef-test", *FAST])
     assert rc == 4 and "push_to_hub=someone/gendef-test failed" in capsys.readouterr().err
     assert (out / "model.safetensors").is_file()
+
+
+def test_out_of_gpu_memory_is_one_line_and_keeps_the_checkpoints(stage1, data, tmp_path, capsys, monkeypatch):
+    """A step that runs out of memory (raised here on CPU) stops in one line naming the batch and what to change."""
+    import shutil
+
+    from train.oom import OUT_OF_MEMORY
+    from train.run import Run
+
+    def boom(self, *a, **k):
+        raise OUT_OF_MEMORY("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)")
+
+    out = tmp_path / "oom"
+    shutil.copytree(stage1 / "checkpoints", out / "checkpoints")
+    monkeypatch.setattr(Run, "generator_step", boom)
+    rc = pretrain.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out}", "resume=latest",
+                        "max_steps=12", "ckpt_every=100", "sample_every=0", *FAST])
+    assert rc == 5
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, lines
+    line = lines[0]
+    for part in ("out of GPU memory", "batch_size", "mixed_precision=bf16", "grad_accum", "step-00000004"):
+        assert part in line, (part, line)
+    assert steps_in(out) == ["step-00000002", "step-00000004"]
+
+
+def test_trainer_without_its_extra_says_which_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as after `pip install -r requirements.txt`
+    rc = pretrain.main(["--config", TINY, f"data={tmp_path}", f"output_dir={tmp_path / 'o'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert 'pip install ".[train]"' in err[0] and "tensorboard" in err[0]
+    assert not (tmp_path / "o").exists()

@@ -27,7 +27,8 @@ from typing import Callable, Dict, Iterator, Optional
 import torch
 import yaml
 
-from gendef.errors import DatasetError
+from gendef.errors import DatasetError, MissingExtra
+from gendef.extras import require_extra
 
 from train.augment import AdaptiveAugment, augment
 from train.checkpoint import Checkpointer, export_generator, write_atomic
@@ -35,6 +36,7 @@ from train.config import flat_scalars, parse_args, per_process_batch
 from train.distributed import all_finite, broadcast_parameters, sync_gradients
 from train.ema import EMA
 from train.errors import NonFiniteLoss, TrainError
+from train.oom import OUT_OF_MEMORY, out_of_memory
 from train.previews import log_samples, write_samples
 
 __all__ = ["Run", "run_stage"]
@@ -44,10 +46,18 @@ def run_stage(argv, stage: str, description: str, train: Callable[["Run"], None]
     """Parse, build the run, train, close; user-facing errors become one line and an exit code."""
     run = None
     try:
+        require_extra("train")
         cfg = parse_args(argv, stage, description)
         run = Run(cfg, stage)
         train(run)
         return 4 if run.push_failed else 0
+    except MissingExtra as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OUT_OF_MEMORY as e:
+        err = out_of_memory(run, e)
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     except DatasetError as e:  # the data became unreadable mid-run (also when raised in a loader worker)
         err = run.stop_on_data_fault(e) if run is not None else TrainError(_last_line(e))
         if run is None or run.accelerator.is_main_process:

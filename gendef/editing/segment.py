@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import SegmentUnavailable, UsageError
+from ..extras import missing_message
 from ..imageutil import rgb_uint8
 
 __all__ = [
@@ -73,6 +74,10 @@ def resolve_checkpoint(checkpoint: Optional[str] = None, model_type: str = DEFAU
 def sam_status(checkpoint: Optional[str] = None, model_type: str = DEFAULT_SAM, cache_dir=None) -> tuple:
     """(available, message) for SAM; reads only the disk, never downloads."""
     from huggingface_hub import try_to_load_from_cache
+
+    missing = missing_message("edit", ("segment_anything",), "SAM click segmentation")
+    if missing:
+        return False, f"{missing}. GrabCut (offline) is used instead."
 
     try:
         t = _check_type(model_type)

@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import StylizeUnavailable, UsageError
+from ..extras import missing_message
 from ..imageutil import rgb_uint8
 
 __all__ = [
@@ -77,6 +78,7 @@ _CONTROLNET_FILES = (
     ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.safetensors"),
 )
 _LORA_FILES = (("pytorch_lora_weights.safetensors",),)
+_LIBRARIES = ("diffusers", "transformers", "controlnet_aux")  # what stylize imports (the studio's extra)
 
 
 # --------------------------------------------------------------------------------------
@@ -152,6 +154,9 @@ def weights_status(control: str = "canny", base: Optional[str] = None, fast: boo
     are missing and the command that fetches each of them.
     """
     c = _check_control(control)
+    missing = missing_message("edit", _LIBRARIES, "ControlNet stylize")
+    if missing:
+        return False, f"{missing}. Offline looks still work."
     ids = resolve_ids(c, base, controlnet, lcm_lora)
     problems = _model_problems(c, ids, fast, cache_dir)
     if c in _ANNOTATOR_FILES and _missing_files(ids["annotator"], [(f,) for f in _ANNOTATOR_FILES[c]], cache_dir):
@@ -289,6 +294,9 @@ class Stylizer:
         import torch
 
         c = _check_control(control)
+        missing = missing_message("edit", _LIBRARIES, "ControlNet stylize")
+        if missing:
+            raise StylizeUnavailable(f"{missing}. Offline looks still work.")
         ids = resolve_ids(c, base, controlnet, lcm_lora)
         offline = local_files_only or _offline()
         if offline:
