@@ -164,3 +164,18 @@ def test_unreadable_and_unknown_files_are_one_line(tmp_path):
         probe(Path(__file__))
     with pytest.raises(VideoIOError, match="no such file"):
         read_video(tmp_path / "missing.mp4")
+
+
+def test_rotation_metadata_is_honoured_by_both_decoders(tmp_path, capfd):
+    from gendef.video.reader import _ffmpeg_frames
+
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+            tmp_path / "plain.mp4")
+    _ffmpeg("-display_rotation", "90", "-i", tmp_path / "plain.mp4", "-c", "copy", tmp_path / "rot.mp4")
+    info = probe(tmp_path / "rot.mp4")
+    assert (info.height, info.width, info.frames) == (64, 48, 10)
+    rotated, _ = read_video(tmp_path / "rot.mp4")  # OpenCV
+    plain, _ = read_video(tmp_path / "plain.mp4")
+    np.testing.assert_array_equal(rotated, np.rot90(plain, 1, axes=(1, 2)))  # 90 degrees counter-clockwise
+    np.testing.assert_array_equal(np.stack(list(_ffmpeg_frames(tmp_path / "rot.mp4"))), rotated)
+    assert capfd.readouterr().err == ""  # and neither decoder said anything

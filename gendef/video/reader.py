@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # OpenCV reads this once, when its FFmpeg backend opens the first clip: set it before that.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", _QUIET_AV)
+_IMAGEIO_LOG = logging.getLogger("imageio_ffmpeg")  # warns on every rotated clip ("frame size ... different")
+_IMAGEIO_LOG.setLevel(logging.ERROR)
 
 
 _VERBOSE = {"on": False}
@@ -52,6 +54,7 @@ def set_verbose(on: bool = True) -> None:
     _VERBOSE["on"] = bool(on)
     os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "24" if on else _QUIET_AV  # AV_LOG_WARNING
     log.setLevel(logging.DEBUG if on else logging.NOTSET)
+    _IMAGEIO_LOG.setLevel(logging.NOTSET if on else logging.ERROR)
 
 
 @dataclass(frozen=True)
