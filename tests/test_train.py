@@ -367,3 +367,25 @@ def test_trainer_without_its_extra_says_which_in_one_line(tmp_path, capsys, monk
     assert rc == 2 and len(err) == 1
     assert 'pip install ".[train]"' in err[0] and "tensorboard" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_stage2_field_monitor_logs_warns_once_and_draws(stage1, data, tmp_path, capsys, monkeypatch):
+    from gendef.metrics import field_health
+
+    monkeypatch.setitem(field_health.BANDS, "mean_pct", -1.0)  # any field is "too large": the warning must fire
+    monkeypatch.setitem(field_health.BANDS, "static_speed_pct", -1.0)  # and only that one
+    out_dir = tmp_path / "monitored"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames.zip'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=3", "ckpt_every=10", "sample_every=0", "health_seeds=1", "health_frames=4",
+                        "health_strip_every=2", *FAST])
+    assert rc == 0
+    health = json.loads((out_dir / "health.json").read_text())
+    assert health["step"] == 3 and set(health["last"]) >= {"mean", "hf", "speed", "coverage", "mean_pct"}
+    assert [w["statistic"] for w in health["warnings"]] == ["field/mean"]  # reported once, when it left the band
+    assert capsys.readouterr().out.count("warning: step 1: field/mean") == 1
+    assert (out_dir / "samples" / "field-00000002.png").stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(next((out_dir / "logs" / "finetune").glob("events.out.tfevents.*"))))
+    acc.Reload()
+    assert {"field/mean_px", "field/hf_px", "field/speed_px", "field/coverage"} <= set(acc.Tags()["scalars"])

@@ -44,6 +44,11 @@ DEFAULTS = {
     "sample_every": 1000,
     "sample_count": 16,
     "sample_frames": 16,
+    # stage 2's field monitor (train/monitor.py): statistics at every log step, a PNG strip now and then
+    "health_seeds": 2,  # fixed-seed G_ema samples per check (0 = off)
+    "health_frames": 8,
+    "health_strip_every": 1000,  # 0 = no strips
+    "health_data_speed": None,  # the data's speed in % of the side per frame, if known (else: warn when static)
     "eval_every": 0,
     "eval_metrics": "fid",
     "eval": {},

@@ -48,6 +48,10 @@ TRAIN_SCHEMA = {
     "sample_every": _COUNT,
     "sample_count": Key("int", 1, 1024),
     "sample_frames": Key("int", 1, 4096),
+    "health_seeds": Key("int", 0, 64),
+    "health_frames": Key("int", 2, 256),
+    "health_strip_every": _COUNT,
+    "health_data_speed": Key("float", 0, 100, optional=True),
     "eval_every": _COUNT,
     "eval_metrics": Key("path"),
     "eval": None,  # checked against gendef.metrics.evaluate's arguments below

@@ -36,6 +36,7 @@ from train.config import flat_scalars, parse_args, per_process_batch
 from train.distributed import all_finite, broadcast_parameters, sync_gradients
 from train.ema import EMA
 from train.errors import NonFiniteLoss, TrainError
+from train.monitor import FieldMonitor
 from train.oom import OUT_OF_MEMORY, out_of_memory
 from train.previews import log_samples, write_samples
 
@@ -144,6 +145,7 @@ class Run:
         self.ema = EMA(G)
         self.G_ema = self.ema.model
         self.modules = {"G": G, "D": D, "G_ema": self.G_ema}
+        self.monitor = FieldMonitor(self.cfg, self.out, enabled=video and self.accelerator.is_main_process)
         self._resume()
 
     def _optimizers(self, g_params, d_params):
@@ -290,6 +292,7 @@ class Run:
                      "data/skipped": sum(d.num_skipped for d in self.datasets)})
         if rt is not None:
             logs["aug/rt"] = rt
+        logs.update(self.monitor.scalars(self.G_ema, state["step"]))
         self.accelerator.log(logs, step=state["step"])
         self.bar.set_postfix(kimg=f"{state['cur_nimg'] / 1000:.1f}",
                              G=f"{logs.get('loss/G', float('nan')):.3f}", D=f"{logs.get('loss/D', float('nan')):.3f}")
