@@ -389,3 +389,33 @@ def test_stage2_field_monitor_logs_warns_once_and_draws(stage1, data, tmp_path, 
     acc = EventAccumulator(str(next((out_dir / "logs" / "finetune").glob("events.out.tfevents.*"))))
     acc.Reload()
     assert {"field/mean_px", "field/hf_px", "field/speed_px", "field/coverage"} <= set(acc.Tags()["scalars"])
+
+
+def test_guard_lr_deformation_mult_puts_g_d_in_its_own_group():
+    from types import SimpleNamespace
+
+    from gendef import GenDeF
+    from train.run import Run
+
+    G = GenDeF(**load_config(TINY, [], "finetune")["model"])
+    runlike = SimpleNamespace(cfg={"lr": 0.002, "lr_deformation_mult": 0.1})
+    groups = Run._g_groups(runlike, G.named_parameters())
+    assert [g.get("lr") for g in groups] == [None, pytest.approx(0.0002)]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in G.deformation.parameters()}
+    runlike.cfg["lr_deformation_mult"] = 1.0  # the paper's recipe: one group, parameters in module order
+    (only,) = Run._g_groups(runlike, G.named_parameters())
+    assert [id(p) for p in only["params"]] == [id(p) for p in G.parameters()]
+
+
+def test_guard_field_smoothness_is_logged_and_trains(stage1, data, tmp_path):
+    out_dir = tmp_path / "smooth"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames.zip'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=2", "ckpt_every=10", "sample_every=0", "lambda_field_smooth=10",
+                        "lr_deformation_mult=0.5", *FAST])
+    assert rc == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(next((out_dir / "logs" / "finetune").glob("events.out.tfevents.*"))))
+    acc.Reload()
+    values = [e.value for e in acc.Scalars("loss/field_smooth")]
+    assert len(values) == 2 and all(np.isfinite(values)) and values[0] == 0.0  # zero-initialised G_d: m = 0 at step 1

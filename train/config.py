@@ -72,6 +72,9 @@ DEFAULTS = {
     "lambda_reg": 1.0,
     "reg_form": "flow_change",  # L_reg form (gendef.generator.losses.REG_FORMS): flow_change (eq. 4) | official | legacy
     "reg_every": 1,
+    # stage-2 guards against a field that fakes texture (train/README 11); 1.0 / 0.0 = the paper's recipe
+    "lr_deformation_mult": 1.0,  # G_d's learning rate = lr * this
+    "lambda_field_smooth": 0.0,  # edge-aware spatial smoothness of m = grid - identity, beside L_reg
     "freeze_canonical": False,
     "reset_deformation": True,
     "from_scratch": False,  # stage 2 without stage 1 (Table 4 "w/o pt."): networks from model/disc, init unused

@@ -74,6 +74,8 @@ TRAIN_SCHEMA = {
     "lambda_reg": _NONNEG,
     "reg_form": None,
     "reg_every": _POS,
+    "lr_deformation_mult": Key("float", 0, 100),
+    "lambda_field_smooth": _NONNEG,
     "freeze_canonical": _FLAG,
     "reset_deformation": _FLAG,
     "from_scratch": _FLAG,

@@ -99,6 +99,7 @@ def train(run: Run) -> None:
     run.setup(G, D, disc_cfg, trained=G, video=True)
     data = run.loader(dataset)
     lam = float(cfg["lambda_reg"])
+    lam_smooth = float(cfg["lambda_field_smooth"])
 
     def fake_clips(b: int, grad: bool):
         """Generated clips at sparse times, plus what L_reg needs (its frames reach 2 past the last time)."""
@@ -127,6 +128,11 @@ def train(run: Run) -> None:
         frame = adj["frames"][:, 2].float().detach()
         return losses.flow_regularization(g[:, 0], g[:, 1], g[:, 2], image=frame, form=cfg["reg_form"])
 
+    def field_smoothness(out):
+        """Guard: edge-aware smoothness of m = grid - identity itself (normalised units), frames as edges."""
+        m = (out["grid_norm"].float() - G.base_grid).flatten(0, 1).permute(0, 3, 1, 2)
+        return losses.edge_aware_smoothness(m, out["frames"].flatten(0, 1).float().detach())
+
     def g_loss(do_reg: bool):
         """Adversarial loss of G_c + G_d through the frozen D, plus lambda_reg * L_reg."""
         with run.accelerator.autocast():
@@ -137,6 +143,9 @@ def train(run: Run) -> None:
         if do_reg:
             logs["loss/reg"] = reg_loss(fake_t, *latents)
             logs["total"] = loss_G + lam * logs["loss/reg"] * int(cfg["reg_every"])
+        if lam_smooth > 0:
+            logs["loss/field_smooth"] = field_smoothness(out)
+            logs["total"] = logs["total"] + lam_smooth * logs["loss/field_smooth"]
         return logs
 
     for step in run.steps():

@@ -141,7 +141,7 @@ class Run:
         self.G, self.D, self.disc_cfg, self.trained, self.video = G, D, disc_cfg, trained, video
         # kimg counts frames shown to D, as the official code does: a 3-frame clip is 3 images.
         self.frames_per_item = int(self.cfg["clip_frames"]) if video else 1
-        self.opt_G, self.opt_D = self._optimizers(trained.parameters(), D.parameters())
+        self.opt_G, self.opt_D = self._optimizers(trained.named_parameters(), D.parameters())
         self.ema = EMA(G)
         self.G_ema = self.ema.model
         self.modules = {"G": G, "D": D, "G_ema": self.G_ema}
@@ -154,10 +154,21 @@ class Run:
         b1, b2 = cfg["betas"]
         # StyleGAN2's lazy-regularisation correction of Adam's hyper-parameters for D.
         c = cfg["r1_interval"] / (cfg["r1_interval"] + 1) if cfg["r1_gamma"] > 0 else 1.0
-        opt_G = torch.optim.Adam([p for p in g_params if p.requires_grad], lr=cfg["lr"], betas=(b1, b2), eps=1e-8)
+        opt_G = torch.optim.Adam(self._g_groups(g_params), lr=cfg["lr"], betas=(b1, b2), eps=1e-8)
         opt_D = torch.optim.Adam(list(d_params), lr=lr_d * c, betas=(b1**c, b2**c), eps=1e-8)
-        self._hyper = [(opt_G, cfg["lr"], (b1, b2)), (opt_D, lr_d * c, (b1**c, b2**c))]
+        self._hyper = [(opt_G, [g["lr"] for g in opt_G.param_groups], (b1, b2)),
+                       (opt_D, [lr_d * c], (b1**c, b2**c))]
         return self.accelerator.prepare(opt_G, opt_D)
+
+    def _g_groups(self, named_params) -> list:
+        """G's trainable parameters; G_d's (``deformation.*``) at ``lr * lr_deformation_mult`` (stage-2 guard)."""
+        mult = float(self.cfg["lr_deformation_mult"])
+        params = [(n, p) for n, p in named_params if p.requires_grad]
+        field = [p for n, p in params if n.startswith("deformation.")]
+        rest = [p for n, p in params if not n.startswith("deformation.")]
+        if mult == 1.0 or not field:
+            return [{"params": [p for _, p in params]}]
+        return [{"params": rest}, {"params": field, "lr": self.cfg["lr"] * mult}]
 
     def _resume(self) -> None:
         from accelerate.utils import set_seed
@@ -185,8 +196,8 @@ class Run:
         self.ada.p = float(self.state["aug_p"])
         self.ada.signs = [torch.tensor(v) for v in self.state.get("ada_signs", [])]
         # The config, not the checkpoint, decides lr/betas: resuming with a lower lr must work.
-        for opt, lr, betas in self._hyper:
-            for group in opt.param_groups:
+        for opt, lrs, betas in self._hyper:
+            for group, lr in zip(opt.param_groups, lrs):
                 group["lr"], group["betas"] = lr, betas
         self._last_saved = self.state["step"]
         if acc.is_main_process:
