@@ -79,3 +79,14 @@ def test_field_health_reproduces_the_sky128_sitting_figures(tmp_path):
     for key, issue in (("mean", 38.8), ("max", 118.0), ("hf", 1.99), ("speed", 0.0077)):
         assert abs(row[key] - issue) <= 0.1 * issue, (key, row[key], issue)
     assert r.stdout.count("warning:") == 4
+
+
+def test_sky128_config_selects_the_guard_and_the_paper_recipe_stays_selectable():
+    from train.config import load_config
+
+    cfg = ROOT / "train" / "configs" / "sky128.yaml"
+    guarded = load_config(str(cfg), [], "finetune")
+    assert guarded["lambda_field_smooth"] > 0 and guarded["health_data_speed"] == pytest.approx(0.4)
+    assert load_config(str(cfg), [], "pretrain")["lambda_field_smooth"] == 0  # stage 1 has no field
+    paper = load_config(str(cfg), ["lambda_field_smooth=0"], "finetune")
+    assert paper["lambda_field_smooth"] == 0 and paper["lr_deformation_mult"] == 1.0
