@@ -31,6 +31,7 @@ VARIANTS = {
     "lr_d0.1": ["lr_deformation_mult=0.1"],
     "smooth3": ["lambda_field_smooth=3"],
     "smooth10": ["lambda_field_smooth=10"],
+    "smooth30": ["lambda_field_smooth=30"],
     "smooth10_lr_d0.1": ["lambda_field_smooth=10", "lr_deformation_mult=0.1"],
 }
 SERIES = ("field/mean_pct", "field/hf_px", "field/speed_px", "field/coverage")
