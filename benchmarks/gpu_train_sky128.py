@@ -94,6 +94,7 @@ def timed_stage(stage: str, argv, deadline: float, log_every: int) -> dict:
             st = run.state
             if st["step"] % log_every == 0 or st["step"] == 1:
                 vals = {k: float(v.detach().float()) for k, v in scalars.items() if v is not None}
+                vals.update({k: v for k, v in getattr(run, "last_logs", {}).items() if k.startswith("field/")})
                 rows.append({"step": st["step"], "kimg": st["cur_nimg"] / 1000, "seconds": time.perf_counter() - info["t0"],
                              "aug_p": float(st.get("aug_p", 0.0)), **vals})
             info["step"], info["nimg"] = st["step"], st["cur_nimg"]
@@ -139,6 +140,8 @@ def collect(a, stage2: Path, results: dict, meta: dict) -> list:
         write_csv(out / f"losses_{stage}.csv", res.pop("rows"))
         written.append(out / f"losses_{stage}.csv")
     meta["stages"] = results
+    health = stage2 / "health.json"  # the field monitor's last statistics and warnings (train/monitor.py)
+    meta["health"] = json.loads(health.read_text()) if health.is_file() else None
     meta["files"] = {str(p.relative_to(out)): p.stat().st_size for p in written}
     too_big = [k for k, v in meta["files"].items() if v > MAX_FILE_BYTES]
     meta["files_over_16MiB"] = too_big

@@ -43,6 +43,9 @@ def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
     assert all(r["rc"] == 0 for r in meta["stages"].values()) and not meta["files_over_16MiB"]
     header, *rows = (out / "losses_stage1.csv").read_text().splitlines()
     assert "loss/G" in header and "loss/D" in header and len(rows) == 2
+    header2 = (out / "losses_stage2.csv").read_text().splitlines()[0]
+    assert "field/mean_px" in header2 and "field/hf_px" in header2 and "field/coverage" in header2  # the monitor
+    assert meta["health"]["step"] == 2 and "mean_pct" in meta["health"]["last"]
     from gendef import GenDeF
 
     assert GenDeF.from_pretrained(out / "sky128").resolution == 16  # the smoke run's tiny config
