@@ -207,3 +207,18 @@ def test_new_keys_are_range_checked(tiny_gendef_kwargs):
                      ("canonical_feature_resize", "nearest"), ("deformation_mtm_resolutions", [64, 4]), ("mtm_mask", 1)):
         with pytest.raises(ModelConfigError):
             GenDeF(**dict(tiny_gendef_kwargs, **{key: bad}))
+
+
+# ----------------------------------------------------------------------------- item 9: G_d upsampling (declared)
+def test_bilinear_x2_is_zero_stuffing_with_the_official_fir_away_from_the_border():
+    """Declared difference, checked where it holds: G_d's bilinear x2 (align_corners=False) equals
+    zero-stuffing plus the official [1,3,3,1] FIR (gain 4) on all but the outer pixel (bilinear
+    replicates the edge, the FIR pads zeros); what stays different is the conv's place (after the
+    upsampling here, a stride-2 transposed conv before the FIR in official conv2d_resample)."""
+    from gendef.generator.networks.reference_layers import upfirdn2d
+
+    x = torch.randn(1, 2, 6, 6, generator=torch.Generator().manual_seed(0))
+    bilinear = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    fir = upfirdn2d(x, torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8, up=2, padding=(2, 1, 2, 1), gain=4)
+    torch.testing.assert_close(bilinear[..., 1:-1, 1:-1], fir[..., 1:-1, 1:-1], atol=1e-6, rtol=0)
+    assert float((bilinear[..., 0, :] - fir[..., 0, :]).abs().max()) > 0.01  # the border differs
