@@ -222,3 +222,9 @@ def test_bilinear_x2_is_zero_stuffing_with_the_official_fir_away_from_the_border
     fir = upfirdn2d(x, torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8, up=2, padding=(2, 1, 2, 1), gain=4)
     torch.testing.assert_close(bilinear[..., 1:-1, 1:-1], fir[..., 1:-1, 1:-1], atol=1e-6, rtol=0)
     assert float((bilinear[..., 0, :] - fir[..., 0, :]).abs().max()) > 0.01  # the border differs
+
+
+def test_stylegan2_canonical_gets_the_mask_too(tiny_gendef_kwargs):
+    g = GenDeF(**dict(tiny_gendef_kwargs, mtm=True, mtm_resolutions=[8, 16], mtm_mask=True))
+    convs = [c.conv for c in g.canonical.convs if isinstance(c.conv, ModulatedDeformConv2d)]
+    assert convs and all(c.offset.mask and c.offset.weight.shape[0] == 27 for c in convs)

@@ -163,7 +163,8 @@ class GenDeF(
         warp_padding: what the warp samples outside the canonical image: ``"black"`` (default,
             as ``cv2.remap`` renders a CanonicalVideo) or ``"grey"`` (0 in [-1, 1], official).
         update_magnitude_ema: update the StyleGAN3 G_c's input-magnitude EMA in training mode
-            (default True); ``False`` keeps it at 1, as the official training loop does.
+            (default True); ``False`` keeps it at 1, as the official training loop does. It and
+            the two mixed-precision keys only act on a StyleGAN3 G_c.
         mixed_precision: ``"none"`` (default), ``"float16"`` (official; CUDA only) or
             ``"bfloat16"``: the StyleGAN3 G_c layers of the ``mixed_precision_res`` highest
             sampling rates run in that dtype, clamped at 256.
@@ -223,7 +224,7 @@ class GenDeF(
             raise ValueError(f"canonical_backbone must be one of {sorted(_BACKBONES)}, got {canonical_backbone!r}")
         mtm_range = check_mtm_resolutions(mtm_resolutions or DEFAULT_MTM_RESOLUTIONS) if mtm else None
         deform_mtm_range = check_mtm_resolutions(deformation_mtm_resolutions) if mtm and deformation_mtm_resolutions else mtm_range
-        sg3 = dict(mtm_mask=mtm_mask, update_magnitude_ema=update_magnitude_ema, mixed_precision=mixed_precision,
+        sg3 = dict(update_magnitude_ema=update_magnitude_ema, mixed_precision=mixed_precision,
                    mixed_precision_res=mixed_precision_res) if canonical_backbone == "stylegan3" else {}
         self.warp_padding = warp_padding
         self.resolution = int(resolution)
@@ -239,6 +240,7 @@ class GenDeF(
             mapping_layers=mapping_layers,
             feature_layer=canonical_feature_layer,
             mtm_resolutions=mtm_range,
+            mtm_mask=mtm_mask,
             **sg3,
         )
         self.motion = build_motion(
