@@ -60,9 +60,19 @@ def load_stage1(cfg: dict, device):
         bad = [k for k in missing + unexpected if not k.startswith(VIDEO_ONLY_PREFIXES)]
         if bad:
             raise TrainError(f"init: {d_file} does not match the discriminator config ({bad[:3]})")
+        if cfg["video_head_init"] == "image_row" and "out_video.weight" in missing:
+            init_video_head_from_image(D)
     else:
         print(f"warning: {d_file} not found; stage 2 starts with a fresh discriminator")
     return G.train().to(device), D.to(device), disc_cfg
+
+
+def init_video_head_from_image(D) -> None:
+    """Official stage 2 (training_loop.py, resume branch): the new projection head starts with every
+    row equal to stage 1's output row, so at step 0 logit = out(h) x sum(cmap) / sqrt(d)."""
+    with torch.no_grad():
+        D.out_video.weight.copy_(D.out.weight.expand_as(D.out_video.weight))
+        D.out_video.bias.copy_(D.out.bias.expand_as(D.out_video.bias))
 
 
 def build_from_scratch(cfg: dict, device):

@@ -32,7 +32,7 @@ from gendef.extras import require_extra
 
 from train.augment import AdaptiveAugment, augment
 from train.checkpoint import Checkpointer, export_generator, write_atomic
-from train.config import flat_scalars, parse_args, per_process_batch
+from train.config import data_options, flat_scalars, parse_args, per_process_batch
 from train.distributed import all_finite, broadcast_parameters, sync_gradients
 from train.ema import EMA
 from train.errors import NonFiniteLoss, TrainError
@@ -128,7 +128,8 @@ class Run:
         if res != resolution:
             raise TrainError(f"resolution={res} does not match the model's resolution {resolution}")
         try:
-            ds = cls(self.cfg["data"], resolution, hflip=bool(self.cfg["hflip"]), seed=int(self.cfg["seed"]), **kwargs)
+            ds = cls(self.cfg["data"], resolution, hflip=bool(self.cfg["hflip"]), seed=int(self.cfg["seed"]),
+                     **data_options(self.cfg), **kwargs)
         except DatasetError as e:
             raise TrainError(str(e)) from None
         if self.accelerator.is_main_process:
@@ -344,7 +345,8 @@ class Run:
 
             names = [m.strip() for m in str(self.cfg["eval_metrics"]).split(",") if m.strip()]
             try:
-                results = evaluate(self.G_ema, self.cfg["data"], names, device=acc.device, **self.cfg["eval"])
+                results = evaluate(self.G_ema, self.cfg["data"], names, device=acc.device,
+                                   data_options=data_options(self.cfg), **self.cfg["eval"])
             except (MetricsError, DatasetError, TypeError) as e:
                 print(f"warning: evaluation disabled for this run: {e}", file=sys.stderr)
                 failed += 1
