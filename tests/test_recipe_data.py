@@ -116,3 +116,18 @@ def test_paper_configs_follow_the_official_data_and_training_code(name):
         assert set(cfg["eval_metrics"].split(",")) == {"fvd2048_16f", "fvd2048_128f", "fid50k_full"}
     assert s1["model"]["channel_base"] == (32768 if name == "ytb256" else 16384)
     assert s1["model"]["time_min_period"] == (256 if name == "sky256" else 16)
+
+
+def test_prepare_squashes_when_asked(tmp_path):
+    from gendef.data.prepare import prepare_dataset
+
+    img = np.zeros((8, 16, 3), np.uint8)
+    img[:, :4] = 255
+    (tmp_path / "src" / "v").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(img).save(tmp_path / "src" / "v" / f"{i:06d}.png")
+    means = {}
+    for mode in ("crop", "squash"):
+        prepare_dataset(tmp_path / "src", tmp_path / mode, 8, progress=False, resize=mode)
+        means[mode] = np.asarray(Image.open(tmp_path / mode / "v" / "000000.png")).mean()
+    assert means == {"crop": 0.0, "squash": 255 * 2 / 8}
