@@ -107,7 +107,7 @@ def test_paper_configs_follow_the_official_data_and_training_code(name):
     s1, s2 = load_config(path, [], "pretrain"), load_config(path, [], "finetune")
     assert s1["stage1_frames"] == "per_video"
     assert s1["ema_rampup"] == 0.05 and s2["ema_rampup"] is None  # official: ramp-up off on resume only
-    assert s2["video_head_init"] == "image_row"
+    assert s2["video_head_init"] == "image_row" and s2["init_weights"] == "raw"
     assert s1["chunk_frames"] == (0 if name == "sky256" else 512) and s1["chunk_min_frames"] == 128
     assert s1["resize_mode"] == ("squash" if name == "ytb256" else "crop")
     assert s1["hflip"] is (name == "sky256")  # official TaiChi: training.mirror=false
@@ -131,3 +131,30 @@ def test_prepare_squashes_when_asked(tmp_path):
         prepare_dataset(tmp_path / "src", tmp_path / mode, 8, progress=False, resize=mode)
         means[mode] = np.asarray(Image.open(tmp_path / mode / "v" / "000000.png")).mean()
     assert means == {"crop": 0.0, "squash": 255 * 2 / 8}
+
+
+def test_stage2_starts_from_stage1_raw_g_and_fills_the_video_head(tmp_path):
+    """Official stage 2: G and G_ema from stage 1's raw G; D's new head = stage 1's output row."""
+    from safetensors.torch import load_file
+
+    from train import finetune, pretrain
+    from train.checkpoint import RAW_GENERATOR
+    from train.config import load_config
+
+    tiny = str(CONFIGS / "tiny.yaml")
+    for i in range(2):
+        _video(tmp_path / "data", f"v{i}", [40 * i + 10 * t for t in range(6)], size=(16, 16))
+    out = tmp_path / "stage1"
+    rc = pretrain.main(["--config", tiny, f"data={tmp_path / 'data'}", f"output_dir={out}", "max_steps=2",
+                        "progress=false", "sample_every=0", "ema_kimg=0.001", "stage1_frames=per_video"])
+    assert rc == 0
+    raw, ema = load_file(str(out / RAW_GENERATOR)), load_file(str(out / "model.safetensors"))
+    moved = [k for k in raw if k.startswith("canonical.") and k in ema and not torch.equal(raw[k], ema[k])]
+    assert moved  # raw G and G_ema differ after 2 steps, so the choice below is visible
+    for weights, video_head in (("raw", "image_row"), ("ema", "random")):
+        cfg = load_config(tiny, [f"init={out}", f"init_weights={weights}", f"video_head_init={video_head}"], "finetune")
+        G, D, _ = finetune.load_stage1(cfg, "cpu")
+        want = raw if weights == "raw" else ema
+        assert all(torch.equal(G.state_dict()[k], want[k]) for k in moved)
+        rows_equal = torch.equal(D.out_video.weight, D.out.weight.expand_as(D.out_video.weight))
+        assert rows_equal is (video_head == "image_row")

@@ -36,6 +36,7 @@ DEFAULTS = {
     "resize_mode": "crop",  # crop: short side + centre crop | squash: whole frame to a square, bicubic (official)
     "stage1_frames": "all",  # all: every frame is an item | per_video: one random frame per video (official)
     "video_head_init": "random",  # stage 2's new D projection head: random | image_row (official: stage 1's output row)
+    "init_weights": "ema",  # stage 2 starts G (and G_ema) from stage 1's: ema | raw (official)
     # run
     "output_dir": None,
     "seed": 0,

@@ -40,6 +40,7 @@ TRAIN_SCHEMA = {
     "resize_mode": Key("choice", choices=("crop", "squash")),
     "stage1_frames": Key("choice", choices=("all", "per_video")),
     "video_head_init": Key("choice", choices=("random", "image_row")),
+    "init_weights": Key("choice", choices=("ema", "raw")),
     "output_dir": _PATH,
     "seed": Key("int", 0, 2**32 - 1),
     "max_steps": Key("int", 0, 1 << 40, optional=True),

@@ -356,7 +356,8 @@ class Run:
             key = names[0]
             if state["best"] is None or results[key] < state["best"]:
                 state["best"] = float(results[key])
-                self.G_ema.save_pretrained(str(self.out / "best"))
+                # a full export (G_ema, D, raw G), so stage 2 can start from it: init=<stage 1>/best
+                export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out / "best", G_raw=self.G)
                 write_atomic(self.out / "best" / "metrics.json", json.dumps({"step": state["step"], **results}))
         if acc.reduce(failed, reduction="sum").item() > 0:  # every process must agree to stop evaluating
             self.cfg["eval_every"] = 0
@@ -367,7 +368,7 @@ class Run:
         acc, state = self.accelerator, self.state
         self.save()
         if acc.is_main_process:
-            export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out)
+            export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out, G_raw=self.G)
             if self.cfg["sample_every"]:
                 log_samples(acc, write_samples(self.G_ema, self.cfg, state["step"], self.out, self.video), state["step"])
             print(f"done at step {state['step']} ({state['cur_nimg'] / 1000:.1f} kimg); "
