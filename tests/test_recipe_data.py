@@ -36,7 +36,7 @@ def test_chunking_512_drops_chunks_under_128_frames():
 
 
 def test_datasets_and_the_metrics_real_set_read_the_same_chunks(tmp_path):
-    from gendef.metrics.stylegan_v import real_frames
+    from gendef.metrics.stylegan_v import frame_set_options, real_frames
 
     _video(tmp_path, "a", range(0, 100, 10))  # 10 frames -> chunks 4, 4 (the last 2 dropped)
     _video(tmp_path, "b", [200, 210, 220])  # 3 frames -> one chunk of 3
@@ -47,6 +47,8 @@ def test_datasets_and_the_metrics_real_set_read_the_same_chunks(tmp_path):
     assert set(((frames[:, 0, 0, 0] + 1) * 127.5).round().int().tolist()) <= {40, 50, 60, 70}
     assert sum(len(b) for b in real_frames(tmp_path, 8, 5, opts)) == 11  # 4 + 4 + 3
     assert sum(len(b) for b in real_frames(tmp_path, 8, 5)) == 13  # unchunked
+    # FID's real set is every frame (official: ImageFolderDataset), chunked or not; FVD's is chunked
+    assert frame_set_options({**opts, "resize": "squash"}) == {"resize": "squash"}
 
 
 # ----------------------------------------------------------------------------- stage-1 frame draw

@@ -169,6 +169,12 @@ def _detector(spec, detector, device):
     return det, str(detector or spec.url)
 
 
+def frame_set_options(data_options) -> dict:
+    """FID's real set is StyleGAN-V's ImageFolderDataset: every frame of the zip, never chunked
+    (metrics/frechet_inception_distance.py: use_image_dataset=True), resized as training does."""
+    return {k: v for k, v in (data_options or {}).items() if k == "resize"}
+
+
 def _options_key(data_options) -> tuple:
     return tuple(sorted((data_options or {}).items()))
 
@@ -200,6 +206,7 @@ def fid(model, data, num_gen: int = None, detector=None, seed: int = 0, device="
     against ``num_gen`` generated frames (frames 0..15 of each generated video)."""
     n = int(num_gen or FID_PROTOCOLS["fid50k_full"]["num_gen"])
     det, det_key = _detector(INCEPTION, detector, device)
+    data_options = frame_set_options(data_options)
     key = ("fid", str(data), _options_key(data_options), model.resolution, det_key)
     real = _real_stats(key, lambda: real_frames(data, model.resolution, batch_frames, data_options), det, device)
     times = torch.arange(video_frames, dtype=torch.float32)
