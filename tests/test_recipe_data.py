@@ -116,7 +116,9 @@ def test_paper_configs_follow_the_official_data_and_training_code(name):
     for cfg in (s1, s2):
         assert cfg["eval_metrics"].split(",")[0] == "fvd2048_16f"  # best/ by FVD16, as official best.pkl
         assert set(cfg["eval_metrics"].split(",")) == {"fvd2048_16f", "fvd2048_128f", "fid50k_full"}
-    assert s1["model"]["channel_base"] == (32768 if name == "ytb256" else 16384)
+    width = 32768 if name == "ytb256" else 16384  # official networks.py ytb comment: G multiplier 1.0
+    assert s1["model"]["channel_base"] == s1["model"]["deformation_channel_base"] == width
+    assert s1["disc"]["channel_base"] == 16384
     assert s1["model"]["time_min_period"] == (256 if name == "sky256" else 16)
 
 
