@@ -35,6 +35,12 @@ TRAIN_SCHEMA = {
     "time_sampling": None,
     "max_num_frames": None,
     "gen_time_range": Key("int", 1, 1 << 20),
+    "chunk_frames": _COUNT,
+    "chunk_min_frames": Key("int", 1, 1 << 31),
+    "resize_mode": Key("choice", choices=("crop", "squash")),
+    "stage1_frames": Key("choice", choices=("all", "per_video")),
+    "video_head_init": Key("choice", choices=("random", "image_row")),
+    "init_weights": Key("choice", choices=("ema", "raw")),
     "output_dir": _PATH,
     "seed": Key("int", 0, 2**32 - 1),
     "max_steps": Key("int", 0, 1 << 40, optional=True),
@@ -120,7 +126,7 @@ def _check_eval(section) -> None:
     from gendef.metrics import evaluate
 
     params = inspect.signature(evaluate).parameters
-    valid = sorted(k for k in params if k not in ("model", "data", "metrics", "device"))
+    valid = sorted(k for k in params if k not in ("model", "data", "metrics", "device", "data_options"))
     if not isinstance(section, dict):
         raise ConfigError(f"eval must be a mapping, got {section!r}")
     unknown = sorted(k for k in section if k not in valid)

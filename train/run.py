@@ -32,7 +32,7 @@ from gendef.extras import require_extra
 
 from train.augment import AdaptiveAugment, augment
 from train.checkpoint import Checkpointer, export_generator, write_atomic
-from train.config import flat_scalars, parse_args, per_process_batch
+from train.config import data_options, flat_scalars, parse_args, per_process_batch
 from train.distributed import all_finite, broadcast_parameters, sync_gradients
 from train.ema import EMA
 from train.errors import NonFiniteLoss, TrainError
@@ -128,7 +128,8 @@ class Run:
         if res != resolution:
             raise TrainError(f"resolution={res} does not match the model's resolution {resolution}")
         try:
-            ds = cls(self.cfg["data"], resolution, hflip=bool(self.cfg["hflip"]), seed=int(self.cfg["seed"]), **kwargs)
+            ds = cls(self.cfg["data"], resolution, hflip=bool(self.cfg["hflip"]), seed=int(self.cfg["seed"]),
+                     **data_options(self.cfg), **kwargs)
         except DatasetError as e:
             raise TrainError(str(e)) from None
         if self.accelerator.is_main_process:
@@ -345,7 +346,8 @@ class Run:
 
             names = [m.strip() for m in str(self.cfg["eval_metrics"]).split(",") if m.strip()]
             try:
-                results = evaluate(self.G_ema, self.cfg["data"], names, device=acc.device, **self.cfg["eval"])
+                results = evaluate(self.G_ema, self.cfg["data"], names, device=acc.device,
+                                   data_options=data_options(self.cfg), **self.cfg["eval"])
             except (MetricsError, DatasetError, TypeError) as e:
                 print(f"warning: evaluation disabled for this run: {e}", file=sys.stderr)
                 failed += 1
@@ -355,7 +357,8 @@ class Run:
             key = names[0]
             if state["best"] is None or results[key] < state["best"]:
                 state["best"] = float(results[key])
-                self.G_ema.save_pretrained(str(self.out / "best"))
+                # a full export (G_ema, D, raw G), so stage 2 can start from it: init=<stage 1>/best
+                export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out / "best", G_raw=self.G)
                 write_atomic(self.out / "best" / "metrics.json", json.dumps({"step": state["step"], **results}))
         if acc.reduce(failed, reduction="sum").item() > 0:  # every process must agree to stop evaluating
             self.cfg["eval_every"] = 0
@@ -366,7 +369,7 @@ class Run:
         acc, state = self.accelerator, self.state
         self.save()
         if acc.is_main_process:
-            export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out)
+            export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out, G_raw=self.G)
             if self.cfg["sample_every"]:
                 log_samples(acc, write_samples(self.G_ema, self.cfg, state["step"], self.out, self.video), state["step"])
             print(f"done at step {state['step']} ({state['cur_nimg'] / 1000:.1f} kimg); "
