@@ -179,3 +179,42 @@ def test_rotation_metadata_is_honoured_by_both_decoders(tmp_path, capfd):
     np.testing.assert_array_equal(rotated, np.rot90(plain, 1, axes=(1, 2)))  # 90 degrees counter-clockwise
     np.testing.assert_array_equal(np.stack(list(_ffmpeg_frames(tmp_path / "rot.mp4"))), rotated)
     assert capfd.readouterr().err == ""  # and neither decoder said anything
+
+
+_NO_FFMPEG_IMPORTS = r"""
+import sys
+sys.modules["imageio_ffmpeg"] = None  # as on a machine without imageio-ffmpeg
+import gendef, gendef.cli, gendef.video.reader, gendef.video.io, gendef.data.datasets, gendef.data.prepare, gendef.decomposition
+print("ok")
+"""
+
+
+def test_without_imageio_ffmpeg_everything_imports():
+    r = subprocess.run([sys.executable, "-c", _NO_FFMPEG_IMPORTS], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_without_imageio_ffmpeg_opencv_reads_or_refuses_in_one_line(cut_short, tmp_path, monkeypatch):
+    """OpenCV alone: a clip it reads whole reads as before; one it cuts short is refused naming the install,
+    never returned shortened; writing an mp4 names the install too."""
+    from gendef.video.io import write_video
+    from gendef.video.reader import iter_frames
+
+    plain = tmp_path / "plain.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p", plain)
+    with_ffmpeg, _ = read_video(plain)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    alone, fps = read_video(plain)
+    assert alone.shape == (20, 48, 64, 3) and fps == 10.0
+    np.testing.assert_array_equal(alone, with_ffmpeg)
+    assert probe(cut_short).frames == 30  # OpenCV's header count; its reader stops after the first frame
+    assert read_video(cut_short, num_frames=1)[0].shape == (1, 48, 64, 3)  # what OpenCV reaches is fine
+    for read in (lambda: read_video(cut_short), lambda: read_video(cut_short, start=20, num_frames=4),
+                 lambda: list(iter_frames(cut_short))):
+        with pytest.raises(VideoIOError, match=r"OpenCV stopped after \d+ of the \d+ frames .*pip install imageio-ffmpeg") as e:
+            read()
+        assert "\n" not in str(e.value)
+    with pytest.raises(VideoIOError, match="pip install imageio-ffmpeg"):
+        write_video(alone, tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists()
+    assert write_video(alone, tmp_path / "out.gif").is_file()
