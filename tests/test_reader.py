@@ -218,3 +218,26 @@ def test_without_imageio_ffmpeg_opencv_reads_or_refuses_in_one_line(cut_short, t
         write_video(alone, tmp_path / "out.mp4")
     assert not (tmp_path / "out.mp4").exists()
     assert write_video(alone, tmp_path / "out.gif").is_file()
+
+
+_READ_QUIETLY = r"""
+import sys
+from pathlib import Path
+from gendef.video.reader import set_verbose
+set_verbose(sys.argv[2] == "verbose")
+if sys.argv[2] == "quiet":  # the studio's probe too (importing the studio costs seconds: once)
+    from app.sources import clip_length
+    assert clip_length(Path(sys.argv[1])) == (30, 10.0)
+from gendef.video.reader import read_video
+assert read_video(sys.argv[1])[0].shape[0] == 30
+"""
+
+
+def test_the_studio_and_library_read_quietly_unless_verbose(cut_short):
+    """OpenCV's own "[ WARN ] grabFrame packet read max attempts" (the cut-short clip) and ffmpeg stay off fds 1 and 2."""
+    quiet = subprocess.run([sys.executable, "-c", _READ_QUIETLY, str(cut_short), "quiet"], capture_output=True,
+                           text=True, timeout=120, cwd=ROOT)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == "", quiet.stderr[-2000:]
+    loud = subprocess.run([sys.executable, "-c", _READ_QUIETLY, str(cut_short), "verbose"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert loud.returncode == 0 and "grabFrame" in loud.stderr, loud.stderr[-2000:]
