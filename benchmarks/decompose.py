@@ -211,7 +211,7 @@ def real_table(args, names) -> int:
         scores.append(score)
         layers = len(vid.metadata.get("layers", [0]))
         canvas = f"{vid.canvas_size[1]}x{vid.canvas_size[0]}"
-        print(f"{name:<10}{score:>9.2f}{stip:>9.2f}{layers:>8}{canvas:>11}{cpu:>8.1f}  {REAL_CLIPS[name][3]}", flush=True)
+        print(f"{name:<10}{score:>9.2f}{stip:>9.2f}{layers:>8}{canvas:>11}{cpu:>8.1f}  {REAL_CLIPS[name][3]} [{vid.metadata.get('layers_reason', '')}]", flush=True)
         if args.figures:
             figure(vid, frames, Path(args.figures) / f"decompose_{name}.jpg")
     if scores:
@@ -255,7 +255,7 @@ def layers_table(args) -> int:
         pos, vis = vid.track(vid.frame_to_canonical(scene.queries, 0))
         r = tapvid_scores(pos, vis, scene.tracks, scene.visible)
         score = psnr(vid.frames(), scene.frames.astype(np.float32) / 255.0)
-        print(f"{layers}-layer{'':<5}{r['aj']:>7.3f}{r['delta_avg']:>7.3f}{r['oa']:>7.3f}{r['median']:>8.2f}{score:>9.2f}{cpu:>7.1f}", flush=True)
+        print(f"{layers}-layer{'':<5}{r['aj']:>7.3f}{r['delta_avg']:>7.3f}{r['oa']:>7.3f}{r['median']:>8.2f}{score:>9.2f}{cpu:>7.1f}   [{vid.metadata.get('layers_reason', '')}]", flush=True)
     return 0
 
 
