@@ -2,6 +2,7 @@
 the per-run log.csv (train/logcsv.py); a damaged pack is a one-line error."""
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from train import finetune, pretrain
 from train.state_pack import PACK_FILES
 
 N = 3
+ROOT_CFG = Path(__file__).resolve().parents[1] / "train" / "configs" / "sky128.yaml"
 COMMON = ["sample_every=0", "ckpt_every=100", "ada_interval=2", "aug_p=0.3", *FAST]
 
 
@@ -92,3 +94,34 @@ def test_log_csv_widens_its_header(tmp_path):
     header, rows = read_rows(p)
     assert header == ["step", "loss/G", "aug/rt"] and [r["aug/rt"] for r in rows] == ["", "", "0.1"]
     assert not (tmp_path / "log.csv.tmp").exists()
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "finetune"])
+def test_sky128_pack_fits_the_limits(stage, tmp_path):
+    """The real sky128 networks (random weights) with full Adam state: <= 7 files, <= 16 MiB each, <= 48 MiB."""
+    from types import SimpleNamespace
+
+    from gendef import GenDeF
+    from gendef.generator.networks.discriminator import Discriminator
+    from train.augment import AdaptiveAugment
+    from train.config import load_config
+    from train.state_pack import pack_sizes, write_pack
+
+    cfg = load_config(str(ROOT_CFG), ["data=d", "output_dir=o", "init=i"], stage)
+    G, D = GenDeF(**cfg["model"]), Discriminator(resolution=128, **cfg["disc"])
+    trained = G.canonical if stage == "pretrain" else G
+    opts = [torch.optim.Adam(m.parameters(), betas=(0.0, 0.99)) for m in (trained, D)]
+    for m, opt in zip((trained, D), opts):
+        for p in m.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+    run = SimpleNamespace(G=G, G_ema=GenDeF(**cfg["model"]), D=D, opt_G=opts[0], opt_D=opts[1], stage=stage,
+                          state={"step": 1, "cur_nimg": 32}, ada=AdaptiveAugment(cfg), cfg=cfg)
+    sizes = pack_sizes(write_pack(run, tmp_path / "pack"))
+    print(stage, {k: round(v / 2**20, 2) for k, v in sizes.items()}, round(sum(sizes.values()) / 2**20, 2))
+    assert len(sizes) <= 7 and max(sizes.values()) <= 16 * 2**20 and sum(sizes.values()) <= 48 * 2**20
+    lossless = pack_sizes(write_pack(run, tmp_path / "lossless", "lossless"))
+    assert sum(lossless.values()) > 48 * 2**20  # why compact is the default
+    run.opt_G = torch.optim.Adam(trained.parameters(), betas=(0.5, 0.99))
+    with pytest.raises(Exception, match="beta1 = 0"):
+        write_pack(run, tmp_path / "refused")
