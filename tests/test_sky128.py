@@ -62,6 +62,12 @@ def test_sitting_smoke_writes_pack_log_strip_and_resumes(tmp_path):
     meta2 = json.loads((out2 / "sitting.json").read_text())
     assert meta2["pack_stage"] == "finetune" and list(meta2["stages"]) == ["stage2"]
     assert meta2["stages"]["stage2"]["steps"] == 2 and meta2["stages"]["stage2"]["kimg_total"] == 2 * meta["stages"]["stage2"]["kimg_total"]
+    r = subprocess.run([sys.executable, "train/sitting.py", "--resume-pack", str(out2 / "pack"), "--export", str(tmp_path / "m")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from gendef import GenDeF
+
+    assert GenDeF.from_pretrained(tmp_path / "m").resolution == 16  # the smoke run's tiny config
     (out / "pack" / "state.json").write_text("{")
     r = subprocess.run([sys.executable, "train/sitting.py", "--smoke", "--device", "cpu", "--out", str(tmp_path / "o3"),
                         "--resume-pack", str(out / "pack")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

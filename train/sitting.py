@@ -3,6 +3,7 @@
     python train/sitting.py --config train/configs/sky128.yaml --minutes 9 --out DIR
     python train/sitting.py --config train/configs/sky128.yaml --minutes 9 --out DIR2 --resume-pack DIR/pack
     python train/sitting.py --smoke --device cpu --out DIR       # plumbing check (tiny.yaml, 2 steps per stage)
+    python train/sitting.py --resume-pack DIR/pack --export MODEL   # the pack's G_ema for GenDeF.from_pretrained
 
 1. Regenerates the procedural sky data from its seed (``gendef.data.synthetic``: ``--videos`` clips of
    ``--frames`` frames at the config's size, ``--workers`` processes) under ``--work``: data never travels.
@@ -44,6 +45,7 @@ def parse(argv):
     p.add_argument("--minutes", type=float, default=8.5, help="wall-clock budget of the whole sitting")
     p.add_argument("--stage1-share", type=float, default=0.45, help="fraction of the training time for stage 1")
     p.add_argument("--resume-pack", default=None, help="a previous sitting's pack/ folder: continue its stage")
+    p.add_argument("--export", default=None, help="with --resume-pack: write its G_ema as a model folder and stop")
     p.add_argument("--pack-precision", choices=["compact", "lossless"], default="compact")
     p.add_argument("--videos", type=int, default=2000)
     p.add_argument("--frames", type=int, default=32)
@@ -58,6 +60,8 @@ def parse(argv):
         a.config = str(ROOT / "train" / "configs" / "tiny.yaml")
         a.videos, a.frames, a.workers = 6, 8, 1
         a.overrides = ["max_steps=2", "batch_size=2", "num_workers=0", "log_every=1", "ckpt_every=1", *a.overrides]
+    if a.export and not a.resume_pack:
+        p.error("--export needs --resume-pack")
     if not 0 < a.stage1_share < 1 or a.minutes <= 0:
         p.error("need --minutes > 0 and 0 < --stage1-share < 1")
     return a
@@ -194,6 +198,15 @@ def main(argv=None) -> int:
     from train.errors import TrainError
     from train.state_pack import read_pack_state
 
+    if a.export:
+        from train.state_pack import export_pack
+
+        try:
+            print(f"wrote {export_pack(a.resume_pack, a.export)} (GenDeF.from_pretrained)")
+        except TrainError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if a.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2

@@ -190,3 +190,22 @@ def _load_moments(opt, name: str, moments: dict) -> None:
 def pack_sizes(folder) -> dict:
     """{file: bytes} of a written pack, for the size limits (<= 7 files, <= 16 MiB each, <= 48 MiB)."""
     return {p.name: p.stat().st_size for p in sorted(Path(folder).iterdir()) if p.is_file()}
+
+
+def export_pack(pack, folder) -> Path:
+    """The pack's G_ema as a ``GenDeF.from_pretrained`` folder (config.json + model.safetensors)."""
+    from safetensors.torch import load_file
+
+    from gendef import GenDeF
+
+    pack, folder = Path(pack), Path(folder)
+    meta = read_pack_state(pack)
+    G = GenDeF(**meta["config"]["model"])
+    g = load_file(str(pack / "G.safetensors"))
+    ema = load_file(str(pack / "G_ema.safetensors"))
+    if meta["precision"] == "compact":
+        ema = {k: (v.to(g[k].dtype) + g[k]) if v.is_floating_point() else v for k, v in ema.items()}
+    _load_module(G, ema)
+    G.refresh_w_avg()
+    G.save_pretrained(str(folder))
+    return folder
