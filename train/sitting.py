@@ -98,8 +98,7 @@ def timed_stage(stage: str, argv, deadline: float) -> dict:
         def marked_end_step(scalars):
             end_step(scalars)
             info["step"], info["nimg"] = run.state["step"], run.state["cur_nimg"]
-            info["marks"][1:] = [(time.perf_counter(), info["nimg"])]  # first and last step's end
-            info["marks"] = info["marks"][:2] if len(info["marks"]) > 1 else info["marks"]
+            info["marks"][1:] = [(time.perf_counter(), info["nimg"])]  # [first step's end, last step's end]
 
         run.steps, run.end_step = timed_steps, marked_end_step
         module.train(run)
@@ -153,6 +152,7 @@ def pack_init(pack: Path, folder: Path) -> Path:
 
     cfg = json.loads((pack / "state.json").read_text())["config"]
     GenDeF(**cfg["model"]).save_pretrained(str(folder))
+    shutil.copyfile(pack / "D.safetensors", folder / "discriminator.safetensors")  # shapes match; resume_pack loads D
     return folder
 
 
