@@ -319,11 +319,11 @@ class Run:
             logs["aug/rt"] = rt
         logs.update(self.monitor.scalars(self.G_ema, state["step"]))
         self.last_logs = logs  # what this log step wrote (losses, ADA, field health), for the sitting tool's CSV
-        if self.accelerator.is_main_process:
-            append_row(self.out / "log.csv", {"stage": self.stage, "step": state["step"], **logs})
         self.accelerator.log(logs, step=state["step"])
         self.bar.set_postfix(kimg=f"{state['cur_nimg'] / 1000:.1f}",
                              G=f"{logs.get('loss/G', float('nan')):.3f}", D=f"{logs.get('loss/D', float('nan')):.3f}")
+        if self.accelerator.is_main_process:
+            append_row(self.out / "log.csv", {"stage": self.stage, "step": state["step"], **logs})
 
     def _periodic(self) -> None:
         cfg, acc, step = self.cfg, self.accelerator, self.state["step"]
