@@ -121,7 +121,6 @@ def test_sky128_pack_fits_the_limits(stage, tmp_path):
     print(stage, {k: round(v / 2**20, 2) for k, v in sizes.items()}, round(sum(sizes.values()) / 2**20, 2))
     assert len(sizes) <= 7 and max(sizes.values()) <= 16 * 2**20 and sum(sizes.values()) <= 48 * 2**20
     lossless = pack_sizes(write_pack(run, tmp_path / "lossless", "lossless"))
-    print("lossless", round(sum(lossless.values()) / 2**20, 2))
     assert sum(lossless.values()) > 48 * 2**20  # why compact is the default
     run.opt_G = torch.optim.Adam(trained.parameters(), betas=(0.5, 0.99))
     with pytest.raises(Exception, match="beta1 = 0"):
