@@ -43,6 +43,9 @@ DEFAULTS = {
     "max_steps": None,
     "max_kimg": 25000,
     "resume": None,
+    "resume_pack": None,  # a state pack folder to continue from (train/state_pack.py, train/README 9)
+    "pack_out": None,  # write a state pack here when the run finishes
+    "pack_precision": "compact",  # compact (bf16 G_ema-G, D, moments: sky128 in 43 MiB) | lossless (fp32)
     "init": None,
     "mixed_precision": "no",
     "log_every": 10,

@@ -46,6 +46,9 @@ TRAIN_SCHEMA = {
     "max_steps": Key("int", 0, 1 << 40, optional=True),
     "max_kimg": Key("float", 0, 1e9, optional=True),
     "resume": _OPT_PATH,
+    "resume_pack": _OPT_PATH,
+    "pack_out": _OPT_PATH,
+    "pack_precision": None,  # checked by train/state_pack.py (compact | lossless)
     "init": _OPT_PATH,
     "mixed_precision": None,
     "log_every": _POS,
@@ -98,6 +101,8 @@ def check_all_keys(cfg: dict, stage: str) -> None:
     if cfg["max_dist"] < cfg["clip_frames"]:
         raise ConfigError(f"max_dist ({cfg['max_dist']}) must be >= clip_frames ({cfg['clip_frames']})")
     _check_betas(cfg["betas"])
+    if cfg.get("pack_precision", "compact") not in ("compact", "lossless"):
+        raise ConfigError(f"pack_precision must be compact or lossless, got {cfg['pack_precision']!r}")
     _check_eval(cfg["eval"])
     _check_networks(cfg, stage)
 

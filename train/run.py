@@ -35,6 +35,7 @@ from train.checkpoint import Checkpointer, export_generator, write_atomic
 from train.config import data_options, flat_scalars, parse_args, per_process_batch
 from train.distributed import all_finite, broadcast_parameters, sync_gradients
 from train.ema import EMA
+from train.logcsv import append_row
 from train.errors import NonFiniteLoss, TrainError
 from train.monitor import FieldMonitor
 from train.oom import OUT_OF_MEMORY, out_of_memory
@@ -179,6 +180,8 @@ class Run:
             broadcast_parameters(m, acc)
         set_seed(int(self.cfg["seed"]), device_specific=True)
         self.state = {"stage": self.stage, "step": 0, "cur_nimg": 0, "aug_p": self.ada.p, "ada_signs": [], "best": None}
+        if self.cfg["resume_pack"]:  # a state pack from an earlier sitting (train/state_pack.py)
+            return self._resume_pack()
         report = (lambda line: print(line, file=sys.stderr)) if acc.is_main_process else None
         path = self.ckpt.resolve(self.cfg["resume"], report)
         if self.cfg["resume"] and path is None and acc.is_main_process:
@@ -196,13 +199,24 @@ class Run:
             raise TrainError(f"cannot resume from {path}: it does not match this config ({str(e).splitlines()[0][:200]})") from None
         self.ada.p = float(self.state["aug_p"])
         self.ada.signs = [torch.tensor(v) for v in self.state.get("ada_signs", [])]
+        self._resumed(path)
+
+    def _resumed(self, path) -> None:
         # The config, not the checkpoint, decides lr/betas: resuming with a lower lr must work.
         for opt, lrs, betas in self._hyper:
             for group, lr in zip(opt.param_groups, lrs):
                 group["lr"], group["betas"] = lr, betas
         self._last_saved = self.state["step"]
-        if acc.is_main_process:
+        if self.accelerator.is_main_process:
             print(f"resumed from {path} at step {self.state['step']} ({self.state['cur_nimg'] / 1000:.1f} kimg)")
+
+    def _resume_pack(self) -> None:
+        from train.state_pack import load_pack
+
+        if self.accelerator.num_processes != 1:
+            raise TrainError("resume_pack needs one process (a pack holds one process's RNG state)")
+        self.state.update(load_pack(self, self.cfg["resume_pack"]))
+        self._resumed(self.cfg["resume_pack"])
 
     def loader(self, dataset) -> Iterator:
         """Batches for this process, continuing at the resumed step."""
@@ -309,6 +323,8 @@ class Run:
         self.accelerator.log(logs, step=state["step"])
         self.bar.set_postfix(kimg=f"{state['cur_nimg'] / 1000:.1f}",
                              G=f"{logs.get('loss/G', float('nan')):.3f}", D=f"{logs.get('loss/D', float('nan')):.3f}")
+        if self.accelerator.is_main_process:
+            append_row(self.out / "log.csv", {"stage": self.stage, "step": state["step"], **logs})
 
     def _periodic(self) -> None:
         cfg, acc, step = self.cfg, self.accelerator, self.state["step"]
@@ -368,6 +384,10 @@ class Run:
         """Last checkpoint, the export users load, final samples, optional push to the Hub."""
         acc, state = self.accelerator, self.state
         self.save()
+        if acc.is_main_process and self.cfg["pack_out"]:
+            from train.state_pack import write_pack
+
+            write_pack(self, self.cfg["pack_out"], self.cfg["pack_precision"])
         if acc.is_main_process:
             export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out, G_raw=self.G)
             if self.cfg["sample_every"]:
