@@ -34,13 +34,14 @@ from benchmarks.gpu_check import device_name, row, timed_stage, write_data  # no
 # (name, overrides, kind): cumulative; "memory" rungs are judged by reserved memory first.
 RUNGS = [
     ("checkpoint_deformation", ["checkpoint_deformation=true"], "memory"),  # stage 2 only
+    ("data_on_device", ["data_on_device=true"], "speed"),  # stage 1 only (clips use the DataLoader)
     ("sync_every=25", ["sync_every=25"], "speed"),
     ("adam=fused", ["adam=fused"], "speed"),
     ("channels_last", ["channels_last=true"], "speed"),
     ("bf16", ["mixed_precision=bf16"], "speed"),
     ("compile", ["compile=true"], "speed"),
 ]
-BASELINE = ["sync_every=1", "adam=foreach", "channels_last=false", "mixed_precision=no", "compile=false",
+BASELINE = ["data_on_device=false", "sync_every=1", "adam=foreach", "channels_last=false", "mixed_precision=no", "compile=false",
             "checkpoint_deformation=false"]
 CONFIGS = {"sky128": ("sky128.yaml", 64), "sky256": ("sky256.yaml", 16)}
 
@@ -126,7 +127,7 @@ def climb(args) -> dict:
             for stage in args.stages:
                 kept, best = [], None
                 for rung, switches, kind in [("baseline", [], "base")] + RUNGS:
-                    if (rung == "checkpoint_deformation" and stage == 1) or (rung == "compile" and args.quick):
+                    if (rung, stage) in (("checkpoint_deformation", 1), ("data_on_device", 2)) or (rung == "compile" and args.quick):
                         continue  # --quick: compile is tested in tests/test_speed.py (aot_eager), too slow here
                     if time.perf_counter() - t_start > args.budget:
                         r = {"skipped": True, "finite": False, "rc": None}

@@ -17,7 +17,7 @@ def test_gpu_ladder_quick_on_cpu(tmp_path):
     res = json.loads(out.read_text())
     rungs = [(x["stage"], x["rung"]) for x in res["rows"]]
     speed = ["sync_every=25", "adam=fused", "channels_last", "bf16"]
-    assert rungs == [(1, "baseline"), *[(1, s) for s in speed],
+    assert rungs == [(1, "baseline"), (1, "data_on_device"), *[(1, s) for s in speed],
                      (2, "baseline"), (2, "checkpoint_deformation"), *[(2, s) for s in speed]]
     assert all(x["finite"] and x["steps"] == 3 and x["s_per_kimg"] > 0 for x in res["rows"])
     assert all(x["losses"]["loss/D"] > 0 for x in res["rows"])

@@ -132,3 +132,32 @@ def test_nan_guard_read_every_n_steps(data, tmp_path, capsys):
     assert rc == 3
     err = capsys.readouterr().err
     assert "non-finite loss at step 4 or up to 3 steps before" in err and "no checkpoint was written yet" in err
+
+
+def test_device_data_order_depends_only_on_step(data):
+    from gendef.data import FrameDataset
+    from train.device_data import device_batches, wants_device_data
+
+    ds = FrameDataset(str(data), 16, hflip=True, seed=0)
+    cfg = {"seed": 3, "grad_accum": 1, "hflip": True, "data_on_device": "auto"}
+    assert not wants_device_data(cfg, ds, "cpu", video=False)  # auto: CUDA only
+    assert wants_device_data(dict(cfg, data_on_device=True), ds, "cpu", video=False)
+    assert not wants_device_data(dict(cfg, data_on_device=True), ds, "cpu", video=True)  # clips: the DataLoader
+    it = device_batches(ds, cfg, 6, 0, 0, "cpu")
+    b0, b1 = next(it), next(it)
+    resumed = next(device_batches(ds, cfg, 6, 0, 1, "cpu"))
+    assert b0.shape == (6, 3, 16, 16) and b0.dtype == torch.float32
+    assert torch.equal(b1, resumed) and not torch.equal(b0, b1)
+    assert -1.0 <= b0.min() < b0.max() <= 1.0
+    every = torch.stack([ds[i] for i in range(len(ds))])  # each drawn frame is a dataset frame, maybe mirrored
+    for x in b0:
+        d = torch.minimum((every - x).abs().amax((1, 2, 3)), (every - x.flip(-1)).abs().amax((1, 2, 3)))
+        assert d.min() < 1e-6
+
+
+def test_stage1_trains_from_device_data(data, tmp_path):
+    from train import pretrain
+
+    assert pretrain.main(["--config", TINY, f"data={data}", f"output_dir={tmp_path}", "max_steps=2",
+                          "data_on_device=true", *FAST]) == 0
+    assert (tmp_path / "checkpoints" / "step-00000002").is_dir()

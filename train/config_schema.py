@@ -79,6 +79,7 @@ TRAIN_SCHEMA = {
     "freeze_canonical": _FLAG,
     "reset_deformation": _FLAG,
     "from_scratch": _FLAG,
+    "data_on_device": Key("choice", choices=("auto", True, False)),
     "sync_every": _POS,
     "adam": Key("choice", choices=("auto", "fused", "foreach", "loop")),
     "channels_last": _FLAG,

@@ -223,8 +223,12 @@ class Run:
     def loader(self, dataset) -> Iterator:
         """Batches for this process, continuing at the resumed step."""
         from train.batches import infinite_loader
+        from train.device_data import device_batches, wants_device_data
 
-        return infinite_loader(dataset, self.cfg, self.batch, self.accelerator.process_index, self.state["step"])
+        rank, step = self.accelerator.process_index, self.state["step"]
+        if wants_device_data(self.cfg, dataset, self.device, self.video):
+            return device_batches(dataset, self.cfg, self.batch, rank, step, self.device)
+        return infinite_loader(dataset, self.cfg, self.batch, rank, step)
 
     # ------------------------------------------------------------------ the loop
     def _total_steps(self) -> Optional[int]:
