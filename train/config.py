@@ -88,6 +88,14 @@ DEFAULTS = {
     "freeze_canonical": False,
     "reset_deformation": True,
     "from_scratch": False,  # stage 2 without stage 1 (Table 4 "w/o pt."): networks from model/disc, init unused
+    # speed switches (issue 20; train/README 8, benchmarks/gpu_ladder.py picks the GPU combination)
+    "data_on_device": "auto",  # stage 1's frames as uint8 on the GPU when they fit (train/device_data.py)
+    "sync_every": 1,  # read the NaN guard's flag from the device every N steps (1 = every step, as before)
+    "adam": "auto",  # auto (fused on CUDA) | fused | foreach | loop
+    "channels_last": False,  # G and D weights and D's inputs in channels_last memory format
+    "compile": False,  # torch.compile G_c and D (R1's double backward stays eager)
+    "compile_backend": "inductor",  # inductor | aot_eager | eager (the CPU tests use aot_eager)
+    "checkpoint_deformation": False,  # stage 2: recompute per-frame G_d + warp in the backward (less memory)
     # networks
     "model": {},
     "disc": {},

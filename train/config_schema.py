@@ -88,6 +88,13 @@ TRAIN_SCHEMA = {
     "freeze_canonical": _FLAG,
     "reset_deformation": _FLAG,
     "from_scratch": _FLAG,
+    "data_on_device": Key("choice", choices=("auto", True, False)),
+    "sync_every": _POS,
+    "adam": Key("choice", choices=("auto", "fused", "foreach", "loop")),
+    "channels_last": _FLAG,
+    "compile": _FLAG,
+    "compile_backend": Key("choice", choices=("inductor", "aot_eager", "eager")),
+    "checkpoint_deformation": _FLAG,
     "model": None,  # gendef.generator.config
     "disc": None,  # gendef.generator.config
 }

@@ -131,8 +131,9 @@ def train(run: Run) -> None:
 
     def fake_clips(b: int, grad: bool):
         """Generated clips at sparse times, plus what L_reg needs (its frames reach 2 past the last time)."""
-        times = generator_times(cfg, dataset, b, dev)
+        times = generator_times(cfg, dataset, b, "cpu")  # its max on the host: no device sync
         z_c, z_d, noise = G.make_latents(b, int(math.ceil(float(times.max()))) + 3, device=dev)
+        times = times.to(dev, non_blocking=True)
         with torch.set_grad_enabled(grad and not cfg["freeze_canonical"]):
             canon = G.canonical(z_c)
         out = G.generate(z_c, z_d, noise, times, canonical=canon)

@@ -341,9 +341,12 @@ class GenDeF(
             z_d = z_c
         img, feat = canonical if canonical is not None else self.canonical(z_c, truncation_psi, noise_mode)
         u = self.motion(motion_noise, times)
-        delta = self.deformation(z_d, u, feat, truncation_psi)  # [B,T,2,R,R]
-        grid = self.base_grid.to(delta.dtype) + delta.permute(0, 1, 3, 4, 2)
-        frames = self.warp(img, grid)
+        if self.checkpoint_deformation and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint  # training memory: recompute G_d + warp in the backward
+
+            grid, frames = checkpoint(self._deform, z_d, u, feat, img, truncation_psi, use_reentrant=False)
+        else:
+            grid, frames = self._deform(z_d, u, feat, img, truncation_psi)
         return {
             "canonical": img,
             "feature": feat,
@@ -353,6 +356,15 @@ class GenDeF(
         }
 
     forward = generate
+
+    # Set by the trainer (train config key ``checkpoint_deformation``), not saved with the model.
+    checkpoint_deformation = False
+
+    def _deform(self, z_d, u, feat, img, truncation_psi: float):
+        """Per-frame G_d and warp: the sampling grid [B,T,R,R,2] and the frames [B,T,3,R,R]."""
+        delta = self.deformation(z_d, u, feat, truncation_psi)  # [B,T,2,R,R]
+        grid = self.base_grid.to(delta.dtype) + delta.permute(0, 1, 3, 4, 2)
+        return grid, self.warp(img, grid)
 
     # ------------------------------------------------------------------ sampling API
     @torch.no_grad()
