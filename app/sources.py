@@ -247,5 +247,6 @@ def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_s
 
     video = _limit_video(decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report, output_size=out_size))
     state.checkpoint = ""
-    state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})")
+    chosen = video.metadata.get("layers_reason")
+    state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})" + (f"; {chosen}" if chosen else ""))
     return loaded_views(state, progress)

@@ -1,4 +1,5 @@
-"""Loss curves of a GPU sitting (the model card's plot), from its ``losses_stage{1,2}.csv`` files.
+"""Loss curves of a GPU sitting (the model card's plot), from its ``log.csv`` (train/sitting.py;
+one panel per ``stage`` column value) or an older sitting's ``losses_stage{1,2}.csv`` files.
 
     python benchmarks/plot_losses.py OUT_DIR [--out assets/sky128_losses.png]
 
@@ -18,9 +19,9 @@ SERIES = {"loss/D": (40, 40, 200), "loss/G": (200, 90, 30), "loss/reg": (40, 150
 W, H, PAD = 420, 220, 36
 
 
-def read(path: Path) -> dict:
+def read(path: Path, stage=None) -> dict:
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if stage is None or r.get("stage") == stage]
     cols = {}
     for key in ["kimg", *SERIES]:
         vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
@@ -65,12 +66,18 @@ def panel(title: str, cols: dict) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", help="a GPU sitting's output folder (losses_stage1.csv, losses_stage2.csv)")
+    ap.add_argument("folder", help="a sitting's output folder (log.csv, or losses_stage1.csv, losses_stage2.csv)")
     ap.add_argument("--out", default="assets/sky128_losses.png")
     a = ap.parse_args(argv)
-    panels = [panel(f"stage {s}", read(p)) for s in (1, 2) if (p := Path(a.folder) / f"losses_stage{s}.csv").is_file()]
+    log = Path(a.folder) / "log.csv"
+    if log.is_file():
+        with open(log, newline="") as f:
+            stages = list(dict.fromkeys(r["stage"] for r in csv.DictReader(f)))
+        panels = [panel(f"stage {i}", read(log, s)) for i, s in enumerate(stages, 1)]
+    else:
+        panels = [panel(f"stage {s}", read(p)) for s in (1, 2) if (p := Path(a.folder) / f"losses_stage{s}.csv").is_file()]
     if not panels:
-        print(f"error: no losses_stage1.csv / losses_stage2.csv in {a.folder}")
+        print(f"error: no log.csv / losses_stage1.csv / losses_stage2.csv in {a.folder}")
         return 2
     cv2.imwrite(a.out, np.concatenate(panels, 1))
     print(f"wrote {a.out}")

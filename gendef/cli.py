@@ -217,7 +217,7 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("--size", type=int, default=256, help="long side of the working resolution (default 256)")
     parser.add_argument("--steps", type=int, default=None, help=f"optimisation steps (default {DEFAULT_STEPS}; fewer is faster)")
     parser.add_argument("--canvas-scale", type=float, default=None, help="canonical pixels per frame pixel, 1 to 4 (default: from the motion, 1 for pans)")
-    parser.add_argument("--layers", type=int, default=None, help="most layers: 1 = one smooth canvas, 2-3 = independent movers get their own region of the canonical image (default 1)")
+    parser.add_argument("--layers", default="auto", help="auto (default: 1 to 3 chosen from the clip, never worse than one canvas) or most layers: 1 = one smooth canvas, 2-3 = independent movers get their own region of the canonical image")
     parser.add_argument(
         "--output-size", default="source",
         help="size of the output frames and canonical: source (default), 1080p, 720p, working, WxH or a long side; "
@@ -246,7 +246,7 @@ def cmd_decompose(args) -> int:
         vid = decompose_file(
             args.input, start=args.start, frames=args.frames, size=args.size, steps=args.steps,
             progress=progress, canvas_scale=args.canvas_scale, device=args.device, output_size=args.output_size,
-            **({} if args.layers is None else {"layers": args.layers}),
+            layers=args.layers,
         )
     finally:
         close()
@@ -259,7 +259,7 @@ def cmd_decompose(args) -> int:
     print(
         f"wrote {path}: {vid.num_frames} frames {w}x{h} (motion fitted at {vid.grid_size[1]}x{vid.grid_size[0]}), "
         f"canonical {vid.canvas_size[1]}x{vid.canvas_size[0]}, PSNR {vid.metadata['psnr']:.2f} dB at the working size{full} "
-        f"in {vid.metadata['seconds']:.1f} s"
+        f"in {vid.metadata['seconds']:.1f} s; {vid.metadata.get('layers_reason', '')}"
     )
     return 0
 

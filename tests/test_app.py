@@ -175,6 +175,7 @@ def test_decompose_example_clip_for_real():
     state = sources.decompose_upload(StudioState(), str(sources.EXAMPLE_CLIP), 16, 64, 0, 10)["state"]
     v = state.video
     assert v.num_frames == 16 and v.frame_size == (64, 64) and v.fps == pytest.approx(12.0)
+    assert "; 1 layer: " in state.source  # --layers auto says what it chose (a pan: one canvas)
     clip, _ = read_video(sources.EXAMPLE_CLIP, num_frames=16)
     err = np.abs(v.frames() - clip.astype(np.float32) / 255).mean()
     assert err < 0.05  # a reconstruction (~0.01 here); the clip against itself flipped differs by ~0.3

@@ -91,6 +91,9 @@ _UNDER_LIMIT = r"""
 import json, resource, sys
 from gendef.decomposition import decompose_file
 from gendef.errors import GenDeFError
+if sys.argv[3] == "ffmpeg":  # as for a codec OpenCV lacks: ffmpeg decodes (and scales while decoding)
+    import gendef.video.reader as reader
+    reader._probe_opencv = lambda path: None
 page = resource.getpagesize()
 base = int(open("/proc/self/statm").read().split()[0]) * page
 limit = base + int(1.5 * 2**30)
@@ -102,15 +105,16 @@ try:
 except GenDeFError as e:
     out = {"ok": False, "error": str(e)}
 out["peak_growth_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+out["child_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # ffmpeg, the largest one
 print(json.dumps(out))
 """
 
 
-def _under_limit(path, output_size):
+def _under_limit(path, output_size, decoder="opencv"):
     import json
 
     env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
-    r = subprocess.run([sys.executable, "-c", _UNDER_LIMIT, str(path), output_size], capture_output=True,
+    r = subprocess.run([sys.executable, "-c", _UNDER_LIMIT, str(path), output_size, decoder], capture_output=True,
                        text=True, timeout=300, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -129,6 +133,14 @@ def test_an_8000px_clip_decodes_scaled_down_under_1_5_gib(huge):
     assert out["ok"], out
     assert out["grid"][0] == 3 and max(out["grid"][1:3]) == 32
     assert out["peak_growth_mb"] < 1536
+
+
+def test_an_8000px_clip_decodes_scaled_down_through_ffmpeg_under_1_5_gib(huge):
+    out = _under_limit(huge, "working", decoder="ffmpeg")
+    assert out["ok"], out
+    assert out["grid"][0] == 3 and max(out["grid"][1:3]) == 32
+    assert out["peak_growth_mb"] < 300  # ffmpeg scaled the frames (370 MB when Python scaled them, 200 MB here)
+    assert out["peak_growth_mb"] + out["child_peak_mb"] < 1536
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +191,65 @@ def test_rotation_metadata_is_honoured_by_both_decoders(tmp_path, capfd):
     np.testing.assert_array_equal(rotated, np.rot90(plain, 1, axes=(1, 2)))  # 90 degrees counter-clockwise
     np.testing.assert_array_equal(np.stack(list(_ffmpeg_frames(tmp_path / "rot.mp4"))), rotated)
     assert capfd.readouterr().err == ""  # and neither decoder said anything
+
+
+_NO_FFMPEG_IMPORTS = r"""
+import sys
+sys.modules["imageio_ffmpeg"] = None  # as on a machine without imageio-ffmpeg
+import gendef, gendef.cli, gendef.video.reader, gendef.video.io, gendef.data.datasets, gendef.data.prepare, gendef.decomposition
+print("ok")
+"""
+
+
+def test_without_imageio_ffmpeg_everything_imports():
+    r = subprocess.run([sys.executable, "-c", _NO_FFMPEG_IMPORTS], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_without_imageio_ffmpeg_opencv_reads_or_refuses_in_one_line(cut_short, tmp_path, monkeypatch):
+    """OpenCV alone: a clip it reads whole reads as before; one it cuts short is refused naming the install,
+    never returned shortened; writing an mp4 names the install too."""
+    from gendef.video.io import write_video
+    from gendef.video.reader import iter_frames
+
+    plain = tmp_path / "plain.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p", plain)
+    with_ffmpeg, _ = read_video(plain)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    alone, fps = read_video(plain)
+    assert alone.shape == (20, 48, 64, 3) and fps == 10.0
+    np.testing.assert_array_equal(alone, with_ffmpeg)
+    assert probe(cut_short).frames == 30  # OpenCV's header count; its reader stops after the first frame
+    assert read_video(cut_short, num_frames=1)[0].shape == (1, 48, 64, 3)  # what OpenCV reaches is fine
+    for read in (lambda: read_video(cut_short), lambda: read_video(cut_short, start=20, num_frames=4),
+                 lambda: list(iter_frames(cut_short))):
+        with pytest.raises(VideoIOError, match=r"OpenCV stopped after \d+ of the \d+ frames .*pip install imageio-ffmpeg") as e:
+            read()
+        assert "\n" not in str(e.value)
+    with pytest.raises(VideoIOError, match="pip install imageio-ffmpeg"):
+        write_video(alone, tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists()
+    assert write_video(alone, tmp_path / "out.gif").is_file()
+
+
+_READ_QUIETLY = r"""
+import sys
+from pathlib import Path
+from gendef.video.reader import set_verbose
+set_verbose(sys.argv[2] == "verbose")
+if sys.argv[2] == "quiet":  # the studio's probe too (importing the studio costs seconds: once)
+    from app.sources import clip_length
+    assert clip_length(Path(sys.argv[1])) == (30, 10.0)
+from gendef.video.reader import read_video
+assert read_video(sys.argv[1])[0].shape[0] == 30
+"""
+
+
+def test_the_studio_and_library_read_quietly_unless_verbose(cut_short):
+    """OpenCV's own "[ WARN ] grabFrame packet read max attempts" (the cut-short clip) and ffmpeg stay off fds 1 and 2."""
+    quiet = subprocess.run([sys.executable, "-c", _READ_QUIETLY, str(cut_short), "quiet"], capture_output=True,
+                           text=True, timeout=120, cwd=ROOT)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == "", quiet.stderr[-2000:]
+    loud = subprocess.run([sys.executable, "-c", _READ_QUIETLY, str(cut_short), "verbose"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert loud.returncode == 0 and "grabFrame" in loud.stderr, loud.stderr[-2000:]

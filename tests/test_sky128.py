@@ -1,4 +1,4 @@
-"""The 128-px sky config and its one-command GPU sitting (run here in its CPU smoke mode)."""
+"""The 128-px sky config and the sitting tool, train/sitting.py (run here in its CPU smoke mode)."""
 import json
 import os
 import subprocess
@@ -27,9 +27,9 @@ def test_sky128_config_validates_and_fits_the_size_limits(stage):
         assert sum(p.numel() for p in net.parameters()) * 4 < 15.5 * 2**20
 
 
-def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
-    out = tmp_path / "out"
-    code = ("import sys; import benchmarks.gpu_train_sky128 as s; "
+def test_sitting_smoke_writes_pack_log_strip_and_resumes(tmp_path):
+    out, out2 = tmp_path / "out", tmp_path / "out2"
+    code = ("import sys; import train.sitting as s; "
             f"rc = s.main(['--smoke', '--device', 'cpu', '--out', {str(out)!r}, '--work', {str(tmp_path / 'work')!r}]); "
             "print('HEAVY', [m for m in ('gradio', 'imageio_ffmpeg') if m in sys.modules]); sys.exit(rc)")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -37,22 +37,41 @@ def test_gpu_sitting_smoke_writes_export_and_logs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "HEAVY []" in r.stdout  # neither gradio nor imageio-ffmpeg is imported on the GPU machine
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert len(files) <= 8 and "sky128/model.safetensors" in files and "losses_stage2.csv" in files
+    assert len(files) == 8 and "pack/G.safetensors" in files and "log.csv" in files and "samples.png" in files
     meta = json.loads((out / "sitting.json").read_text())
-    assert [meta["stages"][s]["steps"] for s in ("stage1", "stage2")] == [2, 2]
+    assert [meta["stages"][s]["steps"] for s in ("stage1", "stage2")] == [2, 2] and meta["cpu"] and meta["torch"]
     assert all(r["rc"] == 0 for r in meta["stages"].values()) and not meta["files_over_16MiB"]
-    header, *rows = (out / "losses_stage1.csv").read_text().splitlines()
-    assert "loss/G" in header and "loss/D" in header and len(rows) == 2
-    from gendef import GenDeF
+    header, *rows = (out / "log.csv").read_text().splitlines()
+    assert "loss/G" in header and "loss/D" in header and [r.split(",")[0] for r in rows] == ["pretrain"] * 2 + ["finetune"] * 2
+    assert "field/mean_px" in header and "field/hf_px" in header and "field/coverage" in header  # the monitor
+    assert meta["health"]["step"] == 2 and "mean_pct" in meta["health"]["last"]
+    import cv2
 
-    assert GenDeF.from_pretrained(out / "sky128").resolution == 16  # the smoke run's tiny config
+    strip = cv2.imread(str(out / "samples.png"))
+    assert strip.shape == (4 * 16, 9 * 16, 3) and strip.std() > 0  # 4 samples: canonical | 8 frames
     png = tmp_path / "losses.png"
     r = subprocess.run([sys.executable, "benchmarks/plot_losses.py", str(out), "--out", str(png)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    import cv2
-
     assert cv2.imread(str(png)).shape == (220, 840, 3)  # one panel per stage
+    # the next sitting continues the stage-2 pack (2 more steps), in a fresh work folder
+    r = subprocess.run([sys.executable, "train/sitting.py", "--smoke", "--device", "cpu", "--out", str(out2),
+                        "--work", str(tmp_path / "work2"), "--resume-pack", str(out / "pack"), "max_steps=4"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta2 = json.loads((out2 / "sitting.json").read_text())
+    assert meta2["pack_stage"] == "finetune" and list(meta2["stages"]) == ["stage2"]
+    assert meta2["stages"]["stage2"]["steps"] == 2 and meta2["stages"]["stage2"]["kimg_total"] == 2 * meta["stages"]["stage2"]["kimg_total"]
+    r = subprocess.run([sys.executable, "train/sitting.py", "--resume-pack", str(out2 / "pack"), "--export", str(tmp_path / "m")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from gendef import GenDeF
+
+    assert GenDeF.from_pretrained(tmp_path / "m").resolution == 16  # the smoke run's tiny config
+    (out / "pack" / "state.json").write_text("{")
+    r = subprocess.run([sys.executable, "train/sitting.py", "--smoke", "--device", "cpu", "--out", str(tmp_path / "o3"),
+                        "--resume-pack", str(out / "pack")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "damaged" in r.stderr
 
 
 def test_quality_table_for_a_model_and_the_data(tiny_checkpoint, tmp_path):

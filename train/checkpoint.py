@@ -19,7 +19,8 @@ import yaml
 
 from train.errors import CheckpointDamaged, ConfigError
 
-__all__ = ["Checkpointer", "write_atomic", "save_discriminator", "export_generator", "verify_checkpoint", "MANIFEST"]
+__all__ = ["Checkpointer", "write_atomic", "save_discriminator", "export_generator", "verify_checkpoint", "MANIFEST",
+           "RAW_GENERATOR"]
 
 
 
@@ -220,11 +221,21 @@ def save_discriminator(D: torch.nn.Module, disc_cfg: dict, folder) -> None:
     write_atomic(folder / "discriminator_config.json", json.dumps(disc_cfg, indent=1))
 
 
-def export_generator(G_ema, D, disc_cfg: dict, cfg: dict, folder) -> None:
-    """What users load: ``GenDeF.from_pretrained(folder)``; stage 2 also reads the D weights."""
+RAW_GENERATOR = "generator_raw.safetensors"
+
+
+def export_generator(G_ema, D, disc_cfg: dict, cfg: dict, folder, G_raw=None) -> None:
+    """What users load: ``GenDeF.from_pretrained(folder)``; stage 2 also reads the D weights and,
+    with ``init_weights: raw`` (the official stage-2 start), the raw G's (``G_raw``)."""
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     G_ema.refresh_w_avg()  # truncation needs the mean w; cheaper and exact at export time
     G_ema.save_pretrained(str(folder))
     save_discriminator(D, disc_cfg, folder)
+    if G_raw is not None:
+        tmp = folder / (RAW_GENERATOR + ".tmp")
+        save_file({k: v.detach().contiguous().cpu() for k, v in G_raw.state_dict().items()}, str(tmp))
+        os.replace(tmp, folder / RAW_GENERATOR)
     write_atomic(folder / "training_config.yaml", yaml.safe_dump(cfg, sort_keys=False))

@@ -17,7 +17,7 @@ import yaml
 from train.errors import ConfigError
 
 __all__ = ["DEFAULTS", "STAGES", "ConfigError", "load_config", "validate_config", "per_process_batch",
-           "flat_scalars", "parse_args"]
+           "flat_scalars", "parse_args", "data_options"]
 
 DEFAULTS = {
     # data
@@ -30,12 +30,22 @@ DEFAULTS = {
     "time_sampling": "stylegan_v",  # official: power-of-two gaps, fractional G times (gendef.data.times); "uniform": ours before
     "max_num_frames": 1024,  # StyleGAN-V: generated clips borrow a real video's length, capped here
     "gen_time_range": 128,  # time_sampling=uniform only: G's integer start times lie below this
+    # official GenDeF data options (train/README 10, issue 22); the defaults are ours before
+    "chunk_frames": 0,  # >0: every video becomes consecutive chunks of this many frames (official TaiChi/YTB: 512)
+    "chunk_min_frames": 128,  # chunks shorter than this are dropped (official: 128)
+    "resize_mode": "crop",  # crop: short side + centre crop | squash: whole frame to a square, bicubic (official)
+    "stage1_frames": "all",  # all: every frame is an item | per_video: one random frame per video (official)
+    "video_head_init": "random",  # stage 2's new D projection head: random | image_row (official: stage 1's output row)
+    "init_weights": "ema",  # stage 2 starts G (and G_ema) from stage 1's: ema | raw (official)
     # run
     "output_dir": None,
     "seed": 0,
     "max_steps": None,
     "max_kimg": 25000,
     "resume": None,
+    "resume_pack": None,  # a state pack folder to continue from (train/state_pack.py, train/README 9)
+    "pack_out": None,  # write a state pack here when the run finishes
+    "pack_precision": "compact",  # compact (bf16 G_ema-G, D, moments: sky128 in 43 MiB) | lossless (fp32)
     "init": None,
     "mixed_precision": "no",
     "log_every": 10,
@@ -78,6 +88,14 @@ DEFAULTS = {
     "freeze_canonical": False,
     "reset_deformation": True,
     "from_scratch": False,  # stage 2 without stage 1 (Table 4 "w/o pt."): networks from model/disc, init unused
+    # speed switches (issue 20; train/README 8, benchmarks/gpu_ladder.py picks the GPU combination)
+    "data_on_device": "auto",  # stage 1's frames as uint8 on the GPU when they fit (train/device_data.py)
+    "sync_every": 1,  # read the NaN guard's flag from the device every N steps (1 = every step, as before)
+    "adam": "auto",  # auto (fused on CUDA) | fused | foreach | loop
+    "channels_last": False,  # G and D weights and D's inputs in channels_last memory format
+    "compile": False,  # torch.compile G_c and D (R1's double backward stays eager)
+    "compile_backend": "inductor",  # inductor | aot_eager | eager (the CPU tests use aot_eager)
+    "checkpoint_deformation": False,  # stage 2: recompute per-frame G_d + warp in the backward (less memory)
     # networks
     "model": {},
     "disc": {},
@@ -194,6 +212,12 @@ def _validate_recipe(cfg: dict) -> None:
     if not isinstance(cfg["from_scratch"], bool):
         raise ConfigError(f"from_scratch must be true or false, got {cfg['from_scratch']!r}")
 
+
+
+def data_options(cfg: dict) -> dict:
+    """How the dataset is cut and resized (chunks, crop/squash): the same for training and for the
+    metrics' real set, so FVD/FID compare against the videos the model was trained on."""
+    return {"chunk": int(cfg["chunk_frames"]), "chunk_min": int(cfg["chunk_min_frames"]), "resize": cfg["resize_mode"]}
 
 
 def per_process_batch(cfg: dict, num_processes: int) -> int:

@@ -35,11 +35,20 @@ TRAIN_SCHEMA = {
     "time_sampling": None,
     "max_num_frames": None,
     "gen_time_range": Key("int", 1, 1 << 20),
+    "chunk_frames": _COUNT,
+    "chunk_min_frames": Key("int", 1, 1 << 31),
+    "resize_mode": Key("choice", choices=("crop", "squash")),
+    "stage1_frames": Key("choice", choices=("all", "per_video")),
+    "video_head_init": Key("choice", choices=("random", "image_row")),
+    "init_weights": Key("choice", choices=("ema", "raw")),
     "output_dir": _PATH,
     "seed": Key("int", 0, 2**32 - 1),
     "max_steps": Key("int", 0, 1 << 40, optional=True),
     "max_kimg": Key("float", 0, 1e9, optional=True),
     "resume": _OPT_PATH,
+    "resume_pack": _OPT_PATH,
+    "pack_out": _OPT_PATH,
+    "pack_precision": None,  # checked by train/state_pack.py (compact | lossless)
     "init": _OPT_PATH,
     "mixed_precision": None,
     "log_every": _POS,
@@ -79,6 +88,13 @@ TRAIN_SCHEMA = {
     "freeze_canonical": _FLAG,
     "reset_deformation": _FLAG,
     "from_scratch": _FLAG,
+    "data_on_device": Key("choice", choices=("auto", True, False)),
+    "sync_every": _POS,
+    "adam": Key("choice", choices=("auto", "fused", "foreach", "loop")),
+    "channels_last": _FLAG,
+    "compile": _FLAG,
+    "compile_backend": Key("choice", choices=("inductor", "aot_eager", "eager")),
+    "checkpoint_deformation": _FLAG,
     "model": None,  # gendef.generator.config
     "disc": None,  # gendef.generator.config
 }
@@ -92,6 +108,8 @@ def check_all_keys(cfg: dict, stage: str) -> None:
     if cfg["max_dist"] < cfg["clip_frames"]:
         raise ConfigError(f"max_dist ({cfg['max_dist']}) must be >= clip_frames ({cfg['clip_frames']})")
     _check_betas(cfg["betas"])
+    if cfg.get("pack_precision", "compact") not in ("compact", "lossless"):
+        raise ConfigError(f"pack_precision must be compact or lossless, got {cfg['pack_precision']!r}")
     _check_eval(cfg["eval"])
     _check_networks(cfg, stage)
 
@@ -120,7 +138,7 @@ def _check_eval(section) -> None:
     from gendef.metrics import evaluate
 
     params = inspect.signature(evaluate).parameters
-    valid = sorted(k for k in params if k not in ("model", "data", "metrics", "device"))
+    valid = sorted(k for k in params if k not in ("model", "data", "metrics", "device", "data_options"))
     if not isinstance(section, dict):
         raise ConfigError(f"eval must be a mapping, got {section!r}")
     unknown = sorted(k for k in section if k not in valid)

@@ -45,6 +45,8 @@ def load_stage1(cfg: dict, device):
     differ = {k: v for k, v in cfg["model"].items() if saved and saved.get(k) != v}
     if differ:
         print(f"note: stage 2 keeps the network settings of {init}/config.json; ignoring model={differ}")
+    if cfg["init_weights"] == "raw":
+        load_raw_generator(G, init)
     if cfg["reset_deformation"]:
         G.deformation.reset_output()  # as deformation_init says (Table A1); "zero": frames = canonical
     disc_cfg = {"resolution": G.resolution}
@@ -60,9 +62,35 @@ def load_stage1(cfg: dict, device):
         bad = [k for k in missing + unexpected if not k.startswith(VIDEO_ONLY_PREFIXES)]
         if bad:
             raise TrainError(f"init: {d_file} does not match the discriminator config ({bad[:3]})")
+        if cfg["video_head_init"] == "image_row":  # stage 1 never trains the video head (image mode)
+            init_video_head_from_image(D)
     else:
         print(f"warning: {d_file} not found; stage 2 starts with a fresh discriminator")
     return G.train().to(device), D.to(device), disc_cfg
+
+
+def load_raw_generator(G, init: Path) -> None:
+    """Official stage 2 (training_loop.py, resume branch) starts G -- and G_ema, a copy of it -- from
+    stage 1's raw G, not from its EMA; the export keeps the raw weights in ``RAW_GENERATOR``."""
+    from safetensors.torch import load_file
+
+    from train.checkpoint import RAW_GENERATOR
+
+    f = init / RAW_GENERATOR
+    if not f.is_file():
+        raise TrainError(f"init: {f} not found (init_weights=raw needs a stage-1 export from this version; or init_weights=ema)")
+    try:
+        G.load_state_dict(load_file(str(f)), strict=True)
+    except RuntimeError as e:
+        raise TrainError(f"init: {f} does not match {init}/config.json ({str(e).splitlines()[0]})") from None
+
+
+def init_video_head_from_image(D) -> None:
+    """Official stage 2 (training_loop.py, resume branch): the new projection head starts with every
+    row equal to stage 1's output row, so at step 0 logit = out(h) x sum(cmap) / sqrt(d)."""
+    with torch.no_grad():
+        D.out_video.weight.copy_(D.out.weight.expand_as(D.out_video.weight))
+        D.out_video.bias.copy_(D.out.bias.expand_as(D.out_video.bias))
 
 
 def build_from_scratch(cfg: dict, device):
@@ -103,8 +131,9 @@ def train(run: Run) -> None:
 
     def fake_clips(b: int, grad: bool):
         """Generated clips at sparse times, plus what L_reg needs (its frames reach 2 past the last time)."""
-        times = generator_times(cfg, dataset, b, dev)
+        times = generator_times(cfg, dataset, b, "cpu")  # its max on the host: no device sync
         z_c, z_d, noise = G.make_latents(b, int(math.ceil(float(times.max()))) + 3, device=dev)
+        times = times.to(dev, non_blocking=True)
         with torch.set_grad_enabled(grad and not cfg["freeze_canonical"]):
             canon = G.canonical(z_c)
         out = G.generate(z_c, z_d, noise, times, canonical=canon)

@@ -30,7 +30,7 @@ def train(run: Run) -> None:
     G = GenDeF(**cfg["model"]).to(dev)
     disc_cfg = {"resolution": G.resolution, **cfg["disc"]}
     D = Discriminator(**disc_cfg).to(dev)
-    dataset = run.dataset(FrameDataset, G.resolution)
+    dataset = run.dataset(FrameDataset, G.resolution, frame_draw=cfg["stage1_frames"])
     run.setup(G, D, disc_cfg, trained=G.canonical, video=False)
     data = run.loader(dataset)
 

@@ -32,13 +32,15 @@ from gendef.extras import require_extra
 
 from train.augment import AdaptiveAugment, augment
 from train.checkpoint import Checkpointer, export_generator, write_atomic
-from train.config import flat_scalars, parse_args, per_process_batch
+from train.config import data_options, flat_scalars, parse_args, per_process_batch
 from train.distributed import all_finite, broadcast_parameters, sync_gradients
 from train.ema import EMA
+from train.logcsv import append_row
 from train.errors import NonFiniteLoss, TrainError
 from train.monitor import FieldMonitor
 from train.oom import OUT_OF_MEMORY, out_of_memory
 from train.previews import log_samples, write_samples
+from train.speed import adam_kwargs, apply_switches, eager
 
 __all__ = ["Run", "run_stage"]
 
@@ -77,6 +79,16 @@ def _last_line(err: BaseException) -> str:
     """A DataLoader worker re-raises with the whole worker traceback as message: keep its last line."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
     return re.sub(r"^[\w.]+Error: ", "", lines[-1])
+
+
+def _to_floats(scalars: dict) -> dict:
+    """Python floats from a dict of tensors/numbers, with ONE device-to-host transfer for all tensors."""
+    keys = [k for k, v in scalars.items() if torch.is_tensor(v)]
+    out = {k: float(v) for k, v in scalars.items() if v is not None and not torch.is_tensor(v)}
+    if keys:
+        values = torch.stack([scalars[k].detach().float().reshape(()) for k in keys]).tolist()
+        out.update(zip(keys, values))
+    return {k: out[k] for k in scalars if k in out}
 
 
 class Run:
@@ -128,7 +140,8 @@ class Run:
         if res != resolution:
             raise TrainError(f"resolution={res} does not match the model's resolution {resolution}")
         try:
-            ds = cls(self.cfg["data"], resolution, hflip=bool(self.cfg["hflip"]), seed=int(self.cfg["seed"]), **kwargs)
+            ds = cls(self.cfg["data"], resolution, hflip=bool(self.cfg["hflip"]), seed=int(self.cfg["seed"]),
+                     **data_options(self.cfg), **kwargs)
         except DatasetError as e:
             raise TrainError(str(e)) from None
         if self.accelerator.is_main_process:
@@ -141,9 +154,14 @@ class Run:
         self.G, self.D, self.disc_cfg, self.trained, self.video = G, D, disc_cfg, trained, video
         # kimg counts frames shown to D, as the official code does: a 3-frame clip is 3 images.
         self.frames_per_item = int(self.cfg["clip_frames"]) if video else 1
+        apply_switches(dict(self.cfg, compile=False), G, D)  # compiled modules must not be deep-copied
         self.opt_G, self.opt_D = self._optimizers(trained.named_parameters(), D.parameters())
         self.ema = EMA(G)
         self.G_ema = self.ema.model
+        if self.cfg["compile"]:
+            apply_switches(dict(self.cfg, channels_last=False), G, D)
+        self._bad = torch.zeros((), device=self.device)  # NaN guard: non-finite losses since the last read
+        self._guarded: dict = {}
         self.modules = {"G": G, "D": D, "G_ema": self.G_ema}
         self.monitor = FieldMonitor(self.cfg, self.out, enabled=video and self.accelerator.is_main_process)
         self._resume()
@@ -154,8 +172,9 @@ class Run:
         b1, b2 = cfg["betas"]
         # StyleGAN2's lazy-regularisation correction of Adam's hyper-parameters for D.
         c = cfg["r1_interval"] / (cfg["r1_interval"] + 1) if cfg["r1_gamma"] > 0 else 1.0
-        opt_G = torch.optim.Adam(self._g_groups(g_params), lr=cfg["lr"], betas=(b1, b2), eps=1e-8)
-        opt_D = torch.optim.Adam(list(d_params), lr=lr_d * c, betas=(b1**c, b2**c), eps=1e-8)
+        fast = adam_kwargs(cfg, self.device)
+        opt_G = torch.optim.Adam(self._g_groups(g_params), lr=cfg["lr"], betas=(b1, b2), eps=1e-8, **fast)
+        opt_D = torch.optim.Adam(list(d_params), lr=lr_d * c, betas=(b1**c, b2**c), eps=1e-8, **fast)
         self._hyper = [(opt_G, [g["lr"] for g in opt_G.param_groups], (b1, b2)),
                        (opt_D, [lr_d * c], (b1**c, b2**c))]
         return self.accelerator.prepare(opt_G, opt_D)
@@ -178,6 +197,8 @@ class Run:
             broadcast_parameters(m, acc)
         set_seed(int(self.cfg["seed"]), device_specific=True)
         self.state = {"stage": self.stage, "step": 0, "cur_nimg": 0, "aug_p": self.ada.p, "ada_signs": [], "best": None}
+        if self.cfg["resume_pack"]:  # a state pack from an earlier sitting (train/state_pack.py)
+            return self._resume_pack()
         report = (lambda line: print(line, file=sys.stderr)) if acc.is_main_process else None
         path = self.ckpt.resolve(self.cfg["resume"], report)
         if self.cfg["resume"] and path is None and acc.is_main_process:
@@ -195,19 +216,34 @@ class Run:
             raise TrainError(f"cannot resume from {path}: it does not match this config ({str(e).splitlines()[0][:200]})") from None
         self.ada.p = float(self.state["aug_p"])
         self.ada.signs = [torch.tensor(v) for v in self.state.get("ada_signs", [])]
+        self._resumed(path)
+
+    def _resumed(self, path) -> None:
         # The config, not the checkpoint, decides lr/betas: resuming with a lower lr must work.
         for opt, lrs, betas in self._hyper:
             for group, lr in zip(opt.param_groups, lrs):
                 group["lr"], group["betas"] = lr, betas
         self._last_saved = self.state["step"]
-        if acc.is_main_process:
+        if self.accelerator.is_main_process:
             print(f"resumed from {path} at step {self.state['step']} ({self.state['cur_nimg'] / 1000:.1f} kimg)")
+
+    def _resume_pack(self) -> None:
+        from train.state_pack import load_pack
+
+        if self.accelerator.num_processes != 1:
+            raise TrainError("resume_pack needs one process (a pack holds one process's RNG state)")
+        self.state.update(load_pack(self, self.cfg["resume_pack"]))
+        self._resumed(self.cfg["resume_pack"])
 
     def loader(self, dataset) -> Iterator:
         """Batches for this process, continuing at the resumed step."""
         from train.batches import infinite_loader
+        from train.device_data import device_batches, wants_device_data
 
-        return infinite_loader(dataset, self.cfg, self.batch, self.accelerator.process_index, self.state["step"])
+        rank, step = self.accelerator.process_index, self.state["step"]
+        if wants_device_data(self.cfg, dataset, self.device, self.video):
+            return device_batches(dataset, self.cfg, self.batch, rank, step, self.device)
+        return infinite_loader(dataset, self.cfg, self.batch, rank, step)
 
     # ------------------------------------------------------------------ the loop
     def _total_steps(self) -> Optional[int]:
@@ -245,7 +281,9 @@ class Run:
         self.opt_D.zero_grad(set_to_none=True)
         for _ in range(cfg["grad_accum"]):
             real, fake, real_t, fake_t = draw(do_r1)
-            with acc.autocast():
+            if cfg["channels_last"] and real.ndim == 4:
+                real, fake = (x.contiguous(memory_format=torch.channels_last) for x in (real, fake))
+            with acc.autocast(), eager(do_r1):  # R1's double backward runs on the eager path
                 real_logits = D(self.augment(real), real_t)
                 fake_logits = D(self.augment(fake), fake_t)
             loss_D = losses.d_logistic(real_logits.float(), fake_logits.float())
@@ -274,12 +312,26 @@ class Run:
         return logs
 
     def check_finite(self, **values) -> None:
-        if all_finite(self.accelerator, *values.values()):
+        """NaN guard. The flag stays on the device; it is read every ``sync_every`` steps (``flush_finite``)."""
+        vals = [v.detach().float().reshape(-1) for v in values.values() if v is not None]
+        if vals:
+            self._bad = self._bad + (~torch.isfinite(torch.cat(vals))).sum()
+        self._guarded.update(values)
+        if int(self.cfg["sync_every"]) == 1:
+            self.flush_finite()
+
+    def flush_finite(self) -> None:
+        """One read of the NaN guard's flag (all processes agree); raises NonFiniteLoss when it is set."""
+        bad, self._bad = self._bad, torch.zeros((), device=self.device)
+        values, self._guarded = self._guarded, {}
+        if all_finite(self.accelerator, torch.where(bad > 0, float("nan"), 0.0)):  # the one read
             return
-        bad = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items() if v is not None)
+        shown = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items() if v is not None)
+        every = int(self.cfg["sync_every"])
+        when = f"step {self.state['step']}" if every == 1 else f"step {self.state['step']} or up to {every - 1} steps before"
         last = self.ckpt.latest()
         keep = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-        raise NonFiniteLoss(f"non-finite loss at step {self.state['step']} ({bad}); training stopped, {keep}. "
+        raise NonFiniteLoss(f"non-finite loss at {when} ({shown}); training stopped, {keep}. "
                             f"Resume with resume=latest and a lower lr / higher r1_gamma.")
 
     def end_step(self, scalars: dict) -> None:
@@ -290,23 +342,33 @@ class Run:
         self.ema.update(self.G, self.ema.beta(cfg, state["cur_nimg"]))
         rt = self.ada.step(acc, state["step"])
         state["aug_p"] = self.ada.p
+        if int(cfg["sync_every"]) > 1 and (state["step"] % int(cfg["sync_every"]) == 0 or self._due(state["step"])):
+            self.flush_finite()  # before anything is saved: a checkpoint never holds non-finite weights
         if state["step"] % cfg["log_every"] == 0 or state["step"] == 1:
             self._log(scalars, rt)
         self.bar.update(1)
         self._periodic()
 
+    def _due(self, step: int) -> bool:
+        """A checkpoint, samples or an eval follow this step."""
+        cfg = self.cfg
+        return any(every and step % every == 0 for every in (cfg["ckpt_every"], cfg["sample_every"], cfg["eval_every"]))
+
     def _log(self, scalars: dict, rt: Optional[float]) -> None:
         state = self.state
-        logs = {k: float(v.item()) for k, v in scalars.items() if v is not None}
+        logs = _to_floats(scalars)
         logs.update({"progress/kimg": state["cur_nimg"] / 1000, "aug/p": self.ada.current,
                      "time/sec_per_step": time.time() - self._t0,
                      "data/skipped": sum(d.num_skipped for d in self.datasets)})
         if rt is not None:
             logs["aug/rt"] = rt
         logs.update(self.monitor.scalars(self.G_ema, state["step"]))
+        self.last_logs = logs  # what this log step wrote (losses, ADA, field health), for the sitting tool's CSV
         self.accelerator.log(logs, step=state["step"])
         self.bar.set_postfix(kimg=f"{state['cur_nimg'] / 1000:.1f}",
                              G=f"{logs.get('loss/G', float('nan')):.3f}", D=f"{logs.get('loss/D', float('nan')):.3f}")
+        if self.accelerator.is_main_process:
+            append_row(self.out / "log.csv", {"stage": self.stage, "step": state["step"], **logs})
 
     def _periodic(self) -> None:
         cfg, acc, step = self.cfg, self.accelerator, self.state["step"]
@@ -344,7 +406,8 @@ class Run:
 
             names = [m.strip() for m in str(self.cfg["eval_metrics"]).split(",") if m.strip()]
             try:
-                results = evaluate(self.G_ema, self.cfg["data"], names, device=acc.device, **self.cfg["eval"])
+                results = evaluate(self.G_ema, self.cfg["data"], names, device=acc.device,
+                                   data_options=data_options(self.cfg), **self.cfg["eval"])
             except (MetricsError, DatasetError, TypeError) as e:
                 print(f"warning: evaluation disabled for this run: {e}", file=sys.stderr)
                 failed += 1
@@ -354,7 +417,8 @@ class Run:
             key = names[0]
             if state["best"] is None or results[key] < state["best"]:
                 state["best"] = float(results[key])
-                self.G_ema.save_pretrained(str(self.out / "best"))
+                # a full export (G_ema, D, raw G), so stage 2 can start from it: init=<stage 1>/best
+                export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out / "best", G_raw=self.G)
                 write_atomic(self.out / "best" / "metrics.json", json.dumps({"step": state["step"], **results}))
         if acc.reduce(failed, reduction="sum").item() > 0:  # every process must agree to stop evaluating
             self.cfg["eval_every"] = 0
@@ -364,8 +428,12 @@ class Run:
         """Last checkpoint, the export users load, final samples, optional push to the Hub."""
         acc, state = self.accelerator, self.state
         self.save()
+        if acc.is_main_process and self.cfg["pack_out"]:
+            from train.state_pack import write_pack
+
+            write_pack(self, self.cfg["pack_out"], self.cfg["pack_precision"])
         if acc.is_main_process:
-            export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out)
+            export_generator(self.G_ema, self.D, self.disc_cfg, self.cfg, self.out, G_raw=self.G)
             if self.cfg["sample_every"]:
                 log_samples(acc, write_samples(self.G_ema, self.cfg, state["step"], self.out, self.video), state["step"])
             print(f"done at step {state['step']} ({state['cur_nimg'] / 1000:.1f} kimg); "

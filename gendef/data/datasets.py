@@ -37,6 +37,11 @@ __all__ = [
     "ClipDataset",
     "scan_videos",
     "resize_center_crop",
+    "resize_squash",
+    "fit_frame",
+    "chunk_videos",
+    "RESIZE_MODES",
+    "FRAME_DRAWS",
     "sample_sparse_times",
 ]
 
@@ -57,6 +62,25 @@ def resize_center_crop(img: np.ndarray, resolution: int) -> np.ndarray:
         y0, x0 = (nh - resolution) // 2, (nw - resolution) // 2
         img = img[y0 : y0 + resolution, x0 : x0 + resolution]
     return np.ascontiguousarray(img[..., :3])
+
+
+def resize_squash(img: np.ndarray, resolution: int) -> np.ndarray:
+    """Resize to ``resolution`` x ``resolution`` ignoring the aspect ratio (bicubic), as the
+    official GenDeF/StyleGAN-V loader does for non-square frames (uint8 in, uint8 out)."""
+    import cv2
+
+    if img.shape[:2] != (resolution, resolution):
+        img = cv2.resize(img, (resolution, resolution), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(img[..., :3])
+
+
+RESIZE_MODES = {"crop": resize_center_crop, "squash": resize_squash}
+FRAME_DRAWS = ("all", "per_video")
+
+
+def fit_frame(img: np.ndarray, resolution: int, mode: str = "crop") -> np.ndarray:
+    """A frame at ``resolution``: ``crop`` = short side + centre crop, ``squash`` = whole frame squashed."""
+    return RESIZE_MODES[mode](img[..., :3], resolution)
 
 
 def sample_sparse_times(
@@ -141,20 +165,42 @@ def scan_videos(root: Union[str, os.PathLike], min_frames: int = 1):
     return kept, skipped
 
 
+def chunk_videos(videos: Sequence["VideoSource"], size: int, min_len: int = 128) -> List["VideoSource"]:
+    """Split every video into consecutive ``size``-frame chunks and drop chunks shorter than
+    ``min_len`` (official GenDeF ``dataset.chunk`` for TaiChi-HD and YouTube Driving); each chunk
+    is then a video of its own. ``size`` 0 returns the videos unchanged."""
+    if size <= 0:
+        return list(videos)
+    out = []
+    for v in videos:
+        if v.frames is None:
+            raise DatasetError(f"{v.name}: chunking needs frame folders or a .zip (python -m gendef.data.prepare), not video files")
+        for i, s in enumerate(range(0, v.length, size)):
+            part = v.frames[s : s + size]
+            if len(part) >= min_len:
+                out.append(VideoSource(f"{v.name}#{i}", v.kind, v.path, part, len(part)))
+    return out
+
+
 class _VideoDatasetBase(torch.utils.data.Dataset):
     """Shared scanning, decoding, skip accounting and zip handles for both stages."""
 
     min_frames = 1
 
-    def __init__(self, path, resolution: int, hflip: bool = False, seed: int = 0, max_retries: int = 20):
+    def __init__(self, path, resolution: int, hflip: bool = False, seed: int = 0, max_retries: int = 20,
+                 chunk: int = 0, chunk_min: int = 128, resize: str = "crop"):
         if int(resolution) < 1:
             raise DatasetError("resolution must be a positive integer")
+        if resize not in RESIZE_MODES:
+            raise DatasetError(f"resize must be one of {sorted(RESIZE_MODES)}, got {resize!r}")
+        self.resize = resize
         self.path = str(path)
         self.resolution = int(resolution)
         self.hflip = bool(hflip)
         self.seed = int(seed)
         self.max_retries = int(max_retries)
         self.videos, self.skipped = scan_videos(path, self.min_frames)
+        self.videos = chunk_videos(self.videos, int(chunk), max(int(chunk_min), self.min_frames))
         for s in self.skipped:
             log.warning("skipping %s", s)
         if not self.videos:
@@ -238,14 +284,14 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
                 raise VideoIOError(f"{v.frames[idx]}: not a readable image ({e})") from None
         else:
             img = read_clip(v.path, idx, 1)[0]
-        return resize_center_crop(img[..., :3], self.resolution)
+        return fit_frame(img, self.resolution, self.resize)
 
     def _read_frames(self, v: VideoSource, offsets: np.ndarray, start: int) -> np.ndarray:
         if v.kind == "file":
             clip = read_clip(v.path, start, int(offsets[-1]) + 1)
             if len(clip) <= offsets[-1]:
                 raise VideoIOError(f"{v.path}: ended after {start + len(clip)} frames")
-            return np.stack([resize_center_crop(clip[o], self.resolution) for o in offsets])
+            return np.stack([fit_frame(clip[o], self.resolution, self.resize) for o in offsets])
         return np.stack([self._read_frame(v, start + int(o)) for o in offsets])
 
     def _to_tensor(self, frames: np.ndarray, flip: bool) -> torch.Tensor:
@@ -276,19 +322,27 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
 
 
 class FrameDataset(_VideoDatasetBase):
-    """Stage 1: every frame of every video is an item; yields [3, R, R] in [-1, 1]."""
+    """Stage 1: yields frames [3, R, R] in [-1, 1]. ``frame_draw="all"``: every frame of every
+    video is an item (long videos weigh more); ``"per_video"``: one item per video, a random frame
+    of it each time (the official stage 1, ``num_frames_per_video=1``)."""
 
-    def __init__(self, path, resolution: int, **kwargs):
+    def __init__(self, path, resolution: int, frame_draw: str = "all", **kwargs):
+        if frame_draw not in FRAME_DRAWS:
+            raise DatasetError(f"frame_draw must be one of {FRAME_DRAWS}, got {frame_draw!r}")
+        self.frame_draw = frame_draw
         super().__init__(path, resolution, **kwargs)
         self._starts = np.cumsum([0] + [v.length for v in self.videos])
 
     def __len__(self) -> int:
-        return int(self._starts[-1])
+        return len(self.videos) if self.frame_draw == "per_video" else int(self._starts[-1])
 
     def __getitem__(self, key) -> torch.Tensor:
         index, rng = self._split_key(key)
-        vi = int(np.searchsorted(self._starts, index, side="right") - 1)
-        first = [index - int(self._starts[vi])]
+        if self.frame_draw == "per_video":
+            vi, first = index, []
+        else:
+            vi = int(np.searchsorted(self._starts, index, side="right") - 1)
+            first = [index - int(self._starts[vi])]
 
         def load(v, rng):
             fi = first.pop() if first else int(rng.integers(v.length))

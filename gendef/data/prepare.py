@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DatasetError, VideoIOError
 from ..video.io import IMAGE_EXTS, VIDEO_EXTS
 from ..video.reader import iter_frames
-from .datasets import resize_center_crop
+from .datasets import RESIZE_MODES, fit_frame
 
 __all__ = ["prepare_dataset", "iter_video_frames", "main"]
 
@@ -49,11 +49,16 @@ def prepare_dataset(
     every: int = 1,
     min_frames: int = 1,
     progress: bool = True,
+    resize: str = "crop",
 ) -> dict:
     """Convert every video under ``src`` into frames under ``dst`` (a folder, or a zip when it ends
     in .zip). Returns counts {'videos', 'frames', 'skipped'}; unreadable videos are skipped.
-    When nothing could be converted, nothing is left behind (no empty zip or folder)."""
+    When nothing could be converted, nothing is left behind (no empty zip or folder).
+    ``resize``: ``crop`` (short side + centre crop) or ``squash`` (whole frame to a square, bicubic,
+    as the official GenDeF loader; train/configs/ytb256.yaml)."""
     src, dst = Path(src), Path(dst)
+    if resize not in RESIZE_MODES:
+        raise DatasetError(f"resize must be one of {sorted(RESIZE_MODES)}, got {resize!r}")
     if resolution < 8:
         raise DatasetError("--resolution must be at least 8")
     if every < 1:
@@ -80,7 +85,7 @@ def prepare_dataset(
     counts = {"videos": 0, "frames": 0, "skipped": 0}
     ok = False
     try:
-        _convert_all(items, dst, zf, resolution, max_frames, every, min_frames, counts, progress)
+        _convert_all(items, dst, zf, resolution, max_frames, every, min_frames, counts, progress, resize)
         if counts["videos"] == 0:
             raise DatasetError(f"{src}: none of the {len(items)} videos could be read; nothing written")
         ok = True
@@ -96,7 +101,7 @@ def prepare_dataset(
     return counts
 
 
-def _convert_all(items, dst, zf, resolution, max_frames, every, min_frames, counts, progress):
+def _convert_all(items, dst, zf, resolution, max_frames, every, min_frames, counts, progress, resize="crop"):
     """Write each readable video's frames (to the open zip or under dst), counting into counts."""
     from tqdm import tqdm
 
@@ -108,7 +113,7 @@ def _convert_all(items, dst, zf, resolution, max_frames, every, min_frames, coun
             for i, fr in enumerate(iter_video_frames(item)):
                 if i % every:
                     continue
-                frames.append(_encode_png(resize_center_crop(fr, resolution)))
+                frames.append(_encode_png(fit_frame(fr, resolution, resize)))
                 if max_frames and len(frames) >= max_frames:
                     break
         except VideoIOError as e:
@@ -143,10 +148,13 @@ def main(argv=None) -> int:
     p.add_argument("--max-frames", type=int, default=None, help="keep at most this many frames per video")
     p.add_argument("--every", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--min-frames", type=int, default=3, help="skip videos shorter than this (stage 2 needs 3)")
+    p.add_argument("--resize", default="crop", choices=sorted(RESIZE_MODES),
+                   help="crop: short side + centre crop (default); squash: whole frame to a square (official; YouTube Driving)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        c = prepare_dataset(args.src, args.dst, args.resolution, args.max_frames, args.every, args.min_frames)
+        c = prepare_dataset(args.src, args.dst, args.resolution, args.max_frames, args.every, args.min_frames,
+                            resize=args.resize)
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -56,18 +56,27 @@ def _mode(vectors: np.ndarray, prior=None, bin_px: float = 0.5) -> np.ndarray:
     return vectors[near].mean(0) if near.any() else peak
 
 
-def _step(remaining, flows, t, prior, prev, tol, min_area, member):
-    """Frame t's share of one group: pixels moving like the group's dominant motion,
-    near where the group was in the previous frame (``prev``). Returns the motion."""
+def _shift(m: np.ndarray, d) -> np.ndarray:
+    """Bool mask moved by d = (dx, dy) frame pixels (nearest), for predicting where a group goes."""
+    mat = np.float32([[1, 0, d[0]], [0, 1, d[1]]])
+    return cv2.warpAffine(m.astype(np.uint8), mat, (m.shape[1], m.shape[0]), flags=cv2.INTER_NEAREST) > 0
+
+
+def _step(remaining, flows, t, prior, prev, tol, min_area, member, direction=1):
+    """Frame t's share of one group: pixels moving like the group's dominant motion, near
+    where the group's previous region (``prev``) goes when moved by its own motion (so a
+    mover crossing another keeps its identity). Returns the motion."""
     fwd, bwd = flows
     t_count = remaining.shape[0]
     flow, sign = (fwd[t], 1.0) if t < t_count - 1 else (bwd[t - 1], -1.0)
     cand = remaining[t]
     if prev is not None:
-        cand = cand & (cv2.dilate(prev.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0)
+        cand = cand & (cv2.dilate(_shift(prev, direction * prior).astype(np.uint8), _K7) > 0)
     vec = flow[cand] * sign
     if len(vec) < min_area:
         return prior
+    if prior is not None and np.sum(np.sum((vec - prior) ** 2, -1) < tol**2) < min_area:
+        return prior  # hidden, or only things moving otherwise nearby: coast at its own speed
     prior = _mode(vec, prior)
     close = cand & (np.sum((flow * sign - prior) ** 2, -1) < tol**2)
     member[t] = (cv2.dilate(_clean(close.astype(np.uint8), min_area), _K3) > 0) & remaining[t]
@@ -87,14 +96,33 @@ def split_movers(mask: np.ndarray, flows: tuple, most: int, tol: float = 1.5) ->
         member = np.zeros_like(mask)
         anchor = int(np.argmax(remaining.reshape(t_count, -1).sum(1)))
         start = _step(remaining, flows, anchor, None, None, tol, min_area, member)
-        for order in (range(anchor + 1, t_count), range(anchor - 1, -1, -1)):
+        for order, direction in ((range(anchor + 1, t_count), 1), (range(anchor - 1, -1, -1), -1)):
             prior, prev = start, member[anchor]
             for t in order:
-                prior = _step(remaining, flows, t, prior, prev, tol, min_area, member)
-                prev = member[t] if member[t].any() else prev
+                moved = _shift(prev, direction * prior)
+                prior = _step(remaining, flows, t, prior, prev, tol, min_area, member, direction)
+                # a mover hidden behind another coasts on its own motion until it shows again
+                prev = member[t] if member[t].sum() >= 0.5 * prev.sum() else moved
         if member.mean() < 0.002:
             break
         groups.append(member)
         remaining &= ~(cv2.dilate(member.reshape(-1, member.shape[2]).astype(np.uint8), _K3) > 0).reshape(member.shape)
         remaining = np.stack([_clean(r.astype(np.uint8), min_area) > 0 for r in remaining])
     return groups or [mask]
+
+
+def relative_motion(group: np.ndarray, mask: np.ndarray, flows: tuple) -> float:
+    """How far (px per frame, median over frames) a group's dominant flow differs from the
+    flow of the scene around it (a ring outside every mover): about 0 for regions one
+    canvas merely fits badly, the speed relative to the background for a real mover."""
+    fwd = flows[0]
+    ring_kernel = np.ones((15, 15), np.uint8)
+    diffs = []
+    for t in range(len(fwd)):
+        if group[t].sum() < 16:
+            continue
+        ring = (cv2.dilate(group[t].astype(np.uint8), ring_kernel) > 0) & ~mask[t]
+        if ring.sum() < 16:
+            continue
+        diffs.append(np.linalg.norm(np.median(fwd[t][group[t]], 0) - np.median(fwd[t][ring], 0)))
+    return float(np.median(diffs)) if diffs else 0.0

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 
 from ..video.canonical_video import CanonicalVideo
 from .fit import FitSettings, ProgressFn, fit_working_size
@@ -38,12 +39,29 @@ def _settings(video_hw: tuple, steps, canvas_scale, margin, stride, device, **we
     if canvas_scale is not None and not 1 <= canvas_scale <= 4:
         raise DecomposeError(f"canvas_scale must be between 1 and 4 (or None: from the motion), got {canvas_scale}")
     if not 1 <= weights["layers"] <= 4:
-        raise DecomposeError(f"layers must be 1 to 4, got {weights['layers']}")
+        raise DecomposeError(f"layers must be 1 to 4 or 'auto', got {weights['layers']}")
     if stride < 1:
         raise DecomposeError(f"stride must be >= 1, got {stride}")
     if margin is None:
         margin = max(4, int(round(0.06 * max(video_hw))))
     return FitSettings(steps=int(steps), canvas_scale=None if canvas_scale is None else float(canvas_scale), margin=int(margin), stride=int(stride), device=_check_device(device), **weights)
+
+
+AUTO_MOST_LAYERS = 3
+
+
+def _layers(layers) -> tuple:
+    """``layers`` ("auto", or 1 to 4) -> (auto, most layers)."""
+    if isinstance(layers, str):
+        if layers.strip().lower() == "auto":
+            return True, AUTO_MOST_LAYERS
+        try:
+            layers = int(layers)
+        except ValueError:
+            raise DecomposeError(f"layers must be 1 to 4 or 'auto', got {layers!r}") from None
+    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)):
+        raise DecomposeError(f"layers must be 1 to 4 or 'auto', got {layers!r}")
+    return False, int(layers)
 
 
 def decompose(
@@ -59,7 +77,7 @@ def decompose(
     reg_weight: float = 1.0,
     canonical_weight: float = 0.2,
     robust: Optional[float] = None,
-    layers: int = 1,
+    layers="auto",
     progress: Optional[ProgressFn] = None,
     threads: Optional[int] = 1,
     device: str = "cpu",
@@ -75,9 +93,12 @@ def decompose(
     them) but leaves a dotted texture in the canonical image of real footage;
     robust: colour error at which a pixel's weight in the fit halves, so occluders and
     movers do not drag the canonical image (default 0.1 with layers, else off: on
-    real footage with one canvas it costs 3-4 dB); layers: most layers (1 = one smooth
-    canvas; 2 and 3 let independent movers get their own region of the canonical
-    image, found from what one canvas cannot explain; the grid jumps there);
+    real footage with one canvas it costs 3-4 dB); layers: "auto" (default) or most
+    layers (1 = one smooth canvas; 2 and 3 let independent movers get their own region
+    of the canonical image, found from what one canvas cannot explain; the grid jumps
+    there). "auto" fits one canvas, tries up to 3 layers only where blobs move on their
+    own, and keeps the layers only if they beat one canvas by 0.5 dB; metadata
+    ``layers_chosen`` and ``layers_reason`` say what was chosen and why;
     margin: extra canvas border in frame pixels around everything the motion
     shows (default 6% of the long side); stride: spacing in frame pixels of the
     residual field's control points; canonical_weight: curvature prior on the
@@ -101,9 +122,12 @@ def decompose(
     h, w = working_size(video.shape[1], video.shape[2], size)
     if min(h, w) < 8:
         raise DecomposeError(f"frames are too small ({w}x{h}); need at least 8x8 pixels")
+    auto, most = _layers(layers)
     settings = _settings(
         (h, w), steps, canvas_scale, margin, stride, device,
-        smooth_weight=smooth_weight, reg_weight=reg_weight, canonical_weight=canonical_weight, robust=(0.1 if layers > 1 else 0.0) if robust is None else float(robust), layers=layers,
+        smooth_weight=smooth_weight, reg_weight=reg_weight, canonical_weight=canonical_weight,
+        robust=(0.1 if most > 1 and not auto else 0.0) if robust is None else float(robust), layers=most,
+        auto_layers=auto, layered_robust=0.1 if robust is None else float(robust),
     )
     check_memory(t_count, h, w, canvas_scale or 2.0)
     if output_size is not None:  # a bad choice fails before the fit, not after it
@@ -121,6 +145,9 @@ def decompose(
         torch.set_num_threads(old_threads)
     final = psnr(vid.frames(), video)
     vid.metadata["psnr"] = round(final, 3)
+    if "layers_reason" not in vid.metadata:
+        n = len(vid.metadata.get("layers", [[0]]))
+        vid.metadata.update({"layers_chosen": n, "layers_reason": f"{n} layer{'s' if n > 1 else ''}: layers={most} asked for"})
     if output_size is not None:
         from ..video.fullsize import decompose_output
 

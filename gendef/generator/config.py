@@ -86,6 +86,15 @@ MODEL_SCHEMA: Dict[str, Key] = {
     "motion_input": Key("choice", choices=("style", "const")),
     "share_latent": Key("bool"),
     "deformation_init": Key("choice", choices=("zero", "xavier", "none")),
+    # recipe switches (issue 22)
+    "mtm_mask": Key("bool"),
+    "mtm_placement": Key("choice", choices=("all", "official")),
+    "deformation_mtm_resolutions": Key("int_pair", 1, 2048, optional=True),
+    "canonical_feature_resize": Key("choice", choices=("pool", "bilinear")),
+    "warp_padding": Key("choice", choices=("black", "grey")),
+    "update_magnitude_ema": Key("bool"),
+    "mixed_precision": Key("choice", choices=("none", "float16", "bfloat16")),
+    "mixed_precision_res": Key("int", 0, 16),
 }
 
 

@@ -43,12 +43,23 @@ RECIPE_DEFAULTS = {
     "motion_input": "style",  # "const": u_t concatenated to G_d's 4x4 input (StyleGAN-V TemporalInput)
     "share_latent": False,  # True: z_d = z_c (official code: one z feeds both mapping networks)
     "deformation_init": "zero",  # Table A1: "zero" | "xavier" | "none" (w/o multiplier)
+    # issue 22
+    "mtm_mask": False,  # True: MTM also predicts a per-tap modulation mask 2*sigmoid (official)
+    "mtm_placement": "all",  # "official": G_d MTM on non-upsampling convs + every ToOut but the last
+    "canonical_feature_resize": "pool",  # "bilinear": official f_c resize (no projection if channels match)
+    "warp_padding": "black",  # "grey": outside the canonical image samples 0 in [-1, 1] (official)
+    "update_magnitude_ema": True,  # False: StyleGAN3 input-magnitude EMA never updated (official loop)
 }
 RECIPE_CHOICES = {
     "motion_mapping": ("mlp", "stylegan_v"),
     "motion_input": ("style", "const"),
     "share_latent": (False, True),
     "deformation_init": ("zero", "xavier", "none"),
+    "mtm_mask": (False, True),
+    "mtm_placement": ("all", "official"),
+    "canonical_feature_resize": ("pool", "bilinear"),
+    "warp_padding": ("black", "grey"),
+    "update_magnitude_ema": (True, False),
 }
 PAPER_RECIPE = {
     "motion_mapping": "stylegan_v",
@@ -56,6 +67,11 @@ PAPER_RECIPE = {
     "motion_input": "const",
     "share_latent": True,
     "deformation_init": "zero",
+    "mtm_mask": True,
+    "mtm_placement": "official",
+    "canonical_feature_resize": "bilinear",
+    "warp_padding": "grey",
+    "update_magnitude_ema": False,
 }
 
 
@@ -135,6 +151,26 @@ class GenDeF(
             adder zero-initialised, so a fresh G_d returns the canonical image), ``"xavier"``
             or ``"none"`` (no multiplier; Table A1's ablations).
 
+        mtm_mask: MTM also predicts a modulation mask per kernel tap (2 * sigmoid, 1 at init;
+            official). Default False (offsets only).
+        mtm_placement: ``"all"`` (default: every G_d conv in the MTM range, up-sampling ones
+            included) or ``"official"`` (G_d's non-up-sampling convs and every ToOut but the last).
+        deformation_mtm_resolutions: ``[min, max]`` resolutions of G_d's MTM layers; ``None``
+            (default) = ``mtm_resolutions`` (official: G_c [16, 32] by sampling rate, G_d [4, 64]).
+        canonical_feature_resize: how f_c reaches each G_d layer's size: ``"pool"`` (default: 1x1
+            projection, box-filter down-sizing) or ``"bilinear"`` (official: bilinear resize, no
+            projection when f_c already has ``canonical_feature_dim`` channels).
+        warp_padding: what the warp samples outside the canonical image: ``"black"`` (default,
+            as ``cv2.remap`` renders a CanonicalVideo) or ``"grey"`` (0 in [-1, 1], official).
+        update_magnitude_ema: update the StyleGAN3 G_c's input-magnitude EMA in training mode
+            (default True); ``False`` keeps it at 1, as the official training loop does. It and
+            the two mixed-precision keys only act on a StyleGAN3 G_c.
+        mixed_precision: ``"none"`` (default), ``"float16"`` (official; CUDA only) or
+            ``"bfloat16"``: the StyleGAN3 G_c layers of the ``mixed_precision_res`` highest
+            sampling rates run in that dtype, clamped at 256.
+        mixed_precision_res: how many of the highest sampling rates run reduced (official
+            ``num_fp16_res``). Default 4.
+
     The defaults (``RECIPE_DEFAULTS``) are what a config.json without the key means, so the
     shipped ``checkpoints/default`` loads unchanged; ``PAPER_RECIPE`` lists the paper's values,
     which ``train/configs/*.yaml`` set.
@@ -169,14 +205,28 @@ class GenDeF(
         motion_input: str = RECIPE_DEFAULTS["motion_input"],
         share_latent: bool = RECIPE_DEFAULTS["share_latent"],
         deformation_init: str = RECIPE_DEFAULTS["deformation_init"],
+        mtm_mask: bool = RECIPE_DEFAULTS["mtm_mask"],
+        mtm_placement: str = RECIPE_DEFAULTS["mtm_placement"],
+        deformation_mtm_resolutions: Optional[Sequence[int]] = None,
+        canonical_feature_resize: str = RECIPE_DEFAULTS["canonical_feature_resize"],
+        warp_padding: str = RECIPE_DEFAULTS["warp_padding"],
+        update_magnitude_ema: bool = RECIPE_DEFAULTS["update_magnitude_ema"],
+        mixed_precision: str = "none",
+        mixed_precision_res: int = 4,
     ):
         self.check_config({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         super().__init__()
         _check_recipe(dict(motion_mapping=motion_mapping, motion_kernel_size=motion_kernel_size,
-                           motion_input=motion_input, share_latent=share_latent, deformation_init=deformation_init))
+                           motion_input=motion_input, share_latent=share_latent, deformation_init=deformation_init,
+                           mtm_mask=mtm_mask, mtm_placement=mtm_placement, canonical_feature_resize=canonical_feature_resize,
+                           warp_padding=warp_padding, update_magnitude_ema=update_magnitude_ema))
         if canonical_backbone not in _BACKBONES:
             raise ValueError(f"canonical_backbone must be one of {sorted(_BACKBONES)}, got {canonical_backbone!r}")
         mtm_range = check_mtm_resolutions(mtm_resolutions or DEFAULT_MTM_RESOLUTIONS) if mtm else None
+        deform_mtm_range = check_mtm_resolutions(deformation_mtm_resolutions) if mtm and deformation_mtm_resolutions else mtm_range
+        sg3 = dict(update_magnitude_ema=update_magnitude_ema, mixed_precision=mixed_precision,
+                   mixed_precision_res=mixed_precision_res) if canonical_backbone == "stylegan3" else {}
+        self.warp_padding = warp_padding
         self.resolution = int(resolution)
         self.z_dim = int(z_dim)
         self.fps = float(fps)
@@ -190,6 +240,8 @@ class GenDeF(
             mapping_layers=mapping_layers,
             feature_layer=canonical_feature_layer,
             mtm_resolutions=mtm_range,
+            mtm_mask=mtm_mask,
+            **sg3,
         )
         self.motion = build_motion(
             motion_mapping,
@@ -212,9 +264,12 @@ class GenDeF(
             channel_max=deformation_channel_max,
             mapping_layers=deformation_mapping_layers,
             use_canonical_feature=use_canonical_feature,
-            mtm_resolutions=mtm_range,
+            mtm_resolutions=deform_mtm_range,
             motion_input=motion_input,
             init=deformation_init,
+            mtm_mask=mtm_mask,
+            mtm_placement=mtm_placement,
+            feature_resize=canonical_feature_resize,
         )
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, resolution), torch.linspace(-1, 1, resolution), indexing="ij")
         self.register_buffer("base_grid", torch.stack([xs, ys], dim=-1), persistent=False)  # m
@@ -251,9 +306,14 @@ class GenDeF(
         """x_t = T(x_c, m + dm_t): canonical [B,3,R,R] in [-1,1], grid [B,T,H,W,2] -> frames [B,T,3,H,W].
 
         Outside the canonical image counts as black, exactly as ``cv2.remap`` with
-        a zero border renders a CanonicalVideo, so training and rendering agree.
+        a zero border renders a CanonicalVideo, so training and rendering agree;
+        ``warp_padding="grey"`` samples 0 in [-1, 1] there instead (official GenDeF).
         """
         b, t, h, w, _ = grid_norm.shape
+        if self.warp_padding == "grey":
+            src = canonical.repeat_interleave(t, dim=0)
+            out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+            return out.reshape(b, t, 3, h, w)
         src = ((canonical + 1) * 0.5).repeat_interleave(t, dim=0)
         out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
         return (out * 2 - 1).reshape(b, t, 3, h, w)
@@ -281,9 +341,12 @@ class GenDeF(
             z_d = z_c
         img, feat = canonical if canonical is not None else self.canonical(z_c, truncation_psi, noise_mode)
         u = self.motion(motion_noise, times)
-        delta = self.deformation(z_d, u, feat, truncation_psi)  # [B,T,2,R,R]
-        grid = self.base_grid.to(delta.dtype) + delta.permute(0, 1, 3, 4, 2)
-        frames = self.warp(img, grid)
+        if self.checkpoint_deformation and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint  # training memory: recompute G_d + warp in the backward
+
+            grid, frames = checkpoint(self._deform, z_d, u, feat, img, truncation_psi, use_reentrant=False)
+        else:
+            grid, frames = self._deform(z_d, u, feat, img, truncation_psi)
         return {
             "canonical": img,
             "feature": feat,
@@ -293,6 +356,15 @@ class GenDeF(
         }
 
     forward = generate
+
+    # Set by the trainer (train config key ``checkpoint_deformation``), not saved with the model.
+    checkpoint_deformation = False
+
+    def _deform(self, z_d, u, feat, img, truncation_psi: float):
+        """Per-frame G_d and warp: the sampling grid [B,T,R,R,2] and the frames [B,T,3,R,R]."""
+        delta = self.deformation(z_d, u, feat, truncation_psi)  # [B,T,2,R,R]
+        grid = self.base_grid.to(delta.dtype) + delta.permute(0, 1, 3, 4, 2)
+        return grid, self.warp(img, grid)
 
     # ------------------------------------------------------------------ sampling API
     @torch.no_grad()

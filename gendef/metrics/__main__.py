@@ -52,6 +52,11 @@ def main(argv=None) -> int:
     p.add_argument("--i3d-weights", default=None, help="'fvdN' only: InceptionI3d Kinetics-400 state dict, path/URL/hub id")
     p.add_argument("--inception-size", type=int, default=PROTOCOL["inception_size"])
     p.add_argument("--i3d-size", type=int, default=PROTOCOL["i3d_size"])
+    p.add_argument("--chunk-frames", type=int, default=0,
+                   help="real set: split videos into chunks of this many frames, as training did (official TaiChi/YTB: 512; 0 = off)")
+    p.add_argument("--chunk-min-frames", type=int, default=128, help="real set: drop chunks shorter than this (128)")
+    p.add_argument("--resize", default="crop", choices=("crop", "squash"),
+                   help="real set: crop the short side (ours) or squash to a square (official; ytb256.yaml)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--out", default=None, help="also write the results to this JSON file")
@@ -74,6 +79,7 @@ def main(argv=None) -> int:
             batch_size=args.batch_size, inception=args.inception_weights, i3d=args.i3d_weights,
             inception_size=args.inception_size, i3d_size=args.i3d_size, seed=args.seed, device=device,
             inception_torchscript=args.inception_torchscript, i3d_torchscript=args.i3d_torchscript,
+            data_options={"chunk": args.chunk_frames, "chunk_min": args.chunk_min_frames, "resize": args.resize},
         )
     except (MetricsError, DatasetError, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

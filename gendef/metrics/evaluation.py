@@ -179,12 +179,15 @@ def evaluate(
     device=None,
     inception_torchscript=None,
     i3d_torchscript=None,
+    data_options=None,
 ) -> Dict[str, float]:
     """{'fvd2048_16f': ..., 'fid': ...} for a GenDeF model.
 
     StyleGAN-V metrics use ``inception_torchscript`` / ``i3d_torchscript`` (path, URL, hub file or a
     ready module; default: the official URLs), ``num_videos`` clips and ``num_fid_frames`` fakes.
-    ``fid`` / ``fvdN`` use ``inception`` / ``i3d`` (torchvision / state-dict weight sources or modules)."""
+    ``fid`` / ``fvdN`` use ``inception`` / ``i3d`` (torchvision / state-dict weight sources or modules).
+    ``data_options`` (``chunk``, ``chunk_min``, ``resize``: gendef.data's dataset options) build the
+    StyleGAN-V metrics' real set as training reads the data; ``fid`` / ``fvdN`` ignore them."""
     names = parse_metrics(metrics)
     if not os.path.exists(str(data)):
         raise MetricsError(f"dataset {data}: no such file or folder")
@@ -198,7 +201,8 @@ def evaluate(
         for n in names:
             if is_protocol_metric(n):
                 count = num_fid_frames if n.startswith("fid") else num_videos
-                out[n] = evaluate_protocol(model, data, n, count, inception_torchscript, i3d_torchscript, seed, device)
+                out[n] = evaluate_protocol(model, data, n, count, inception_torchscript, i3d_torchscript, seed, device,
+                                           data_options=data_options)
             elif n == "fid":
                 out[n] = fid(model, data, num_fid_frames, inception, inception_size, batch_size, seed, device, fid_time_range)
             else:

@@ -102,14 +102,14 @@ def _stats(batches: Iterator[torch.Tensor], detector, device) -> tuple:
 
 
 # ----------------------------------------------------------------------------- real side
-def _reader(data, resolution: int):
+def _reader(data, resolution: int, data_options: dict = None):
     from ..data import FrameDataset
 
     class _Reader(FrameDataset):
         def frames(self, vi: int, idx: np.ndarray) -> np.ndarray:
             return self._read_frames(self.videos[vi], np.asarray(idx) - int(idx[0]), int(idx[0]))
 
-    return _Reader(data, resolution)
+    return _Reader(data, resolution, **(data_options or {}))
 
 
 def _read(reader, vi, idx) -> torch.Tensor:
@@ -121,9 +121,11 @@ def _read(reader, vi, idx) -> torch.Tensor:
         raise MetricsError(f"real video {reader.videos[vi].name}: {e}") from None
 
 
-def real_clips(data, resolution: int, proto: VideoProtocol, num_videos: int, batch: int, seed: int):
-    """uint8 [B, 3, T, R, R] batches of the real clips (I3D layout)."""
-    reader = _reader(data, resolution)
+def real_clips(data, resolution: int, proto: VideoProtocol, num_videos: int, batch: int, seed: int,
+               data_options: dict = None):
+    """uint8 [B, 3, T, R, R] batches of the real clips (I3D layout); ``data_options`` (chunks,
+    crop/squash: gendef.data.FrameDataset's) build the real set as training reads it."""
+    reader = _reader(data, resolution, data_options)
     plan = real_clip_plan([v.length for v in reader.videos], proto, num_videos, np.random.default_rng(seed))
     if len(plan) < 2:
         longest = max(v.length for v in reader.videos)
@@ -133,9 +135,9 @@ def real_clips(data, resolution: int, proto: VideoProtocol, num_videos: int, bat
         yield torch.stack([_read(reader, vi, idx) for vi, idx in plan[s:s + batch]]).permute(0, 2, 1, 3, 4)
 
 
-def real_frames(data, resolution: int, batch: int):
+def real_frames(data, resolution: int, batch: int, data_options: dict = None):
     """uint8 [B, 3, R, R]: every frame of every real video, in order ("full")."""
-    reader = _reader(data, resolution)
+    reader = _reader(data, resolution, data_options)
     for vi, v in enumerate(reader.videos):
         for s in range(0, v.length, batch):
             yield _read(reader, vi, np.arange(s, min(s + batch, v.length)))
@@ -167,6 +169,16 @@ def _detector(spec, detector, device):
     return det, str(detector or spec.url)
 
 
+def frame_set_options(data_options) -> dict:
+    """FID's real set is StyleGAN-V's ImageFolderDataset: every frame of the zip, never chunked
+    (metrics/frechet_inception_distance.py: use_image_dataset=True), resized as training does."""
+    return {k: v for k, v in (data_options or {}).items() if k == "resize"}
+
+
+def _options_key(data_options) -> tuple:
+    return tuple(sorted((data_options or {}).items()))
+
+
 def _real_stats(key, batches, det, device):
     if key[-1] is None:
         return _stats(batches(), det, device)
@@ -176,26 +188,27 @@ def _real_stats(key, batches, det, device):
 
 
 def fvd(model, data, name: str = "fvd2048_16f", num_videos: int = None, detector=None, seed: int = 0, device="cpu",
-        batch_frames: int = FRAMES_PER_BATCH) -> float:
+        batch_frames: int = FRAMES_PER_BATCH, data_options: dict = None) -> float:
     """StyleGAN-V FVD (``name`` in FVD_PROTOCOLS) with its TorchScript I3D (path, URL or module)."""
     proto = FVD_PROTOCOLS[name]
     n = int(num_videos or proto.num_videos)
     batch = max(1, batch_frames // proto.num_frames)
     det, det_key = _detector(I3D, detector, device)
-    key = ("fvd", str(data), model.resolution, name, n, seed, det_key)
-    real = _real_stats(key, lambda: real_clips(data, model.resolution, proto, n, batch, seed), det, device)
+    key = ("fvd", str(data), _options_key(data_options), model.resolution, name, n, seed, det_key)
+    real = _real_stats(key, lambda: real_clips(data, model.resolution, proto, n, batch, seed, data_options), det, device)
     fakes = (v.permute(0, 2, 1, 3, 4) for v in fake_videos(model, n, fake_clip_times(proto), batch, seed + 1, device))
     return frechet_distance(*real, *_stats(fakes, det, device))
 
 
 def fid(model, data, num_gen: int = None, detector=None, seed: int = 0, device="cpu", batch_frames: int = 64,
-        video_frames: int = FID_PROTOCOLS["fid50k_full"]["video_frames"]) -> float:
+        video_frames: int = FID_PROTOCOLS["fid50k_full"]["video_frames"], data_options: dict = None) -> float:
     """StyleGAN-V ``fid50k_full`` with StyleGAN2-ADA's TorchScript Inception: every real frame
     against ``num_gen`` generated frames (frames 0..15 of each generated video)."""
     n = int(num_gen or FID_PROTOCOLS["fid50k_full"]["num_gen"])
     det, det_key = _detector(INCEPTION, detector, device)
-    key = ("fid", str(data), model.resolution, det_key)
-    real = _real_stats(key, lambda: real_frames(data, model.resolution, batch_frames), det, device)
+    data_options = frame_set_options(data_options)
+    key = ("fid", str(data), _options_key(data_options), model.resolution, det_key)
+    real = _real_stats(key, lambda: real_frames(data, model.resolution, batch_frames, data_options), det, device)
     times = torch.arange(video_frames, dtype=torch.float32)
     videos = -(-n // video_frames)
     batch = max(1, batch_frames // video_frames)
@@ -210,10 +223,11 @@ def fid(model, data, num_gen: int = None, detector=None, seed: int = 0, device="
     return frechet_distance(*real, *_stats(frames(), det, device))
 
 
-def evaluate_protocol(model, data, name: str, count: int = None, inception=None, i3d=None, seed: int = 0, device="cpu") -> float:
+def evaluate_protocol(model, data, name: str, count: int = None, inception=None, i3d=None, seed: int = 0, device="cpu",
+                      data_options: dict = None) -> float:
     """One StyleGAN-V metric by name; ``count`` overrides 2048 clips / 50k frames (tests, quick looks)."""
     if name in FVD_PROTOCOLS:
-        return fvd(model, data, name, count, i3d, seed, device)
+        return fvd(model, data, name, count, i3d, seed, device, data_options=data_options)
     if name in FID_PROTOCOLS:
-        return fid(model, data, count, inception, seed, device)
+        return fid(model, data, count, inception, seed, device, data_options=data_options)
     raise MetricsError(f"unknown StyleGAN-V metric {name!r}: use one of {sorted(FVD_PROTOCOLS) + sorted(FID_PROTOCOLS)}")

@@ -211,7 +211,9 @@ def continuous_at(grid: np.ndarray, pos: np.ndarray, factor: float = 4.0) -> np.
     two neighbouring corners differ by more than ``factor`` times the grid's median
     step plus one canonical pixel."""
     t, h, w, _ = grid.shape
-    step = np.abs(grid[:, ::4, 1:, :] - grid[:, ::4, :-1, :]).max(-1)
+    # the median step from a sample (<= 16 frames, every 8th row): the whole grid cost 80 ms at 128 x 256^2
+    frames = grid[np.unique(np.linspace(0, t - 1, min(t, 16)).round().astype(np.int64))] if t else grid
+    step = np.abs(frames[:, ::8, 1:, :] - frames[:, ::8, :-1, :]).max(-1)
     lim = factor * float(np.median(step)) + 1.0 if step.size else np.inf
     fidx = np.repeat(np.arange(t), pos.shape[1])
     px, py = pos[..., 0].ravel(), pos[..., 1].ravel()

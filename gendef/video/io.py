@@ -134,7 +134,11 @@ def _encode_gif(arr: np.ndarray, tmp: Path, fps: float) -> None:
 
 def _encode_ffmpeg(arr: np.ndarray, tmp: Path, fps: float, ext: str) -> None:
     """Pipe raw RGB frames to ffmpeg and check its exit status (stderr's last line on failure)."""
-    import imageio_ffmpeg
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise VideoIOError(f"writing {ext} needs ffmpeg, which is not installed: pip install imageio-ffmpeg "
+                           "(or write a .gif)") from None
 
     # H.264 + yuv420p needs even sizes; pad by edge replication rather than crop.
     t, h, w, _ = arr.shape

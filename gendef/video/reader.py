@@ -15,6 +15,9 @@ through here, so a clip reads the same way everywhere:
 * Decoders are quiet: OpenCV's FFmpeg backend logs nothing (``OPENCV_FFMPEG_LOGLEVEL``),
   ffmpeg's own stderr is captured. :func:`set_verbose` (the CLI's ``--verbose``) lets
   them talk; it must be called before the first clip is opened.
+* Without imageio-ffmpeg (OpenCV alone, as on a bare GPU machine) everything imports and
+  reads as far as OpenCV can; a read OpenCV cuts well short of the header's frame count is
+  refused in one line naming ``pip install imageio-ffmpeg``, never returned shortened.
 """
 from __future__ import annotations
 
@@ -47,6 +50,18 @@ _IMAGEIO_LOG.setLevel(logging.ERROR)
 
 
 _VERBOSE = {"on": False}
+_INSTALL_FFMPEG = "pip install imageio-ffmpeg"
+
+
+def _check_opencv_complete(info: "VideoInfo", got: int, expected: int) -> None:
+    """Without ffmpeg (OpenCV alone), refuse a read that stopped well before the header's frame count:
+    a silently shortened clip is worse than one line naming the install that reads the rest. A frame
+    or two (or 5%) short is let through: OpenCV's own count is an estimate for some containers."""
+    if expected - got > max(2, expected // 20):
+        raise VideoIOError(
+            f"{info.path}: OpenCV stopped after {got} of the {expected} frames the header promises and ffmpeg "
+            f"is not installed to read the rest: {_INSTALL_FFMPEG}"
+        )
 
 
 def set_verbose(on: bool = True) -> None:
@@ -144,7 +159,8 @@ def _probe_file(p: Path) -> VideoInfo:
     cv = _probe_opencv(p)
     meta = _ffmpeg_header(p)
     if cv is None and meta is None:
-        raise VideoIOError(f"{p}: cannot open video (corrupt, truncated or unsupported codec)")
+        hint = "" if _ffmpeg_exe() is not None else f"; OpenCV alone cannot open it, ffmpeg might: {_INSTALL_FFMPEG}"
+        raise VideoIOError(f"{p}: cannot open video (corrupt, truncated or unsupported codec){hint}")
     if meta is not None:
         w, h = (int(v) for v in meta.get("size") or (0, 0))
         fps = _clean_fps(meta.get("fps"))
@@ -330,7 +346,9 @@ def _read_file(info: VideoInfo, start: int, want: int, sink: _Sink) -> float:
     if len(sink) < expected and _ffmpeg_exe() is not None:
         log.debug("%s: OpenCV stopped after %d frames of %d; reading with ffmpeg", info.path, seen, info.frames)
         sink.frames.clear()
-        seen = _read_ffmpeg(info.path, start, want, sink)
+        seen = _read_ffmpeg(info, start, want, sink)
+    elif _ffmpeg_exe() is None:
+        _check_opencv_complete(info, len(sink), expected)
     if not len(sink):
         if seen == 0:
             raise VideoIOError(f"{info.path}: no decodable frames (corrupt or unsupported codec)")
@@ -356,11 +374,13 @@ def _read_opencv(info: VideoInfo, start: int, want: int, sink: _Sink) -> int:
     return i
 
 
-def _ffmpeg_frames(p: Path) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream through ffmpeg (rotation applied), uint8 RGB."""
+def _ffmpeg_frames(p: Path, size: Optional[Sequence[int]] = None) -> Iterator[np.ndarray]:
+    """Every frame of the first video stream through ffmpeg (rotation applied), uint8 RGB;
+    ``size=(H, W)``: scaled by ffmpeg while decoding (area filter), so full frames never reach Python."""
     import imageio_ffmpeg
 
-    gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgb24")
+    scale = None if size is None else ["-vf", f"scale={int(size[1])}:{int(size[0])}:flags=area"]
+    gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgb24", output_params=scale)
     try:
         meta = next(gen)
         w, h = (int(v) for v in meta["size"])
@@ -372,9 +392,12 @@ def _ffmpeg_frames(p: Path) -> Iterator[np.ndarray]:
         gen.close()
 
 
-def _read_ffmpeg(p: Path, start: int, want: int, sink: _Sink) -> int:
+def _read_ffmpeg(info: VideoInfo, start: int, want: int, sink: _Sink) -> int:
+    """Large frames (the size the sink wants being smaller) are scaled by ffmpeg as they are decoded:
+    an 8000x8000 clip then peaks at ~0.5 GB in ffmpeg and next to nothing here (1.3 GB together unscaled)."""
+    large = sink.size is not None and info.height * info.width > _LARGE_FRAME
     i = 0
-    for frame in _ffmpeg_frames(p):
+    for frame in _ffmpeg_frames(info.path, sink.size if large else None):
         if len(sink) >= want:
             break
         if i >= start:
@@ -405,6 +428,8 @@ def iter_frames(path: Union[str, os.PathLike]) -> Iterator[np.ndarray]:
         for i, frame in enumerate(_ffmpeg_frames(info.path)):
             if i >= done:
                 yield frame
+    elif done < info.frames:
+        _check_opencv_complete(info, done, info.frames)
 
 
 def read_clip(path: Union[str, os.PathLike], start: int, count: int) -> np.ndarray:

@@ -29,6 +29,7 @@ class CanonicalGenerator(nn.Module):
         feature_layer: Optional[int] = None,
         use_noise: bool = True,
         mtm_resolutions: Optional[Sequence[int]] = None,
+        mtm_mask: bool = False,
     ):
         super().__init__()
         log2 = int(math.log2(resolution))
@@ -48,7 +49,7 @@ class CanonicalGenerator(nn.Module):
             self.convs.append(StyledConv(ch(r), ch(r), w_dim, r, use_noise=use_noise))
             self.conv_res += [r, r]
             self.to_rgbs.append(ToOutput(ch(r), 3, w_dim))
-        styled_conv_to_mtm(self.convs, self.conv_res, check_mtm_resolutions(mtm_resolutions))
+        styled_conv_to_mtm(self.convs, self.conv_res, check_mtm_resolutions(mtm_resolutions), mask=mtm_mask)
         self.num_layers = len(self.convs) + 1  # + RGB output
         if feature_layer is None:
             feature_layer = self.num_layers - 1

@@ -12,6 +12,15 @@ concatenates u_t to the learnt 4x4 input and styles every layer with w_d alone;
 "style" (our first version, kept for the shipped default model) maps w_d ⊕ u_t
 to a per-frame style for every layer.
 
+MTM placement (``mtm_placement``): "all" (ours: every conv in ``mtm_resolutions``,
+up-sampling ones included) or "official" (official GenDeF ``networks_stylegan_v.py``:
+the convs that do not up-sample and every ToOut but the last, in ``mtm_resolutions``).
+
+f_c injection (``feature_resize``): "pool" (ours: one 1x1 projection, then box-filter
+down-sizing) or "bilinear" (official: bilinear resize, align_corners=False, and no
+projection when f_c already has ``canonical_feature_dim`` channels; a per-pixel linear
+projection commutes with a bilinear resize, so projecting once before resizing is the same).
+
 Last-block initialisation (``init``, Table A1): "zero" (the paper's), "xavier"
 (multiplier with a xavier-initialised ToOut), "none" ("w/o multi.": plain
 StyleGAN-V ToOut, the field is the sum of every block's residual).
@@ -31,6 +40,8 @@ from .mtm import check_mtm_resolutions, styled_conv_to_mtm
 
 MOTION_INPUTS = ("style", "const")
 DEFORMATION_INITS = ("zero", "xavier", "none")
+MTM_PLACEMENTS = ("all", "official")
+FEATURE_RESIZES = ("pool", "bilinear")
 
 
 class DeformationGenerator(nn.Module):
@@ -49,8 +60,15 @@ class DeformationGenerator(nn.Module):
         mtm_resolutions: Optional[Sequence[int]] = None,
         motion_input: str = "style",
         init: str = "zero",
+        mtm_mask: bool = False,
+        mtm_placement: str = "all",
+        feature_resize: str = "pool",
     ):
         super().__init__()
+        if mtm_placement not in MTM_PLACEMENTS:
+            raise ValueError(f"mtm_placement must be one of {MTM_PLACEMENTS}, got {mtm_placement!r}")
+        if feature_resize not in FEATURE_RESIZES:
+            raise ValueError(f"canonical_feature_resize must be one of {FEATURE_RESIZES}, got {feature_resize!r}")
         if motion_input not in MOTION_INPUTS:
             raise ValueError(f"motion_input must be one of {MOTION_INPUTS}, got {motion_input!r}")
         if init not in DEFORMATION_INITS:
@@ -68,8 +86,10 @@ class DeformationGenerator(nn.Module):
                 EqualLinear(w_dim, w_dim, activation=True),
             )
         self.use_canonical_feature = use_canonical_feature
+        self.feature_resize = feature_resize
         fdim = canonical_feature_dim if use_canonical_feature else 0
-        self.feature_proj = EqualConv2d(canonical_channels, fdim, 1) if use_canonical_feature else None
+        project = use_canonical_feature and not (feature_resize == "bilinear" and canonical_channels == fdim)
+        self.feature_proj = EqualConv2d(canonical_channels, fdim, 1) if project else None
         ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
         self.const = nn.Parameter(torch.randn(1, ch(4), 4, 4))
         in4 = ch(4) + (motion_dim if motion_input == "const" else 0)
@@ -91,8 +111,12 @@ class DeformationGenerator(nn.Module):
             )
             self.to_outs.append(ToOutput(ch(r), 4 if last and multiplier else 2, w_dim))
         mtm_resolutions = check_mtm_resolutions(mtm_resolutions)
-        for r, layers in zip([4] + [2**i for i in range(3, log2 + 1)], self.blocks):
-            styled_conv_to_mtm(layers, [r] * len(layers), mtm_resolutions)
+        official = mtm_placement == "official"
+        block_res = [4] + [2**i for i in range(3, log2 + 1)]
+        for r, layers in zip(block_res, self.blocks):
+            styled_conv_to_mtm(layers, [r] * len(layers), mtm_resolutions, mask=mtm_mask, skip_upsampling=official)
+        if official:
+            styled_conv_to_mtm(self.to_outs[:-1], block_res[:-1], mtm_resolutions, mask=mtm_mask)
         self.reset_output()
 
     @torch.no_grad()
@@ -110,7 +134,7 @@ class DeformationGenerator(nn.Module):
     def _with_feature(self, x: torch.Tensor, feat: Optional[torch.Tensor], frames: int) -> torch.Tensor:
         if feat is None:
             return x
-        if feat.shape[-1] > x.shape[-1]:
+        if feat.shape[-1] > x.shape[-1] and self.feature_resize == "pool":
             f = F.adaptive_avg_pool2d(feat, x.shape[-2:])  # box filter: alias-free, any dtype
         else:
             f = F.interpolate(feat, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -140,7 +164,7 @@ class DeformationGenerator(nn.Module):
         w, x = self._styles_and_input(wd, motion)
         feat = None
         if self.use_canonical_feature and canonical_feature is not None:
-            feat = self.feature_proj(canonical_feature)
+            feat = self.feature_proj(canonical_feature) if self.feature_proj is not None else canonical_feature
         field = None
         n = len(self.blocks)
         for i, (layers, to_out) in enumerate(zip(self.blocks, self.to_outs)):

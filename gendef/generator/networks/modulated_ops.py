@@ -72,12 +72,15 @@ def _padded(xs: torch.Tensor):
 
 
 class _DeformConv(torch.autograd.Function):
-    """Deformable conv2d(x * s, weight, offset), float32 inside (as torchvision's kernel), tap by tap."""
+    """Deformable conv2d(x * s, weight, offset[, mask]), float32 inside (as torchvision's kernel), tap by tap.
+
+    ``mask`` [B, k*k, Ho, Wo] (MTM's modulation mask, official GenDeF) scales each tap's samples.
+    """
 
     @staticmethod
-    def forward(ctx, x, s, weight, offset, padding: int):
+    def forward(ctx, x, s, weight, offset, mask, padding: int):
         ctx.padding = padding
-        ctx.save_for_backward(x, s, weight, offset)
+        ctx.save_for_backward(x, s, weight, offset, mask)
         with _no_autocast(x.device), torch.no_grad():
             src, scale = _padded(x.float() * s.float()[:, :, None, None])
             wt, off = weight.float(), offset.float()
@@ -86,6 +89,8 @@ class _DeformConv(torch.autograd.Function):
             for tap in range(kh * kw):
                 i, j = divmod(tap, kw)
                 samp = F.grid_sample(src, _tap_grid(off, tap, i, j, padding, scale), mode="bilinear", padding_mode="zeros", align_corners=True)
+                if mask is not None:
+                    samp = samp * mask[:, tap : tap + 1].float()
                 y = F.conv2d(samp, wt[:, :, i : i + 1, j : j + 1])
                 out = y if out is None else out.add_(y)
         return out.to(x.dtype)
@@ -93,7 +98,7 @@ class _DeformConv(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, s, weight, offset = ctx.saved_tensors
+        x, s, weight, offset, mask = ctx.saved_tensors
         p = ctx.padding
         with _no_autocast(x.device):
             xf, sf = x.float(), s.float()[:, :, None, None]
@@ -101,12 +106,17 @@ class _DeformConv(torch.autograd.Function):
             wt, off, g = weight.float(), offset.float(), grad.float()
             kh, kw = wt.shape[2], wt.shape[3]
             g_src, g_w, g_off = torch.zeros_like(src), torch.zeros_like(wt), torch.zeros_like(off)
+            g_mask = torch.zeros_like(mask, dtype=torch.float32) if mask is not None else None
             for tap in range(kh * kw):
                 i, j = divmod(tap, kw)
                 grid = _tap_grid(off, tap, i, j, p, scale)
                 samp = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-                g_w[:, :, i, j] = torch.einsum("bop,bcp->oc", g.flatten(2), samp.flatten(2))
                 g_samp = F.conv2d(g, wt[:, :, i, j].t()[:, :, None, None])
+                if mask is not None:
+                    m = mask[:, tap : tap + 1].float()
+                    g_mask[:, tap] = (g_samp * samp).sum(1)
+                    samp, g_samp = samp * m, g_samp * m
+                g_w[:, :, i, j] = torch.einsum("bop,bcp->oc", g.flatten(2), samp.flatten(2))
                 gi, gg = torch.ops.aten.grid_sampler_2d_backward(g_samp, src, grid, 0, 0, True, [True, True])
                 g_src += gi
                 g_off[:, 2 * tap] = gg[..., 1] * scale
@@ -114,11 +124,16 @@ class _DeformConv(torch.autograd.Function):
             g_xs = g_src[:, :, : x.shape[2], : x.shape[3]]
             g_x = (g_xs * sf).to(x.dtype)
             g_s = (g_xs * xf).sum(dim=(2, 3)).to(s.dtype)
-        return g_x, g_s, g_w.to(weight.dtype), g_off.to(offset.dtype), None
+        g_m = g_mask.to(mask.dtype) if mask is not None else None
+        return g_x, g_s, g_w.to(weight.dtype), g_off.to(offset.dtype), g_m, None
 
 
-def modulated_conv(x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, padding: int, offset: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """conv2d(x * s[:, :, None, None], weight, padding) (deformable when offset is given), keeping x, not x * s."""
+def modulated_conv(
+    x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, padding: int,
+    offset: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """conv2d(x * s[:, :, None, None], weight, padding) (deformable when offset is given, each tap
+    scaled by ``mask`` [B, k*k, Ho, Wo] when given), keeping x, not x * s."""
     if offset is None:
         return _ModulatedConv.apply(x, s, weight, int(padding))
-    return _DeformConv.apply(x, s, weight, offset, int(padding))
+    return _DeformConv.apply(x, s, weight, offset, mask, int(padding))

@@ -5,6 +5,11 @@ offsets that a small style-modulated conv predicts from the layer input, so the
 latent code can bend geometry instead of only re-weighting channels. The offset
 branch is zero-initialised: a fresh MTM layer is exactly the plain modulated
 convolution, so switching MTM on never changes what a new model starts from.
+
+With ``mask`` (official GenDeF, ``model.mtm_mask``) the branch also predicts one
+modulation scalar per kernel tap, 2 * sigmoid(logit) in (0, 2): 3k^2 outputs instead
+of 2k^2. Zero-initialised, the mask is 2 * sigmoid(0) = 1, so a fresh layer is still
+the plain convolution.
 """
 from __future__ import annotations
 
@@ -24,12 +29,14 @@ __all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in
 class OffsetPredictor(nn.Module):
     """Style-modulated conv -> (dy, dx) for every kernel tap at every output pixel; zero at init."""
 
-    def __init__(self, in_ch: int, kernel: int, style_dim: int, padding: int):
+    def __init__(self, in_ch: int, kernel: int, style_dim: int, padding: int, mask: bool = False):
         super().__init__()
         self.kernel = kernel
         self.padding = padding
-        self.weight = nn.Parameter(torch.zeros(2 * kernel * kernel, in_ch, kernel, kernel))
-        self.bias = nn.Parameter(torch.zeros(2 * kernel * kernel))
+        self.mask = bool(mask)
+        n = (3 if mask else 2) * kernel * kernel
+        self.weight = nn.Parameter(torch.zeros(n, in_ch, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(n))
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
         self.affine = EqualLinear(style_dim, in_ch, bias_init=1.0)
 
@@ -40,18 +47,25 @@ class OffsetPredictor(nn.Module):
         y = modulated_conv(x, s * input_gain if input_gain is not None else s, weight, self.padding)
         return y + self.bias.to(y.dtype)[None, :, None, None]
 
+    def split(self, y: torch.Tensor):
+        """forward's output -> (offsets [B, 2k^2, H, W], mask [B, k^2, H, W] = 2 sigmoid(.) or None)."""
+        if not self.mask:
+            return y, None
+        n = 2 * self.kernel * self.kernel
+        return y[:, :n], 2 * torch.sigmoid(y[:, n:])
+
 
 class ModulatedDeformConv2d(ModulatedConv2d):
     """Drop-in for ``layers.ModulatedConv2d`` with MTM offsets (same weights, plus ``offset.*``)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, style_dim: int, demodulate: bool = True, upsample: bool = False):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, style_dim: int, demodulate: bool = True, upsample: bool = False, mask: bool = False):
         super().__init__(in_ch, out_ch, kernel, style_dim, demodulate=demodulate, upsample=upsample)
-        self.offset = OffsetPredictor(in_ch, kernel, style_dim, self.padding)
+        self.offset = OffsetPredictor(in_ch, kernel, style_dim, self.padding, mask=mask)
 
     @classmethod
-    def from_plain(cls, conv: ModulatedConv2d) -> "ModulatedDeformConv2d":
+    def from_plain(cls, conv: ModulatedConv2d, mask: bool = False) -> "ModulatedDeformConv2d":
         k = conv.weight.shape[-1]
-        new = cls(conv.in_ch, conv.out_ch, k, conv.affine.weight.shape[1], demodulate=conv.demodulate, upsample=conv.upsample)
+        new = cls(conv.in_ch, conv.out_ch, k, conv.affine.weight.shape[1], demodulate=conv.demodulate, upsample=conv.upsample, mask=mask)
         new.load_state_dict(conv.state_dict(), strict=False)
         return new.to(conv.weight.device)
 
@@ -60,8 +74,8 @@ class ModulatedDeformConv2d(ModulatedConv2d):
         weight = self.weight * self.scale
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        offset = self.offset(x, w)
-        return self.demodulated(modulated_conv(x, s, weight.to(x.dtype), self.padding, offset), s, weight)
+        offset, mask = self.offset.split(self.offset(x, w))
+        return self.demodulated(modulated_conv(x, s, weight.to(x.dtype), self.padding, offset, mask), s, weight)
 
     def demodulated(self, out: torch.Tensor, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         if self.demodulate:
@@ -91,11 +105,17 @@ def check_mtm_resolutions(mtm_resolutions) -> Optional[tuple]:
     return lo, hi
 
 
-def styled_conv_to_mtm(layers: Iterable[nn.Module], resolutions: Iterable[int], mtm_resolutions: Optional[Sequence[int]]) -> int:
-    """Swap ``StyledConv.conv`` for its MTM version at the chosen resolutions; returns how many."""
+def styled_conv_to_mtm(
+    layers: Iterable[nn.Module], resolutions: Iterable[int], mtm_resolutions: Optional[Sequence[int]],
+    mask: bool = False, skip_upsampling: bool = False,
+) -> int:
+    """Swap ``layer.conv`` (``StyledConv`` or ``ToOutput``) for its MTM version at the chosen
+    resolutions (``skip_upsampling``: not on up-sampling convs, as official G_d); returns how many."""
     count = 0
     for layer, res in zip(layers, resolutions):
+        if skip_upsampling and layer.conv.upsample:
+            continue
         if in_mtm_range(res, mtm_resolutions) and type(layer.conv) is ModulatedConv2d:
-            layer.conv = ModulatedDeformConv2d.from_plain(layer.conv)
+            layer.conv = ModulatedDeformConv2d.from_plain(layer.conv, mask=mask)
             count += 1
     return count

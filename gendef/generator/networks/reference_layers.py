@@ -50,22 +50,24 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: int = 1, down: int
     return _fir_axis(x, f, 2, down)
 
 
-def conv_or_deform(x: torch.Tensor, weight: torch.Tensor, padding: int, offset: Optional[torch.Tensor]) -> torch.Tensor:
-    """One entry point so callers need not care whether MTM is on for this layer."""
+def conv_or_deform(x: torch.Tensor, weight: torch.Tensor, padding: int, offset: Optional[torch.Tensor], mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One entry point so callers need not care whether MTM is on for this layer (mask: MTM's per-tap modulation)."""
     if offset is None:
         return F.conv2d(x, weight, padding=padding)
     # torchvision's kernel has no half-precision CPU path and autocast lists it as fp32 anyway.
-    out = deform_conv2d(x.float(), offset.float(), weight.float(), padding=(padding, padding))
+    m = mask.float() if mask is not None else None
+    out = deform_conv2d(x.float(), offset.float(), weight.float(), padding=(padding, padding), mask=m)
     return out.to(x.dtype)
 
 
 def alias_free_forward(layer: AliasFreeLayer, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``AliasFreeLayer.forward`` with full-size intermediates kept by autograd."""
     layer.track_magnitude(x)
+    x = layer.to_compute_dtype(x)
     s, weight = layer.styles(w)
     x = x * layer.magnitude_ema.rsqrt().to(x.dtype)
-    offset = layer.offset(x, w) if layer.offset is not None else None
-    y = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), layer.kernel - 1, offset)
+    offset, mask = layer.offset.split(layer.offset(x, w)) if layer.offset is not None else (None, None)
+    y = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), layer.kernel - 1, offset, mask)
     if layer.is_torgb:
         return layer.torgb_out(y)
     y = y * layer.demodulation(s, weight).to(y.dtype)[:, :, None, None]
@@ -97,8 +99,8 @@ def deform_forward(conv: ModulatedDeformConv2d, x: torch.Tensor, w: torch.Tensor
     weight = conv.weight * conv.scale
     if conv.upsample:
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-    offset = conv.offset(x, w)
-    out = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), conv.padding, offset)
+    offset, mask = conv.offset.split(conv.offset(x, w))
+    out = conv_or_deform(x * s.to(x.dtype)[:, :, None, None], weight.to(x.dtype), conv.padding, offset, mask)
     return conv.demodulated(out, s, weight)
 
 

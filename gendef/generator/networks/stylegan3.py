@@ -20,7 +20,11 @@ batch (so a sample never depends on its batch mates), PyTorch filters
 without a custom CUDA op (``alias_free_ops``: polyphase FIRs and a filtered leaky
 ReLU that keeps no upsampled tensor for backward; the plain ``upfirdn2d`` layers they are
 tested against live in ``reference_layers``, which the model never imports), the input-magnitude EMA updated in training mode like a
-BatchNorm statistic, and optional MTM (deformable) convs.
+BatchNorm statistic (``update_magnitude_ema=False``: never updated, as the official
+GenDeF training loop, whose ``run_G`` never passes ``update_emas``), and optional MTM
+(deformable) convs. ``mixed_precision`` runs the layers whose sampling rate is among the
+``mixed_precision_res`` highest (official: ``rate * 2**num_fp16_res > resolution``) in
+float16 / bfloat16, clamped at ``conv_clamp`` = 256 (float16 only on CUDA, as official).
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ from .layers import EqualLinear, MappingNetwork
 from .mtm import OffsetPredictor, check_mtm_resolutions, in_mtm_range
 
 __all__ = ["StyleGAN3Generator", "SynthesisInput", "AliasFreeLayer", "lowpass_filter"]
+
+_REDUCED_DTYPES = {"none": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float) -> Optional[torch.Tensor]:
@@ -119,6 +125,9 @@ class AliasFreeLayer(nn.Module):
         conv_clamp: Optional[float] = 256.0,
         magnitude_ema_beta: float = 0.999,
         mtm: bool = False,
+        mtm_mask: bool = False,
+        update_magnitude_ema: bool = True,
+        compute_dtype: Optional[torch.dtype] = None,
     ):
         super().__init__()
         self.is_torgb = is_torgb
@@ -128,11 +137,13 @@ class AliasFreeLayer(nn.Module):
         self.kernel = 1 if is_torgb else kernel
         self.conv_clamp = conv_clamp
         self.magnitude_ema_beta = magnitude_ema_beta
+        self.update_magnitude_ema = bool(update_magnitude_ema)
+        self.compute_dtype = compute_dtype
         self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, self.kernel, self.kernel))
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.register_buffer("magnitude_ema", torch.ones(()))
-        self.offset = OffsetPredictor(in_ch, self.kernel, w_dim, self.kernel - 1) if mtm and not is_torgb else None
+        self.offset = OffsetPredictor(in_ch, self.kernel, w_dim, self.kernel - 1, mask=mtm_mask) if mtm and not is_torgb else None
 
         tmp_rate = max(self.in_rate, self.out_rate) * (1 if is_torgb else lrelu_upsampling)
         self.up = int(round(tmp_rate / self.in_rate))
@@ -151,17 +162,26 @@ class AliasFreeLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         self.track_magnitude(x)
+        x = self.to_compute_dtype(x)
         s, weight = self.styles(w)
         gain = self.magnitude_ema.rsqrt()
-        offset = self.offset(x, w, input_gain=gain) if self.offset is not None else None
-        y = modulated_conv(x, s * gain, weight.to(x.dtype), self.kernel - 1, offset)
+        offset, mask = self.offset.split(self.offset(x, w, input_gain=gain)) if self.offset is not None else (None, None)
+        y = modulated_conv(x, s * gain, weight.to(x.dtype), self.kernel - 1, offset, mask)
         if self.is_torgb:
             return self.torgb_out(y)
         return filtered_lrelu(y, self.demodulation(s, weight).to(y.dtype), self.bias.to(y.dtype), self.filter_plan())
 
+    def to_compute_dtype(self, x: torch.Tensor) -> torch.Tensor:
+        """x in this layer's reduced precision when mixed precision picked it (float16 only on CUDA)."""
+        dt = self.compute_dtype
+        if dt is None or (dt == torch.float16 and x.device.type != "cuda"):
+            return x
+        return x.to(dt)
+
     def track_magnitude(self, x: torch.Tensor) -> None:
-        """The input-magnitude EMA, updated in training mode like a BatchNorm statistic."""
-        if self.training and torch.is_grad_enabled():
+        """The input-magnitude EMA, updated in training mode like a BatchNorm statistic
+        (never, when ``update_magnitude_ema`` is off: the gain then stays 1, as official)."""
+        if self.update_magnitude_ema and self.training and torch.is_grad_enabled():
             with torch.no_grad():
                 self.magnitude_ema.copy_(torch.lerp(x.detach().float().square().mean(), self.magnitude_ema, self.magnitude_ema_beta))
 
@@ -210,8 +230,14 @@ class StyleGAN3Generator(nn.Module):
         margin_size: int = 10,
         output_scale: float = 0.25,
         mtm_resolutions: Optional[Sequence[int]] = None,
+        mtm_mask: bool = False,
+        update_magnitude_ema: bool = True,
+        mixed_precision: str = "none",
+        mixed_precision_res: int = 4,
     ):
         super().__init__()
+        if mixed_precision not in _REDUCED_DTYPES:
+            raise ValueError(f"mixed_precision must be one of {sorted(_REDUCED_DTYPES)}, got {mixed_precision!r}")
         log2 = int(math.log2(resolution)) if resolution > 0 else 0
         if 2**log2 != resolution or resolution < 8:
             raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
@@ -257,6 +283,10 @@ class StyleGAN3Generator(nn.Module):
                     half_widths[i],
                     is_torgb=i == n,
                     mtm=in_mtm_range(self.rates[i], mtm_resolutions),
+                    mtm_mask=mtm_mask,
+                    update_magnitude_ema=update_magnitude_ema,
+                    # official: sampling_rate * 2**num_fp16_res > resolution
+                    compute_dtype=_REDUCED_DTYPES[mixed_precision] if rates[i] * 2**mixed_precision_res > resolution else None,
                 )
             )
         self.num_layers = n
@@ -287,7 +317,10 @@ class StyleGAN3Generator(nn.Module):
             if i == layer and i < self.num_layers:
                 feat = self._crop(x, i)
         img = x * self.output_scale if self.output_scale != 1 else x
-        return img, (feat if feat is not None else img)
+        feat = feat if feat is not None else img
+        if img.dtype != w.dtype:  # mixed precision: the rest of GenDeF sees w's dtype
+            img, feat = img.to(w.dtype), feat.to(w.dtype)
+        return img, feat
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str = "random"):
         w = self.mapping(z, truncation_psi)
