@@ -363,7 +363,6 @@ class Run:
         if rt is not None:
             logs["aug/rt"] = rt
         logs.update(self.monitor.scalars(self.G_ema, state["step"]))
-        self.last_logs = logs  # what this log step wrote (losses, ADA, field health), for the sitting tool's CSV
         self.accelerator.log(logs, step=state["step"])
         self.bar.set_postfix(kimg=f"{state['cur_nimg'] / 1000:.1f}",
                              G=f"{logs.get('loss/G', float('nan')):.3f}", D=f"{logs.get('loss/D', float('nan')):.3f}")
