@@ -175,15 +175,24 @@ def table(rows: list, device: str) -> str:
     return head + "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    args = parse(argv)
-    if args.device == "cpu":
+def device_ready(device: str) -> bool:
+    """Point accelerate at the CPU, or check that CUDA is there (one line on stderr when it is not)."""
+    if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "1"
     import torch
 
-    if args.device == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA device is available (use --device cpu)", file=sys.stderr)
+        return False
+    return True
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    if not device_ready(args.device):
         return 2
+    import torch
+
     rows = run_all(args)
     print(table(rows, args.device))
     if args.json:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.gpu_check import device_name, row, timed_stage, write_data  # noqa: E402
+from benchmarks.gpu_check import device_name, device_ready, row, timed_stage, write_data  # noqa: E402
 
 # (name, overrides, kind): cumulative; "memory" rungs are judged by reserved memory first.
 RUNGS = [
@@ -146,13 +146,10 @@ def climb(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    if args.device == "cpu":
-        os.environ["ACCELERATE_USE_CPU"] = "1"
+    if not device_ready(args.device):
+        return 2
     import torch
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but no CUDA device is available (use --device cpu)", file=sys.stderr)
-        return 2
     t0 = time.perf_counter()
     results = climb(args)
     print(f"\ndevice: {device_name(args.device)}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; "
