@@ -1,8 +1,8 @@
 """GPU ladder: the speed switches added one at a time, per config and stage, and the combination it would choose.
 
-    python benchmarks/gpu_ladder.py --out ladder.json            # sky128 + sky256, stages 1 and 2, <= ~4 min on an H200
-    python benchmarks/gpu_ladder.py --configs sky128 --steps 30  # one config, longer runs
-    python benchmarks/gpu_ladder.py --quick --device cpu         # tiny config, 3 steps a rung, no compile rung (CI)
+    python -m benchmarks.gpu_ladder --out ladder.json            # sky128 + sky256, stages 1 and 2, <= ~4 min on an H200
+    python -m benchmarks.gpu_ladder --configs sky128 --steps 30  # one config, longer runs
+    python -m benchmarks.gpu_ladder --quick --device cpu         # tiny config, 3 steps a rung, no compile rung (CI)
 
 For each (config, stage) it trains from scratch (stage 2 with ``from_scratch=true``, so it needs no
 stage-1 folder) on procedural sky clips, first with the switches off (``baseline``), then with one
@@ -26,8 +26,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks.gpu_check import device_name, device_ready, row, timed_stage, write_data  # noqa: E402
 

@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python train/sitting.py` from anywhere
-    sys.path.insert(0, str(ROOT))
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 
 
