@@ -140,11 +140,12 @@ def build_manifest(folder: Path) -> dict:
     """{relative path: {"size", "sha256"}} of every file in ``folder`` (but the manifest)."""
     files = {}
     for f in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != MANIFEST):
-        files[f.relative_to(folder).as_posix()] = {"size": f.stat().st_size, "sha256": _sha256(f)}
+        files[f.relative_to(folder).as_posix()] = {"size": f.stat().st_size, "sha256": file_sha256(f)}
     return {"format": 1, "files": files}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read 1 MiB at a time (manifests and state packs)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -176,7 +177,7 @@ def verify_checkpoint(folder: Path) -> Optional[str]:
             return f"{rel} is missing"
         if f.stat().st_size != meta["size"]:
             return f"{rel} has {f.stat().st_size} bytes, the manifest says {meta['size']}"
-        if _sha256(f) != meta["sha256"]:
+        if file_sha256(f) != meta["sha256"]:
             return f"{rel} does not match its sha256"
     return None
 

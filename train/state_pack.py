@@ -16,7 +16,6 @@ choice (the default) fits sky128 in 43 MiB (train/README §9); "lossless" resume
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from train.checkpoint import file_sha256
 from train.errors import CheckpointDamaged, TrainError
 
 __all__ = ["write_pack", "load_pack", "pack_sizes", "PACK_FILES", "PRECISIONS"]
@@ -99,7 +99,7 @@ def write_pack(run, folder, precision: str = "compact") -> Path:
     tmp.mkdir(parents=True)
     for name, tensors in pack_tensors(run, precision).items():
         save_file(tensors, str(tmp / name))
-    files = {n: {"size": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in PACK_FILES[:-1]}
+    files = {n: {"size": (tmp / n).stat().st_size, "sha256": file_sha256(tmp / n)} for n in PACK_FILES[:-1]}
     state = {"format": FORMAT, "precision": precision, "stage": run.stage,
              "state": dict(run.state, ada_signs=[float(v) for v in run.ada.signs]), "ada_p": float(run.ada.p),
              "rng": _rng_state(), "config": run.cfg, "files": files}
@@ -112,13 +112,6 @@ def write_pack(run, folder, precision: str = "compact") -> Path:
     shutil.rmtree(old, ignore_errors=True)
     return folder
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_pack_state(folder) -> dict:
@@ -133,7 +126,7 @@ def read_pack_state(folder) -> dict:
         f, meta = folder / name, files.get(name, {})
         if not f.is_file():
             raise CheckpointDamaged(f"state pack {folder} is damaged: {name} is missing")
-        if f.stat().st_size != meta.get("size") or _sha256(f) != meta.get("sha256"):
+        if f.stat().st_size != meta.get("size") or file_sha256(f) != meta.get("sha256"):
             raise CheckpointDamaged(f"state pack {folder} is damaged: {name} does not match its size/sha256")
     return state
 
