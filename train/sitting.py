@@ -51,6 +51,8 @@ def parse(argv):
     p.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--samples", type=int, default=4, help="rows of the PNG strip")
+    p.add_argument("--stage1-only", action="store_true",
+                   help="stop after stage 1 (its pack continues stage 1 next time): long stage 1s in sittings")
     p.add_argument("--smoke", action="store_true", help="tiny.yaml, 6 clips, 2 steps per stage, batch 2")
     p.add_argument("overrides", nargs="*", help="extra key=value trainer overrides")
     a = p.parse_args(argv)
@@ -60,6 +62,8 @@ def parse(argv):
         a.overrides = ["max_steps=2", "batch_size=2", "num_workers=0", "log_every=1", "ckpt_every=1", *a.overrides]
     if a.export and not a.resume_pack:
         p.error("--export needs --resume-pack")
+    if a.stage1_only:
+        a.stage1_share = 0.999  # the whole budget (the flag skips stage 2)
     if not 0 < a.stage1_share < 1 or a.minutes <= 0:
         p.error("need --minutes > 0 and 0 < --stage1-share < 1")
     return a
@@ -238,7 +242,7 @@ def main(argv=None) -> int:
         print(f"stage 1: {json.dumps(results['stage1'])}", flush=True)
     else:
         init = pack_init(Path(pack), work / "init-from-pack")
-    if all(r["rc"] == 0 for r in results.values()):
+    if all(r["rc"] == 0 for r in results.values()) and not (a.stage1_only and results):
         s2 = work / "stage2"
         shutil.rmtree(s2, ignore_errors=True)
         extra = [f"resume_pack={pack}"] if pack else []
