@@ -22,7 +22,7 @@ log = logging.getLogger("gendef.video.audio")
 AUDIO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi")  # containers that carry the muxed sound
 AUTO = "auto"
 
-__all__ = ["AudioSpan", "AUTO", "has_audio", "source_audio", "resolve_audio", "mux_audio"]
+__all__ = ["AudioSpan", "AUTO", "has_audio", "source_audio", "resolve_audio", "export_audio", "mux_audio"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,19 @@ def resolve_audio(audio, metadata: dict, duration: float) -> tuple:
     if not has_audio(span.path):
         return None, f"{span.path} has no audio track; exporting without sound"
     return span, None
+
+
+def export_audio(audio, metadata: dict, duration: float, path=None) -> Optional[AudioSpan]:
+    """The sound an export of ``duration`` s to ``path`` plays (:func:`resolve_audio`), or None.
+
+    A .gif is always silent; a missing or silent source logs one warning line and gives None.
+    """
+    if path is not None and Path(path).suffix.lower() == ".gif":
+        return None
+    span, warning = resolve_audio(audio, metadata, duration)
+    if warning:
+        log.warning("warning: %s", warning)
+    return span
 
 
 def mux_audio(video: Path, span: AudioSpan, out: Path) -> None:

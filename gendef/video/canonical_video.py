@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -47,28 +45,25 @@ import numpy as np
 
 from ..errors import CanonicalVideoError
 from ..imageutil import to_float01
+from . import tracking
 from .frame_edit import frame_layer_to_canonical
-from .grid import bilinear_with_jacobian, continuous_at, identity_grid, invert_grid, nearest_samples, upsample_grid
+from .grid import upsample_grid
+from .npzformat import (  # noqa: F401  (the file limits are part of this module's API)
+    FORMAT_VERSION, MAX_CANVAS_PIXELS, MAX_FILE_FRAMES, MAX_GRID_VALUES, MAX_METADATA_BYTES, check_npz,
+    read_canonical_arrays, write_npz,
+)
 
 __all__ = [
     "CanonicalVideo",
     "check_npz",
 ]
 
-FORMAT_VERSION = 1
 # longest output side accepted for ``size`` (16K), and the largest array one call
 # (render, warp, masks, flows) allocates; beyond it, work frame by frame (iter_frames)
 MAX_OUTPUT_SIDE = 16384
 MAX_RENDER_BYTES = 6 << 30
-
-# Limits a CanonicalVideo .npz must respect. They are checked against the archive's .npy headers
-# and declared sizes before anything is decompressed (see :func:`check_npz`), so a small file
-# cannot make ``load`` (or ``render``, which needs 1.5x the grid's bytes) allocate gigabytes.
-MAX_FILE_FRAMES = 4096
-MAX_CANVAS_PIXELS = 4096 * 4096  # Hc * Wc of the canonical image (192 MiB as float32 RGB)
-MAX_GRID_VALUES = 1 << 27  # T * H * W * 2: 512 MiB as float32, e.g. 256 frames of 512x512
-MAX_METADATA_BYTES = 1 << 20
-_HEADER_SLACK = 1 << 16  # a zip entry may declare this much more than its array (the .npy header)
+# The .npz format and its limits (MAX_FILE_FRAMES, ...) live in :mod:`gendef.video.npzformat`;
+# point tracking, frame look-up and flows in :mod:`gendef.video.tracking`.
 
 
 # --------------------------------------------------------------------------------------
@@ -147,7 +142,8 @@ class CanonicalVideo:
         (hg, wg), (h, w) = self.grid_size, self.size
         return np.stack([(p[..., 0] + 0.5) * (w / wg) - 0.5, (p[..., 1] + 0.5) * (h / hg) - 0.5], axis=-1)
 
-    def _check_alloc(self, channels: int, itemsize: int, what: str, frames: Optional[int] = None) -> None:
+    def check_alloc(self, channels: int, itemsize: int, what: str, frames: Optional[int] = None) -> None:
+        """Refuse (one line) an output of ``frames`` (default all) frames x ``channels`` over MAX_RENDER_BYTES."""
         h, w = self.size
         need = (self.num_frames if frames is None else frames) * h * w * channels * itemsize
         if need > MAX_RENDER_BYTES:
@@ -193,7 +189,7 @@ class CanonicalVideo:
         """
         img = self._canonical_space(image)
         chans = 1 if img.ndim == 2 else img.shape[2]
-        self._check_alloc(chans, 4, "warping")
+        self.check_alloc(chans, 4, "warping")
         out = np.empty((self.num_frames,) + self.frame_size + img.shape[2:], dtype=np.float32)
         for t in range(self.num_frames):
             out[t] = self._warp_frame(img, t)
@@ -259,7 +255,7 @@ class CanonicalVideo:
         if image is None:
             return self.frames().copy()
         kind, img = self._prepare_edit(image)
-        self._check_alloc(1 if kind == "mask" else 3, 4, "rendering")
+        self.check_alloc(1 if kind == "mask" else 3, 4, "rendering")
         out = np.empty((self.num_frames,) + self.frame_size + (() if kind == "mask" else (3,)), np.float32)
         for t in range(self.num_frames):
             out[t] = self._render_prepared(kind, img, t)
@@ -275,87 +271,31 @@ class CanonicalVideo:
         if m.dtype == bool:
             m = m.astype(np.float32)
         img = self._canonical_space(m)
-        self._check_alloc(1, 1, "propagating a mask")
+        self.check_alloc(1, 1, "propagating a mask")
         out = np.empty((self.num_frames,) + self.frame_size, dtype=bool)
         for t in range(self.num_frames):
             out[t] = self._warp_frame(img, t) >= threshold
         return out
 
-    # ---- geometry ---------------------------------------------------------------------
+    # ---- geometry (gendef.video.tracking) ----------------------------------------------
     def track(self, points) -> tuple:
         """Canonical points [N, 2] (x, y) -> output-pixel positions [T, N, 2] and visibility [T, N].
 
-        Sub-pixel inverse look-up of the grid (on its working lattice, then mapped to
-        output pixels). A point is not visible in frame t when it falls outside the
-        frame, lies outside the canonical image, or no pixel of that frame samples it:
-        the inversion finds no pre-image, or finds one only in a cell that the grid
-        tears apart (a layer's edge: the pixels around show another layer, so the point
-        is covered there).
+        See :func:`gendef.video.tracking.track` (sub-pixel inverse look-up of the grid).
         """
-        pts = _validate_points(points)
-        pos_g, ok = invert_grid(self.grid, pts)
-        good = ok & continuous_at(self.grid, pos_g)
-        if not good.all():  # Newton can stall at a torn cell: start again from the nearest sample
-            pos2, ok2 = invert_grid(self.grid, pts, init=nearest_samples(self.grid, pts, pos_g, ~good))
-            good2 = ok2 & continuous_at(self.grid, pos2)
-            retry = ~good & good2
-            pos_g = np.where(retry[..., None], pos2, pos_g)
-            good = good | good2
-        pos = self.to_output_coords(pos_g)
-        h, w = self.frame_size
-        hc, wc = self.canvas_size
-        inside = (
-            (pos[..., 0] >= -0.5) & (pos[..., 0] <= w - 0.5) & (pos[..., 1] >= -0.5) & (pos[..., 1] <= h - 0.5)
-        )
-        in_canvas = (
-            (pts[:, 0] >= -0.5) & (pts[:, 0] <= wc - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= hc - 0.5)
-        )
-        visible = good & inside & in_canvas[None]
-        return pos.astype(np.float32), visible
+        return tracking.track(self, points)
 
     def frame_to_canonical(self, points, frame: int = 0) -> np.ndarray:
         """Points given on frame ``frame`` (output pixels) -> canonical coordinates (bilinear grid look-up)."""
-        pts = _validate_points(points)
-        if not 0 <= frame < self.num_frames:
-            raise CanonicalVideoError(f"frame {frame} out of range 0..{self.num_frames - 1}")
-        h, w = self.frame_size
-        if np.any((pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)):
-            raise CanonicalVideoError(f"points must lie inside the {w}x{h} frame")
-        q = self.to_grid_coords(pts)
-        fidx = np.full(len(pts), frame)
-        val, _, _ = bilinear_with_jacobian(self.grid, fidx, q[:, 0], q[:, 1])
-        return val.astype(np.float32)
-
-    def _frame_flow_on_grid(self, t: int) -> np.ndarray:
-        """Exact frame-space flow t -> t+1 at the grid's pixels, in grid-lattice pixels [Hg, Wg, 2]."""
-        hg, wg = self.grid_size
-        base = identity_grid(hg, wg)[0].reshape(-1, 2).astype(np.float64)
-        p, _ = invert_grid(self.grid[t + 1 : t + 2], self.grid[t].reshape(-1, 2), init=base[None])
-        return (p[0] - base).reshape(hg, wg, 2).astype(np.float32)
+        return tracking.frame_to_canonical(self, points, frame)
 
     def flows(self, space: str = "frame") -> np.ndarray:
         """Forward flow between consecutive frames, [T-1, H, W, 2] at output size.
 
-        ``space="canonical"``: grid[t+1] - grid[t] (upsampled), the paper's F_{t->t+1}
-        (eq. 4), in canonical pixels.
-        ``space="frame"``: for each output pixel of frame t, where the content it shows
-        is found in frame t+1 minus its position, in output pixels (solved exactly at
-        the grid's pixels, then upsampled and scaled to output pixels).
+        ``space``: "frame" (output pixels) or "canonical" (grid[t+1] - grid[t]); see
+        :func:`gendef.video.tracking.flows`.
         """
-        if space not in ("frame", "canonical"):
-            raise CanonicalVideoError(f"space must be 'frame' or 'canonical', got {space!r}")
-        if self.num_frames < 2:
-            return np.zeros((0,) + self.frame_size + (2,), dtype=np.float32)
-        self._check_alloc(2, 4, "flows", frames=self.num_frames - 1)
-        (hg, wg), (h, w) = self.grid_size, self.size
-        scale = np.array([w / wg, h / hg], np.float32)
-        out = np.empty((self.num_frames - 1, h, w, 2), dtype=np.float32)
-        for t in range(self.num_frames - 1):
-            if space == "canonical":
-                out[t] = upsample_grid(self.grid[t + 1] - self.grid[t], self.size)
-            else:
-                out[t] = upsample_grid(self._frame_flow_on_grid(t), self.size) * scale
-        return out
+        return tracking.flows(self, space)
 
     # ---- output size and canonical resolution ------------------------------------------
     def with_size(self, size: Sequence[int]) -> "CanonicalVideo":
@@ -377,33 +317,18 @@ class CanonicalVideo:
         out_size = self.size if size is None else tuple(size)
         return CanonicalVideo(new, grid, self.fps, dict(self.metadata), size=out_size)
 
-    # ---- persistence ------------------------------------------------------------------
+    # ---- persistence (gendef.video.npzformat) --------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write an ``.npz`` (no pickles). Written atomically: a crash leaves the old file."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         meta = dict(self.metadata)
         meta.setdefault("format_version", FORMAT_VERSION)
-        if path.is_dir():
-            raise CanonicalVideoError(f"{path}: is a folder; give a file name such as video.npz")
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    canonical=self.canonical,
-                    grid=self.grid,
-                    fps=np.array(self.fps, dtype=np.float64),
-                    size=np.array(self.size, dtype=np.int64),
-                    metadata=np.array(json.dumps(meta)),
-                )
-            os.replace(tmp, path)
-        except OSError as e:
-            raise CanonicalVideoError(f"{path}: cannot write ({e.strerror or e})") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return write_npz(path, dict(
+            canonical=self.canonical,
+            grid=self.grid,
+            fps=np.array(self.fps, dtype=np.float64),
+            size=np.array(self.size, dtype=np.int64),
+            metadata=np.array(json.dumps(meta)),
+        ))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, io.IOBase]) -> "CanonicalVideo":
@@ -412,32 +337,7 @@ class CanonicalVideo:
         Member headers are checked against the MAX_* limits (:func:`check_npz`) before any
         array is decompressed.
         """
-        name = getattr(path, "name", path)
-        check_npz(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = [k for k in ("canonical", "grid", "fps") if k not in data.files]
-                if missing:
-                    raise CanonicalVideoError(f"{name}: not a CanonicalVideo file (missing {', '.join(missing)})")
-                canonical = data["canonical"]
-                grid = data["grid"]
-                fps = float(data["fps"])
-                size = _read_size(data, name)
-                meta = {}
-                if "metadata" in data.files:
-                    try:
-                        meta = json.loads(str(data["metadata"]))
-                    except json.JSONDecodeError:
-                        meta = {}
-        except CanonicalVideoError:
-            raise
-        except FileNotFoundError:
-            raise CanonicalVideoError(f"{name}: file not found") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as e:
-            raise CanonicalVideoError(f"{name}: corrupt or truncated CanonicalVideo file ({e.__class__.__name__}: {e})") from None
-        except Exception as e:  # zlib.error and friends from a damaged archive
-            raise CanonicalVideoError(f"{name}: corrupt or truncated CanonicalVideo file ({e.__class__.__name__}: {e})") from None
-        return cls(canonical=canonical, grid=grid, fps=fps, metadata=meta if isinstance(meta, dict) else {}, size=size)
+        return cls(**read_canonical_arrays(path))
 
     def to_video(self, path: Union[str, os.PathLike], image: Optional[np.ndarray] = None, fps: Optional[float] = None,
                  audio="auto") -> Path:
@@ -457,14 +357,9 @@ class CanonicalVideo:
 
         A missing or silent source logs one warning line and gives None (a silent export).
         """
-        from .audio import resolve_audio
+        from .audio import export_audio
 
-        if path is not None and Path(path).suffix.lower() == ".gif":
-            return None
-        span, warning = resolve_audio(audio, self.metadata, self.num_frames / self.fps)
-        if warning:
-            logging.getLogger("gendef.video.audio").warning("warning: %s", warning)
-        return span
+        return export_audio(audio, self.metadata, self.num_frames / self.fps, path)
 
     def frames_uint8(self, image: Optional[np.ndarray] = None) -> np.ndarray:
         """:meth:`render` as uint8 [T, H, W, 3], frame by frame (no float copy of the clip).
@@ -474,7 +369,7 @@ class CanonicalVideo:
         """
         from ..imageutil import to_uint8
 
-        self._check_alloc(3, 1, "exporting")
+        self.check_alloc(3, 1, "exporting")
         kind, img = self._prepare_edit(image)
         src = to_uint8(img) if kind in ("video", "rgb") else None
         frames = np.empty((self.num_frames,) + self.frame_size + (3,), np.uint8)
@@ -518,62 +413,6 @@ class CanonicalVideo:
     def with_canonical(self, canonical: np.ndarray) -> "CanonicalVideo":
         """Same motion, another canonical image (an edit baked in)."""
         return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size)
-
-
-# --------------------------------------------------------------------------------------
-# file limits (checked on headers, before decompressing)
-# --------------------------------------------------------------------------------------
-def check_npz(path: Union[str, os.PathLike, io.IOBase]) -> dict:
-    """Check a CanonicalVideo .npz against the MAX_* limits without decompressing its arrays.
-
-    Returns ``{name: NpzMember}``; raises a one-line CanonicalVideoError for a file that is not
-    an .npz, lacks a member, or declares shapes, dtypes or sizes outside the limits.
-    """
-    from .npzfile import read_npz_headers
-    from ..errors import NpzHeaderError
-
-    name = getattr(path, "name", path)
-    if isinstance(path, (str, os.PathLike)):
-        if not Path(path).is_file():
-            raise CanonicalVideoError(f"{name}: file not found")
-        with open(path, "rb") as fh:
-            if fh.read(4) != b"PK\x03\x04":
-                raise CanonicalVideoError(f"{name}: not a CanonicalVideo .npz file (wrong file type or corrupt)")
-    try:
-        members = read_npz_headers(path)
-    except NpzHeaderError as e:
-        raise CanonicalVideoError(f"{name}: corrupt or truncated CanonicalVideo file ({e})") from None
-    missing = [k for k in ("canonical", "grid", "fps") if k not in members]
-    if missing:
-        raise CanonicalVideoError(f"{name}: not a CanonicalVideo file (missing {', '.join(missing)})")
-    problem = _npz_limit_problem(members)
-    if problem:
-        raise CanonicalVideoError(f"{name}: {problem}")
-    return members
-
-
-def _npz_limit_problem(members: dict) -> Optional[str]:
-    c, g, f = members["canonical"], members["grid"], members["fps"]
-    m = members.get("metadata")
-    if len(c.shape) != 3 or c.shape[2] != 3 or c.dtype.kind not in "fu":
-        return f"canonical must be [Hc, Wc, 3] float or uint8, the file declares {c.shape} {c.dtype}"
-    if len(g.shape) != 4 or g.shape[3] != 2 or g.dtype.kind != "f":
-        return f"grid must be [T, H, W, 2] float, the file declares {g.shape} {g.dtype}"
-    if f.shape not in ((), (1,)) or f.dtype.kind not in "fiu":
-        return f"fps must be one number, the file declares {f.shape} {f.dtype}"
-    if c.shape[0] * c.shape[1] > MAX_CANVAS_PIXELS:
-        return f"canonical image {c.shape[1]}x{c.shape[0]} is over the limit of {MAX_CANVAS_PIXELS} pixels"
-    if g.shape[0] > MAX_FILE_FRAMES:
-        return f"{g.shape[0]} frames is over the limit of {MAX_FILE_FRAMES}"
-    values = int(np.prod(g.shape, dtype=np.float64))
-    if values > MAX_GRID_VALUES:
-        return f"grid {g.shape} has {values} values, over the limit of {MAX_GRID_VALUES} ({MAX_GRID_VALUES * 4 >> 20} MiB)"
-    if m is not None and (m.nbytes > MAX_METADATA_BYTES or m.dtype.kind != "U"):
-        return f"metadata must be a JSON string under {MAX_METADATA_BYTES} bytes, the file declares {m.shape} {m.dtype}"
-    for mem in (c, g, f) + ((m,) if m is not None else ()):
-        if mem.declared_bytes > mem.nbytes + _HEADER_SLACK:
-            return f"member {mem.name} declares {mem.declared_bytes} bytes but its header describes {mem.nbytes} (corrupt)"
-    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -625,27 +464,3 @@ def _validate_size(size, grid_size: tuple) -> tuple:
     if not (2 <= h <= MAX_OUTPUT_SIDE and 2 <= w <= MAX_OUTPUT_SIDE):
         raise CanonicalVideoError(f"size must be between 2 and {MAX_OUTPUT_SIDE} pixels a side, got {w}x{h}")
     return h, w
-
-
-def _read_size(data, name) -> Optional[tuple]:
-    """``size`` of a saved file (files written before it existed have none: the grid's size)."""
-    if "size" not in data.files:
-        return None
-    raw = data["size"]
-    if raw.shape != (2,) or not np.issubdtype(raw.dtype, np.integer):
-        raise CanonicalVideoError(f"{name}: corrupt CanonicalVideo file (size must be two integers)")
-    return int(raw[0]), int(raw[1])
-
-
-def _validate_points(points) -> np.ndarray:
-    try:
-        p = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CanonicalVideoError("points must be numbers shaped [N, 2] (x, y)") from None
-    if p.ndim == 1 and p.shape[0] == 2:
-        p = p[None]
-    if p.ndim != 2 or p.shape[1] != 2:
-        raise CanonicalVideoError(f"points must be shaped [N, 2] (x, y), got {tuple(p.shape)}")
-    if not np.all(np.isfinite(p)):
-        raise CanonicalVideoError("points contain NaN or inf")
-    return p
