@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Union
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..imageutil import to_uint8
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".gif")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-__all__ = ["write_video", "atomic_output", "check_fps", "check_output_path", "read_image", "VIDEO_EXTS", "IMAGE_EXTS"]
+__all__ = ["write_video", "write_video_frames", "atomic_output", "check_fps", "check_output_path", "read_image", "VIDEO_EXTS", "IMAGE_EXTS"]
 
 
 MAX_FPS = 1000.0
@@ -98,25 +98,52 @@ def write_video(frames: np.ndarray, path: Union[str, os.PathLike], fps: float = 
         arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.ndim != 4 or arr.shape[-1] not in (3, 4) or arr.shape[0] < 1:
         raise VideoIOError(f"frames must be [T, H, W, 3] with T >= 1, got {arr.shape}")
-    arr = arr[..., :3]
+    return _write(iter(arr[..., :3]), arr.shape[1:3], path, fps, audio)
+
+
+def write_video_frames(frames: Iterable[np.ndarray], path: Union[str, os.PathLike], fps: float = 16.0,
+                       audio=None) -> Path:
+    """:func:`write_video` for a stream of uint8 [H, W, 3] frames (all of one size): an .mp4 is
+    encoded frame by frame, so a long clip is never held whole (a .gif collects its frames)."""
+    path = check_output_path(path)
+    fps = check_fps(fps)
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise VideoIOError("no frames to write")
+    first = np.asarray(first)
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise VideoIOError(f"frames must be uint8 [H, W, 3], got {first.shape} {first.dtype}")
+
+    def stream():
+        yield first
+        for f in it:
+            if f.shape != first.shape:
+                raise VideoIOError(f"frames must all be {first.shape}, got {f.shape}")
+            yield f
+
+    return _write(stream(), first.shape[:2], path, fps, audio)
+
+
+def _write(frames, hw, path: Path, fps: float, audio) -> Path:
     ext = path.suffix.lower()
     with atomic_output(path) as tmp:
         if ext == ".gif":
-            _encode_gif(arr, tmp, fps)
+            _encode_gif(np.stack(list(frames)), tmp, fps)
         elif audio is not None:
-            _encode_with_audio(arr, tmp, fps, ext, audio)
+            _encode_with_audio(frames, hw, tmp, fps, ext, audio)
         else:
-            _encode_ffmpeg(arr, tmp, fps, ext)
+            _encode_ffmpeg(frames, hw, tmp, fps, ext)
     return path
 
 
-def _encode_with_audio(arr: np.ndarray, tmp: Path, fps: float, ext: str, audio) -> None:
+def _encode_with_audio(frames, hw, tmp: Path, fps: float, ext: str, audio) -> None:
     """Encode silently, then mux the audio span in (gendef.video.audio); the result replaces ``tmp``."""
     from .audio import mux_audio
 
     with tempfile.TemporaryDirectory(prefix="gendef-mux-", dir=tmp.parent) as d:
         silent, muxed = Path(d) / f"silent{ext}", Path(d) / f"muxed{ext}"
-        _encode_ffmpeg(arr, silent, fps, ext)
+        _encode_ffmpeg(frames, hw, silent, fps, ext)
         mux_audio(silent, audio, muxed)
         os.replace(muxed, tmp)
 
@@ -132,8 +159,9 @@ def _encode_gif(arr: np.ndarray, tmp: Path, fps: float) -> None:
         raise VideoIOError(f"gif encoding failed ({e})") from None
 
 
-def _encode_ffmpeg(arr: np.ndarray, tmp: Path, fps: float, ext: str) -> None:
-    """Pipe raw RGB frames to ffmpeg and check its exit status (stderr's last line on failure)."""
+def _encode_ffmpeg(frames, hw, tmp: Path, fps: float, ext: str) -> None:
+    """Pipe raw uint8 RGB frames (an iterable of [H, W, 3], ``hw`` = (H, W)) to ffmpeg and check its
+    exit status (stderr's last line on failure)."""
     try:
         import imageio_ffmpeg
     except ImportError:
@@ -141,10 +169,9 @@ def _encode_ffmpeg(arr: np.ndarray, tmp: Path, fps: float, ext: str) -> None:
                            "(or write a .gif)") from None
 
     # H.264 + yuv420p needs even sizes; pad by edge replication rather than crop.
-    t, h, w, _ = arr.shape
-    if h % 2 or w % 2:
-        arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    h, w = arr.shape[1:3]
+    h, w = hw
+    pad = ((0, h % 2), (0, w % 2), (0, 0))
+    h, w = h + h % 2, w + w % 2
     cmd = [
         imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-",
@@ -153,7 +180,8 @@ def _encode_ffmpeg(arr: np.ndarray, tmp: Path, fps: float, ext: str) -> None:
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
         try:
-            for f in arr:
+            for f in frames:
+                f = np.pad(f, pad, mode="edge") if pad[0][1] or pad[1][1] else f
                 proc.stdin.write(np.ascontiguousarray(f).tobytes())
         except BrokenPipeError:
             pass  # ffmpeg quit early: its exit status and stderr say why

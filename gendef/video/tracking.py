@@ -30,8 +30,12 @@ def validate_points(points) -> np.ndarray:
     return p
 
 
-def track(video, points) -> tuple:
+def track(video, points, start=None) -> tuple:
     """Canonical points [N, 2] (x, y) -> output-pixel positions [T, N, 2] and visibility [T, N].
+
+    ``start``: optional output-pixel positions [N, 2] near which every frame shows each point (a
+    neighbouring segment's hand-over); Newton starts there instead of a coarse search of every
+    frame, and only the frames where it does not converge are searched.
 
     Sub-pixel inverse look-up of the grid (on its working lattice, then mapped to output
     pixels). A point is not visible in frame t when it falls outside the frame, lies outside
@@ -41,7 +45,14 @@ def track(video, points) -> tuple:
     """
     grid = video.grid
     pts = validate_points(points)
-    pos_g, ok = invert_grid(grid, pts)
+    if start is None:
+        pos_g, ok = invert_grid(grid, pts)
+    else:
+        init = np.broadcast_to(video.to_grid_coords(start)[None], (len(grid), len(pts), 2))
+        pos_g, ok = invert_grid(grid, pts, init=init)
+        if not ok.all():
+            pos_s, ok_s = invert_grid(grid, pts)
+            pos_g, ok = np.where(ok[..., None], pos_g, pos_s), ok | ok_s
     good = ok & continuous_at(grid, pos_g)
     if not good.all():  # Newton can stall at a torn cell: start again from the nearest sample
         pos2, ok2 = invert_grid(grid, pts, init=nearest_samples(grid, pts, pos_g, ~good))
