@@ -51,11 +51,26 @@ def parse_points(text: str) -> np.ndarray:
 
 
 def _load_doc(path: str):
-    from .video.canonical_video import CanonicalVideo
+    """A CanonicalVideo, or a SegmentedVideo for a .npz holding a chain of segments."""
+    from .video.segments import load_video_npz
 
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
-    return CanonicalVideo.load(path)
+    return load_video_npz(path)
+
+
+def _segment(vid, k: Optional[int]):
+    """(segment index or None, the CanonicalVideo whose canonical image --segment names)."""
+    from .video.segments import SegmentedVideo
+
+    if not isinstance(vid, SegmentedVideo):
+        if k not in (None, 0):
+            raise UsageError(f"--segment {k}: the video is one CanonicalVideo (segment 0 only)")
+        return None, vid
+    k = 0 if k is None else k
+    if not 0 <= k < vid.num_segments:
+        raise UsageError(f"--segment {k}: the video has segments 0..{vid.num_segments - 1}")
+    return k, vid.segments[k]
 
 
 def _check_out(path: str, exts) -> Path:
@@ -137,15 +152,22 @@ def cmd_propagate(args) -> int:
     out = _check_out(args.out, (".mp4", ".gif", ".npz"))
     _check_fps(args.fps)
     vid = _load_doc(args.doc)
+    k, canvas_of = _segment(vid, args.segment)
     img = read_image(args.image)
     if args.frame is not None:
         if not 0 <= args.frame < vid.num_frames:
             raise UsageError(f"--frame {args.frame}: the video has frames 0..{vid.num_frames - 1}")
         img = _fit(img, vid.frame_size, f"frame {args.frame}", args.resize, args.image)
-        img = vid.frame_edit_to_canonical(img, args.frame)  # RGBA in canonical space
+        img = vid.frame_edit_to_canonical(img, args.frame)  # RGBA in canonical space (one per segment for a chain)
     else:
-        img = _fit(img, vid.canvas_size, "the canonical image", args.resize, args.image)
-    if out.suffix.lower() == ".npz":
+        what = "the canonical image" if k is None else f"segment {k}'s canonical image"
+        img = _fit(img, canvas_of.canvas_size, what, args.resize, args.image)
+    if k is not None:  # a chain: the edit is carried along it
+        if out.suffix.lower() == ".npz":
+            vid.with_edit(img, segment=k).save(out)
+        else:
+            vid.to_video(out, img, fps=args.fps, audio=args.audio, segment=k)
+    elif out.suffix.lower() == ".npz":
         edited = vid.with_edit(img) if img.shape[2] == 4 else vid.with_canonical(to_float01(img))
         edited.save(out)
     else:
@@ -154,25 +176,34 @@ def cmd_propagate(args) -> int:
     return 0
 
 
+def _coord(v) -> Optional[float]:
+    """A track coordinate for JSON: None where a chain never reached the point (NaN)."""
+    return None if not np.isfinite(v) else round(float(v), 4)
+
+
 def cmd_track(args) -> int:
     vid = _load_doc(args.doc)
+    k, _ = _segment(vid, args.segment)
     pts = parse_points(args.points)
     if args.frame0:
         pts = vid.frame_to_canonical(pts, frame=0).astype(np.float64)
-    pos, vis = vid.track(pts)
+        k = None if k is None else vid.segment_of(0)
+    pos, vis = vid.track(pts) if k is None else vid.track(pts, segment=k)
     result = {
         "fps": vid.fps,
         "canonical_points": pts.tolist(),
         "tracks": [
             {
                 "point": i,
-                "x": [round(float(v), 4) for v in pos[:, i, 0]],
-                "y": [round(float(v), 4) for v in pos[:, i, 1]],
+                "x": [_coord(v) for v in pos[:, i, 0]],
+                "y": [_coord(v) for v in pos[:, i, 1]],
                 "visible": [bool(v) for v in vis[:, i]],
             }
             for i in range(len(pts))
         ],
     }
+    if k is not None:
+        result["segment"] = k
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result))
@@ -180,6 +211,9 @@ def cmd_track(args) -> int:
     else:
         for i in range(len(pts)):
             for t in range(vid.num_frames):
+                if not np.isfinite(pos[t, i]).all():
+                    print(f"point {i} frame {t}: not reached (its segment never shows it)")
+                    continue
                 state = "" if vis[t, i] else " (hidden)"
                 print(f"point {i} frame {t}: {pos[t, i, 0]:.3f}, {pos[t, i, 1]:.3f}{state}")
     return 0
@@ -295,26 +329,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_sample)
 
-    r = sub.add_parser("render", help="render a CanonicalVideo .npz to .mp4/.gif")
-    r.add_argument("doc", help="CanonicalVideo .npz")
+    r = sub.add_parser("render", help="render a CanonicalVideo (or segmented) .npz to .mp4/.gif")
+    r.add_argument("doc", help="CanonicalVideo .npz, or a segmented clip's .npz")
     r.add_argument("--out", required=True, help="output .mp4 or .gif")
     _add_export_options(r)
     r.set_defaults(func=cmd_render)
 
     g = sub.add_parser("propagate", help="propagate an edited canonical image (RGB or RGBA overlay) through the video")
-    g.add_argument("doc", help="CanonicalVideo .npz")
+    g.add_argument("doc", help="CanonicalVideo .npz, or a segmented clip's .npz (the edit is carried along its segments)")
     g.add_argument("--image", required=True, help="edited canonical image, or frame N with --frame (.png; RGBA = overlay on the original)")
     g.add_argument("--out", required=True, help="output .mp4/.gif, or .npz for an edited CanonicalVideo")
     g.add_argument("--frame", type=int, default=None, metavar="N",
                    help="the image is an edit of frame N (frame size; RGBA = overlay): it is carried to the canonical image through the grid")
     g.add_argument("--resize", action="store_true", help="scale the image to the canonical (or frame) size if it differs")
+    g.add_argument("--segment", type=int, default=None, metavar="K",
+                   help="a segmented clip: the image edits segment K's canonical image (default 0)")
     _add_export_options(g)
     g.set_defaults(func=cmd_propagate)
 
     t = sub.add_parser("track", help="track points given on the canonical image (or frame 0) through the video")
-    t.add_argument("doc", help="CanonicalVideo .npz")
+    t.add_argument("doc", help="CanonicalVideo .npz, or a segmented clip's .npz (points are handed over at its boundaries)")
     t.add_argument("--points", required=True, help="'x,y;x,y' in canonical pixels (or frame-0 pixels with --frame0)")
     t.add_argument("--frame0", action="store_true", help="points are given on frame 0")
+    t.add_argument("--segment", type=int, default=None, metavar="K",
+                   help="a segmented clip: the points are on segment K's canonical image (default 0)")
     t.add_argument("--json", help="write trajectories as JSON here")
     t.set_defaults(func=cmd_track)
 

@@ -344,3 +344,47 @@ def test_to_video_streams_the_whole_clip_with_sound(chain, tmp_path):
     silent = clip.to_video(tmp_path / "silent.gif")
     assert read_video(silent)[0].shape == (N, H, W, 3)
     clip.metadata.pop("audio")
+
+
+# ------------------------------------------------------------------------- the CLI takes a segmented .npz
+def test_cli_render_propagate_track_accept_a_segmented_npz(chain, tmp_path):
+    from PIL import Image
+
+    from gendef.video.reader import read_video
+    from tests.test_cli import run
+
+    clip, offsets = chain
+    doc = clip.save(tmp_path / "clip.npz")
+    r = run("render", doc, "--out", tmp_path / "r.mp4", "--audio", "none")
+    assert r.returncode == 0, r.stderr
+    frames, _ = read_video(tmp_path / "r.mp4")
+    assert frames.shape == (N, H, W, 3) and np.abs(frames / 255.0 - clip.render()).mean() < 0.02
+
+    c_photo = np.array([100.0, 52.0])
+    edit = dot_rgba(clip.segments[1].canvas_size, c_photo - offsets[1])
+    Image.fromarray((edit * 255).round().astype(np.uint8)).save(tmp_path / "dot.png")
+    r = run("propagate", doc, "--image", tmp_path / "dot.png", "--segment", 1, "--out", tmp_path / "edited.npz")
+    assert r.returncode == 0, r.stderr
+    edited = gendef.load(tmp_path / "edited.npz")
+    assert isinstance(edited, SegmentedVideo) and edited.starts == clip.starts
+    want = clip.render(np.asarray(Image.open(tmp_path / "dot.png")), segment=1)
+    diff = np.abs(edited.render() - want)  # baked in vs composited per frame: they differ only at the dot's rim
+    assert diff.max() < 0.03 and diff.mean() < 1e-4 and np.abs(edited.render() - clip.render()).max() > 0.5
+    r = run("propagate", doc, "--image", tmp_path / "dot.png", "--segment", 3, "--out", tmp_path / "x.npz")
+    assert r.returncode == 2 and "segments 0..2" in r.stderr
+
+    on_frame = dot_rgba((H, W), forward(c_photo, 20))
+    Image.fromarray((on_frame * 255).round().astype(np.uint8)).save(tmp_path / "frame20.png")
+    r = run("propagate", doc, "--image", tmp_path / "frame20.png", "--frame", 20, "--out", tmp_path / "f.npz")
+    assert r.returncode == 0, r.stderr
+    got = gendef.load(tmp_path / "f.npz").render()
+    for t in (12, 20, 30):  # segment 0 only, segment 1 only (the painted frame), segment 2 only
+        dot = np.abs(got[t] - clip.render()[t])
+        assert np.hypot(*(centroid(dot) - forward(c_photo, t))) < 1.0, t
+
+    start = forward(np.array([30.0, 40.0]), 0)  # on frame 0, leaves the view by frame 8
+    r = run("track", doc, "--points", f"{start[0]},{start[1]}", "--frame0", "--json", tmp_path / "t.json")
+    assert r.returncode == 0, r.stderr
+    tr = json.loads((tmp_path / "t.json").read_text())
+    assert tr["segment"] == 0 and tr["tracks"][0]["visible"][:7] == [True] * 7 and tr["tracks"][0]["x"][-1] is None
+    assert abs(tr["tracks"][0]["x"][5] - forward(np.array([30.0, 40.0]), 5)[0]) < 0.02
