@@ -240,6 +240,15 @@ def test_no_seam_at_the_boundaries(chain):
     boundary = [t for s, e in SPANS[1:] for t in range(s - 1, s + 5)]  # entering, across and leaving each overlap
     elsewhere = [t for t in range(N - 1) if t not in boundary and dot[t].sum() > 0 and dot[t + 1].sum() > 0]
     assert max(step[t] for t in boundary if dot[t].sum() > 0) <= 1.05 * max(step[t] for t in elsewhere)
+    # motion-compensated: the dot's path has no kink at a boundary (a carried copy 0.5 px off gives 3x the kink)
+    plain = clip.render()
+    ts = [t for t in range(N) if 4 <= forward(np.array([100.0, 52.0]), t)[0] <= W - 5]
+    cen = {t: centroid(np.abs(edited[t] - plain[t])) for t in ts}
+    vel = {t: cen[t + 1] - cen[t] for t in ts if t + 1 in cen}
+    kink = {t: np.hypot(*(vel[t + 1] - vel[t])) for t in vel if t + 1 in vel}
+    near = [t for t in kink if any(s - 2 <= t <= s + 4 for s, _ in SPANS[1:])]
+    assert len(near) >= 10 and len(kink) - len(near) >= 5
+    assert max(kink[t] for t in near) <= 1.25 * max(kink[t] for t in kink if t not in near)
 
 
 def test_content_a_segment_never_shows_stays_unedited(chain):
