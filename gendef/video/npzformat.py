@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Union

@@ -23,7 +23,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Iterator, Optional, Union
 
 import cv2
 import numpy as np
