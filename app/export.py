@@ -1,4 +1,5 @@
-"""Export: mp4 (with the source clip's sound) + gif of the chosen video, the re-openable .npz, and the session's masks and trajectories.
+"""Results column: the last edit's result views, and the export: mp4 (with the source clip's sound) + gif of
+the chosen video, the re-openable .npz, and the session's masks and trajectories.
 
 Everything is written at the video's output size (``state.video``), not at the size the
 views show: frames are rendered from the canonical edit, one frame at a time.

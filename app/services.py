@@ -53,6 +53,11 @@ class Services:
                 self._models[checkpoint] = checkpoints.load_model(checkpoint, self.public, progress)
             return self._models[checkpoint]
 
+    def set_model(self, loaded: checkpoints.LoadedModel) -> None:
+        """Install an already-built model under ``loaded.checkpoint`` (benchmarks, a Space that preloads one)."""
+        with self._lock:
+            self._models[loaded.checkpoint] = loaded
+
     # ----------------------------------------------------------------------------- editors
     def set_stylizer(self, stylizer, control: str = "canny", fast: bool = True) -> None:
         """Install an already-built Stylizer (tests, or a Space that preloads one)."""
