@@ -1,9 +1,10 @@
 """What the studio loads once and every session shares: models, the stylizer, the segmenter, the thread budget.
 
 One ``Services`` object is made where the studio starts (``app.py`` / ``app.ui.build_demo``) and
-handed to every callback; nothing here is read from module globals. Sampling and the editors are
-read-only on the networks, so sessions share one instance of each; the lock only serialises the
-(slow) first load of a model.
+handed to every callback that needs it (through ``app.studio.Studio``). A callback called without
+a studio (a script, a test) uses :func:`shared`, the one module-level instance. Sampling and the
+editors are read-only on the networks, so sessions share one instance of each; the lock only
+serialises the (slow) first load of a model.
 """
 from __future__ import annotations
 
@@ -91,13 +92,16 @@ class Services:
 
     def clear(self, what: str = "all") -> None:
         """Forget loaded and preloaded models: "models", "stylizers", "segmenters" or "all"."""
+        kinds = ("models", "stylizers", "segmenters") if what == "all" else (what,)
         with self._lock:
-            if what in ("models", "all"):
+            if "models" in kinds:
                 self._models.clear()
-            for kind, loaded in (("stylizers", self._stylizer), ("segmenters", self._segmenter)):
-                if what in (kind, "all"):
-                    loaded.clear()
-                    self._preloaded = {k: v for k, v in self._preloaded.items() if k[0] + "s" != kind}
+            if "stylizers" in kinds:
+                self._stylizer.clear()
+                self._preloaded = {k: v for k, v in self._preloaded.items() if k[0] != "stylizer"}
+            if "segmenters" in kinds:
+                self._segmenter.clear()
+                self._preloaded.pop(("segmenter",), None)
 
 
 _SHARED = Services()  # the one Services of callbacks called directly (scripts, tests); a studio makes its own
