@@ -92,7 +92,7 @@ class Studio:
         def run(*args, **kw):
             return call(*args, **kw)
 
-        return run
+        return self._as_seen_by_gradio(run, fn)
 
     def _mapped(self, fn):
         call = self._call(fn)
@@ -101,13 +101,20 @@ class Studio:
         def run(*args, **kw):
             return {self.views[name]: value for name, value in call(*args, **kw).items()}
 
-        return run
+        return self._as_seen_by_gradio(run, fn)
 
     def _call(self, fn):
         """``fn`` with this studio passed in, when it takes one."""
         if "studio" in inspect.signature(fn).parameters:
             return functools.partial(fn, studio=self)
         return fn
+
+    @staticmethod
+    def _as_seen_by_gradio(run, fn):
+        """Gradio fills every parameter it sees; it must not see ``studio``, the binder passes it."""
+        sig = inspect.signature(fn)
+        run.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "studio"])
+        return run
 
 
 def default_studio(studio: Optional[Studio] = None) -> Studio:

@@ -1,5 +1,6 @@
 """The studio's shape: a tab is its module plus one line, the services are the app's own, and
 two jobs running at once leave each other's settings alone."""
+import asyncio
 import re
 import threading
 import types
@@ -42,6 +43,22 @@ def _dependency(demo, elem_id):
     return fn
 
 
+def _through_gradio(demo, fn, inputs):
+    """What Gradio's own call of a wired function returns (it fills every parameter it sees)."""
+    return asyncio.run(demo.call_function(fn, inputs))["prediction"]
+
+
+def test_wired_callbacks_get_the_studio_from_the_binder_not_from_gradio():
+    services = Services()
+    services.set_stylizer(object(), "canny", True)
+    demo = ui.build_demo("x", services)
+    status = next(f for f in demo.fns.values() if f.name == "stylize_status")
+    assert _through_gradio(demo, status, ["canny", True]) == "ControlNet (canny) pipeline preloaded."
+    backend = next(f for f in demo.fns.values() if f.name == "default_segmenter")
+    services.set_segmenter(object())
+    assert _through_gradio(demo, backend, []) == "SAM (segment-anything)"
+
+
 def test_a_tab_is_its_module_and_one_line():
     tiny = _tiny_tab()
     demo = ui.build_demo("some/ckpt", Services(), tabs=ui.TABS + (tiny,))
@@ -54,7 +71,7 @@ def test_a_tab_is_its_module_and_one_line():
     assert box["id"] in [o._id for o in opened.outputs]
     state = StudioState()
     state.part(TinyPart).tiny_clicks.append((1, 2))
-    out = {c.elem_id: v for c, v in opened.fn(state).items() if c.elem_id}
+    out = {c.elem_id: v for c, v in _through_gradio(demo, opened, [state]).items() if c.elem_id}
     assert out["tiny-frames"] == "24 frames, 0 clicks"  # its view reset, and its part of the session started afresh
     assert out["video-view"].endswith(".mp4") and out["scribble-on"] == "canonical image"
 
