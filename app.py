@@ -15,6 +15,7 @@ def parse_args(argv=None):
     p.add_argument("--port", type=int, default=default_port, help="port (default %(default)s)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
     p.add_argument("--verbose", action="store_true", help="let the video decoders (OpenCV, ffmpeg) log to the terminal")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the whole studio, set once at start (default: torch's)")
     p.add_argument(
         "--checkpoint",
         default=None,
@@ -31,6 +32,8 @@ def main(argv=None):
         os.environ["GENDEF_CHECKPOINT"] = args.checkpoint
     if not 0 < args.port < 65536:
         sys.exit(f"error: --port must be 1..65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        sys.exit(f"error: --threads must be >= 1, got {args.threads}")
     from gendef.extras import missing_message
     from gendef.video.reader import set_verbose
 
@@ -38,13 +41,16 @@ def main(argv=None):
     if missing:
         sys.exit(f"error: {missing}")
     set_verbose(args.verbose)
-    from app.checkpoints import configure_access
+    from app.checkpoints import is_served
+    from app.services import Services
     from app.state import install_exit_cleanup
     from app.ui import build_demo, launch_kwargs
 
-    configure_access(args.host, args.share)  # beyond loopback the Checkpoint box takes only safe names
+    # the studio's one Services: beyond loopback the Checkpoint box takes only safe names
+    services = Services(threads=args.threads, served=is_served(args.host, args.share))
+    services.start()
     install_exit_cleanup()
-    demo = build_demo(args.checkpoint)
+    demo = build_demo(args.checkpoint, services)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True, **launch_kwargs())
 
 

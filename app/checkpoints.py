@@ -1,13 +1,11 @@
-"""Model loading glue: one cached instance per checkpoint id, shared by all sessions.
+"""What a name in the Checkpoint box loads, and who may type what.
 
-Sampling is read-only on the networks, so sharing one instance across sessions is
-safe and keeps memory flat; the lock only serialises the (slow) first load.
+Loading only: the loaded models are kept by ``app.services.Services`` (one instance per
+checkpoint, shared by all sessions).
 """
 from __future__ import annotations
 
-import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -18,9 +16,6 @@ from gendef.generator.shipped import DEFAULT_CHECKPOINT, REPO_ROOT, default_chec
 DEMO_CHECKPOINT = "untrained-demo"
 DEMO_RESOLUTION = 64
 DEMO_SEED = 0
-
-_CACHE: dict = {}
-_LOCK = threading.Lock()
 
 
 @dataclass
@@ -68,18 +63,13 @@ REFUSED = (
     "or a Hugging Face Hub id (owner/name)."
 )
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_PUBLIC = {"served": False}
 _CHECKPOINTS_NAME = re.compile(r"(?:checkpoints/)?([A-Za-z0-9][A-Za-z0-9_.-]{0,99})")
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 
 
-def configure_access(host: str = "127.0.0.1", share: bool = False) -> None:
-    """Called by app.py with the launch options: serving beyond loopback restricts the box."""
-    _PUBLIC["served"] = bool(share) or not (str(host) in _LOOPBACK or str(host).startswith("127."))
-
-
-def is_public() -> bool:
-    return _PUBLIC["served"] or bool(os.environ.get("SPACE_ID"))
+def is_served(host: str = "127.0.0.1", share: bool = False) -> bool:
+    """Whether the launch options serve the studio beyond loopback (then the box is restricted)."""
+    return bool(share) or not (str(host) in _LOOPBACK or str(host).startswith("127."))
 
 
 def _public_target(checkpoint: str) -> str:
@@ -106,32 +96,38 @@ def _load(checkpoint: str):
         raise ModelUnavailable(str(e).splitlines()[0] if str(e) else f"{checkpoint}: cannot load") from None
 
 
-def get_model(checkpoint: Optional[str] = None, progress: Optional[Callable] = None) -> LoadedModel:
-    """Load (once) and return the model for ``checkpoint``.
+def load_model(checkpoint: str, public: bool, progress: Optional[Callable] = None) -> LoadedModel:
+    """Load the model for ``checkpoint`` (a name already stripped; no caching here).
 
     Only the shipped default falls back to the untrained demo model when missing;
     a checkpoint the user typed must exist, or they would silently get noise.
     """
-    checkpoint = (checkpoint or "").strip() or default_checkpoint()
-    key = checkpoint
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        if progress:
-            progress(0.05, desc=f"loading {checkpoint}")
-        if checkpoint in (DEFAULT_CHECKPOINT, DEMO_CHECKPOINT) and not (_resolve(checkpoint) / "config.json").is_file():
-            loaded = LoadedModel(_build_demo(), DEMO_CHECKPOINT, untrained=True)
-        elif is_public():
-            try:
-                loaded = LoadedModel(_load(_public_target(checkpoint)), checkpoint, untrained=False)
-            except ModelUnavailable:
-                raise ModelUnavailable(REFUSED) from None
-        else:
-            loaded = LoadedModel(_load(checkpoint), checkpoint, untrained=False)
-        _CACHE[key] = loaded
-        return loaded
+    if progress:
+        progress(0.05, desc=f"loading {checkpoint}")
+    if checkpoint in (DEFAULT_CHECKPOINT, DEMO_CHECKPOINT) and not (_resolve(checkpoint) / "config.json").is_file():
+        return LoadedModel(_build_demo(), DEMO_CHECKPOINT, untrained=True)
+    if public:
+        try:
+            return LoadedModel(_load(_public_target(checkpoint)), checkpoint, untrained=False)
+        except ModelUnavailable:
+            raise ModelUnavailable(REFUSED) from None
+    return LoadedModel(_load(checkpoint), checkpoint, untrained=False)
+
+
+# The same, on the process's shared Services (app.services.shared): for callers without a studio.
+def get_model(checkpoint: Optional[str] = None, progress: Optional[Callable] = None) -> LoadedModel:
+    from .services import shared
+
+    return shared().model(checkpoint, progress)
 
 
 def clear_cache() -> None:
-    with _LOCK:
-        _CACHE.clear()
+    from .services import shared
+
+    shared().clear("models")
+
+
+def configure_access(host: str = "127.0.0.1", share: bool = False) -> None:
+    from .services import shared
+
+    shared().served = is_served(host, share)

@@ -1,4 +1,5 @@
-"""Export: mp4 (with the source clip's sound) + gif of the chosen video, the re-openable .npz, and the session's masks and trajectories.
+"""Results column: the last edit's result views, and the export: mp4 (with the source clip's sound) + gif of
+the chosen video, the re-openable .npz, and the session's masks and trajectories.
 
 Everything is written at the video's output size (``state.video``), not at the size the
 views show: frames are rendered from the canonical edit, one frame at a time.
@@ -13,23 +14,46 @@ from gendef.imageutil import to_uint8
 from gendef.video.io import write_video
 
 from .errors import friendly
-from .segment import MASK_COLOR
+from .formats import masks_to_zip, tracks_to_csv, tracks_to_json
+from .segment import MASK_COLOR, SegmentPart
 from .state import StudioState
+from .track import TrackPart
 from .views import require_video
+
+PANEL = "result"
+ON_LOAD = ("result_video", "comparison", "result_files", "export_files")
 
 TRACK_CHUNK = 32  # frames rendered at once when drawing trajectories at output size
 TRACK_TRAIL = viz.TRACK_TRAIL  # frames a trail reaches back
 SEGMENT_TINT = 0.45
 
 
+def build(studio) -> None:
+    """The results column: the last edit's result views, and the export."""
+    result_video = gr.Video(label="Result", autoplay=True, loop=True, interactive=False, elem_id="result-video")
+    comparison = gr.Video(label="Original | result", autoplay=True, loop=True, interactive=False, elem_id="comparison-video")
+    result_files = gr.File(label="Result files", file_count="multiple", interactive=False, height=180, elem_id="result-files")
+    with gr.Accordion("Export", open=True):
+        which = gr.Radio(["result", "original"], value="result", label="Export")
+        export_btn = gr.Button("Export mp4 + gif + .npz (+ masks / tracks)", elem_id="export-btn")
+        export_files = gr.File(label="Exported files", file_count="multiple", interactive=False, height=180, elem_id="export-files")
+    studio.add(result_video=result_video, comparison=comparison, result_files=result_files, export_files=export_files)
+    studio.on(export_btn.click, export_all, ["state", which], ("export_files",))
+
+
+def reset(state: StudioState) -> dict:
+    return dict(result_video=None, comparison=None, result_files=None, export_files=None)
+
+
 def _session_files(state: StudioState) -> list:
     """Masks and trajectories made earlier in the session, whatever the last edit was."""
     files = []
-    if state.mask is not None and state.mask.any():
-        files.append(str(viz.masks_to_zip(state.video.propagate_mask(state.mask), state.new_path("masks.zip"))))
-    if state.tracks is not None:
-        pos, vis = state.tracks
-        for name, text in (("tracks.json", viz.tracks_to_json(pos, vis, state.video.fps)), ("tracks.csv", viz.tracks_to_csv(pos, vis))):
+    mask, tracks = state.part(SegmentPart).mask, state.part(TrackPart).tracks
+    if mask is not None and mask.any():
+        files.append(str(masks_to_zip(state.video.propagate_mask(mask), state.new_path("masks.zip"))))
+    if tracks is not None:
+        pos, vis = tracks
+        for name, text in (("tracks.json", tracks_to_json(pos, vis, state.video.fps)), ("tracks.csv", tracks_to_csv(pos, vis))):
             path = state.new_path(name)
             path.write_text(text)
             files.append(str(path))
@@ -41,8 +65,9 @@ def _export_video(state: StudioState, use_result: bool) -> CanonicalVideo:
     video, result = state.video, state.result
     if use_result and result.canonical is not None:
         return video.with_canonical(result.canonical)
-    if use_result and result.kind == "segment" and state.mask is not None:
-        a = SEGMENT_TINT * state.mask[..., None].astype(np.float32)
+    mask = state.part(SegmentPart).mask
+    if use_result and result.kind == "segment" and mask is not None:
+        a = SEGMENT_TINT * mask[..., None].astype(np.float32)
         return video.with_canonical(video.canonical * (1 - a) + np.float32(MASK_COLOR) * a)
     return video
 
@@ -50,9 +75,10 @@ def _export_video(state: StudioState, use_result: bool) -> CanonicalVideo:
 def _export_frames(state: StudioState, use_result: bool) -> np.ndarray:
     """uint8 [T, H, W, 3] at output size."""
     video = _export_video(state, use_result)
-    if not (use_result and state.result.kind == "track" and state.tracks is not None):
+    tracks = state.part(TrackPart).tracks
+    if not (use_result and state.result.kind == "track" and tracks is not None):
         return video.frames_uint8()
-    pos, vis = state.tracks
+    pos, vis = tracks
     out = []
     for a in range(0, video.num_frames, TRACK_CHUNK):  # trails reach back TRACK_TRAIL frames: render those again
         s, b = max(0, a - TRACK_TRAIL), min(video.num_frames, a + TRACK_CHUNK)

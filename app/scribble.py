@@ -9,10 +9,41 @@ from gendef import viz
 from gendef.imageutil import to_uint8
 
 from .errors import friendly, require
-from .state import Result
-from .views import EDIT_ON_CANONICAL, display_target, edit_frame, editor_update, finish, require_video
+from .formats import rgba_from_editor_layers
+from .state import Result, StudioState
+from .views import (DISPLAY_SIZE, EDIT_ON_CANONICAL, RESULT_VIEWS, display_canonical, display_target, edit_frame,
+                    edit_target, editor_update, finish, frame_slider, require_video)
 
+PANEL = "edit"
+ON_LOAD = ("editor", "scribble_on", "scribble_frame")
+BRUSH_COLORS = ["#ff2d2d", "#ffd400", "#19c37d", "#2f7bff", "#ffffff", "#000000"]
 NOTHING_DRAWN = "Nothing drawn yet: paint on the image with the brush first."
+
+
+def build(studio) -> None:
+    with gr.Tab("Scribble", id="tab-scribble"):
+        on, frame = edit_target("scribble")
+        editor = gr.ImageEditor(
+            label="Paint on the canonical image",
+            type="numpy",
+            image_mode="RGBA",
+            sources=(),
+            transforms=(),
+            brush=gr.Brush(default_size=24, colors=BRUSH_COLORS, color_mode="defaults"),
+            eraser=gr.Eraser(default_size=24),
+            layers=gr.LayerOptions(allow_additional_layers=True),
+            canvas_size=(DISPLAY_SIZE, DISPLAY_SIZE),
+            elem_id="scribble-editor",
+        )
+        apply_btn = gr.Button("Apply scribble to the video", variant="primary", elem_id="apply-scribble-btn")
+    studio.add(editor=editor, scribble_on=on, scribble_frame=frame)
+    for target in (on.input, frame.input):
+        studio.on(target, scribble_target, ["state", on, frame], ("editor",), concurrency_id="scribble-target", concurrency_limit=1)
+    studio.on(apply_btn.click, apply_scribble, ["state", editor, on, frame], RESULT_VIEWS)
+
+
+def reset(state: StudioState) -> dict:
+    return dict(editor=editor_update(display_canonical(state)), scribble_on=EDIT_ON_CANONICAL, scribble_frame=frame_slider(state))
 
 
 def _editor_rgba(value) -> np.ndarray:
@@ -21,7 +52,7 @@ def _editor_rgba(value) -> np.ndarray:
             "The editor is empty: sample or open a video first.")
     layers = [layer for layer in (value.get("layers") or []) if layer is not None]
     require(layers, NOTHING_DRAWN)
-    return viz.rgba_from_editor_layers(np.asarray(value["background"]), [np.asarray(x) for x in layers])
+    return rgba_from_editor_layers(np.asarray(value["background"]), [np.asarray(x) for x in layers])
 
 
 @friendly

@@ -1,20 +1,24 @@
 """Sources tab: sample from the model, decompose an uploaded clip, open a .npz or the example."""
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import gradio as gr
 
-from gendef import decomposition, viz
+from gendef import decomposition
 from gendef.video import fullsize
 from gendef.errors import GenDeFError
 from gendef.video.canonical_video import CanonicalVideo
-from gendef.video.reader import probe
+from gendef.video.io import VIDEO_EXTS
+from gendef.video.reader import VideoInfo, probe
 
 from .errors import fail, friendly, number, require, whole_number
-from .checkpoints import get_model
-from .state import StudioState
-from .views import EDIT_ON_CANONICAL, display_canonical, display_scale, editor_update, frame_slider, status_line, write_mp4
+from .state import StudioState, TabPart
+from .studio import LOADED, default_studio
+from .views import display_scale, status_line
 
+PANEL = "source"
+ON_LOAD = ("status", "notice")
 MIN_FRAMES, MAX_FRAMES = 16, 128
 MAX_UPLOAD_MB = 50
 MAX_CLIP_SECONDS = 600
@@ -29,37 +33,70 @@ MAX_SEED = 2**31 - 1
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_CLIP = EXAMPLES / "astronaut_pan.mp4"
 EXAMPLE_NPZ = EXAMPLES / "astronaut_pan.npz"
-VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif")
 
 
-def loaded_views(state: StudioState, progress, notice=None) -> dict:
-    """Everything the views show for a freshly loaded video; edits of the previous one are cleared."""
-    v = state.video
-    state.scale = display_scale(max(v.canvas_size))
-    progress(0.8, desc="rendering views")
-    canon = display_canonical(state)
-    views = dict(
-        state=state,
-        video=write_mp4(state, state.preview.frames(), "video.mp4"),
-        field=write_mp4(state, viz.deformation_video(state.preview), "deformation.mp4"),
-        canonical=canon,
-        strip=viz.deformation_strip(state.preview, num=4),
-        editor=editor_update(canon),
-        seg_image=canon,
-        track_image=canon,
-        result_video=None,
-        comparison=None,
-        result_files=None,
-        track_json="",
-        track_points="[]",
-        seg_points="",
-        status=status_line(state),
-        export_files=None,
-        scribble_on=EDIT_ON_CANONICAL,
-        scribble_frame=frame_slider(state),
-        seg_on=EDIT_ON_CANONICAL,
-        seg_frame=frame_slider(state),
+@dataclass
+class SamplePart(TabPart):
+    """Where the loaded video came from, when it was sampled (New motion samples it again)."""
+
+    checkpoint: str = ""
+    seed: int = 0
+    motion_seed: Optional[int] = None
+
+
+def build(studio) -> None:
+    with gr.Tabs():
+        with gr.Tab("Sample", id="tab-sample"):
+            ckpt = gr.Textbox(studio.checkpoint, label="Checkpoint", info="folder, hub id, or checkpoints/default", elem_id="checkpoint")
+            with gr.Row():
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
+                fps = gr.Slider(1, 60, value=16, step=1, label="fps", elem_id="fps")
+            frames = gr.Slider(MIN_FRAMES, MAX_FRAMES, value=16, step=1, label="Frames", elem_id="frames")
+            psi = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Truncation ψ", elem_id="psi")
+            with gr.Row():
+                sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-btn")
+                motion_btn = gr.Button("New motion", elem_id="new-motion-btn")
+        with gr.Tab("Upload clip", id="tab-upload"):
+            clip = gr.File(label=f"Video clip (≤ {MAX_UPLOAD_MB} MB)", file_types=list(VIDEO_EXTS), elem_id="clip-file")
+            with gr.Row():
+                clip_frames = gr.Slider(MIN_FRAMES, MAX_FRAMES, value=32, step=1, label="Frames to use")
+                clip_size = gr.Slider(MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE, value=128, step=32, label="Working size (px)", info="the motion is fitted at this size")
+            with gr.Row():
+                clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
+                clip_steps = gr.Slider(0, 1000, value=200, step=10, label="Optimisation steps", info="fewer is faster, more is sharper", elem_id="clip-steps")
+            decompose_btn = gr.Button("Decompose into canonical image + field", variant="primary", elem_id="decompose-btn")
+            if EXAMPLE_CLIP.is_file():
+                gr.Examples([[str(EXAMPLE_CLIP)]], inputs=[clip], label="Example clip")
+        with gr.Tab("Open .npz", id="tab-open"):
+            npz = gr.File(label="CanonicalVideo (.npz)", file_types=[".npz"], elem_id="npz-file")
+            open_btn = gr.Button("Open", variant="primary", elem_id="open-btn")
+            example_btn = gr.Button("Open the example (astronaut photo, known pan + zoom)", visible=EXAMPLE_NPZ.is_file(), elem_id="example-npz-btn")
+    output_size = gr.Dropdown(
+        list(OUTPUT_SIZES), value=OUTPUT_SOURCE, label="Output size", elem_id="output-size",
+        info="edits and exports at this size; clips: motion fitted at the working size, canonical rebuilt "
+        "from the full-size frames; samples: 1080p/720p are bicubic upscaling",
     )
+    studio.add(status=gr.Markdown("", elem_id="status"))
+
+    sample_inputs = ["state", ckpt, seed, frames, psi, fps, output_size]
+    studio.on(sample_btn.click, sample, sample_inputs, (LOADED,), concurrency_id="model")
+    studio.on(motion_btn.click, new_motion, sample_inputs, (LOADED,), concurrency_id="model")
+    studio.on(open_btn.click, open_npz, ["state", npz], (LOADED,))
+    studio.on(example_btn.click, open_example, ["state"], (LOADED,))
+    studio.on(decompose_btn.click, decompose_upload, ["state", clip, clip_frames, clip_size, clip_start, clip_steps, output_size], (LOADED,),
+              concurrency_id="heavy", concurrency_limit=1)
+    studio.on(studio.demo.load, sample, sample_inputs, (LOADED,), concurrency_id="model")
+
+
+def reset(state: StudioState) -> dict:
+    return dict(status=status_line(state), notice=gr.skip())
+
+
+def loaded_views(state: StudioState, progress, notice=None, studio=None) -> dict:
+    """Everything the views show for a freshly loaded video (every tab's reset)."""
+    state.scale = display_scale(max(state.video.canvas_size))
+    progress(0.8, desc="rendering views")
+    views = dict(state=state, **default_studio(studio).reset(state))
     if notice is not None:
         views["notice"] = notice
     progress(1.0, desc="done")
@@ -70,14 +107,14 @@ def _fresh(state) -> StudioState:
     return state if isinstance(state, StudioState) else StudioState()
 
 
-def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress, output_size=None) -> dict:
-    state = _fresh(state)
+def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress, output_size, studio) -> dict:
+    state, studio = _fresh(state), default_studio(studio)
     n = whole_number(num_frames, "Frames", MIN_FRAMES, MAX_FRAMES)
     fps = number(fps, "fps", 1, 60)
     seed = whole_number(seed, "Seed", 0, MAX_SEED)
     psi = number(psi, "Truncation ψ", 0.0, 1.5)
     progress(0.0, desc="loading model")
-    loaded = get_model(checkpoint, progress=progress)
+    loaded = studio.services.model(checkpoint, progress=progress)
     res = loaded.model.resolution
     require(res <= MAX_GRID_SIDE, f"{loaded.checkpoint} generates {res}px frames; the studio handles at most {MAX_GRID_SIDE}px.")
     progress(0.3, desc=f"sampling {n} frames")
@@ -90,11 +127,11 @@ def _sample(state, checkpoint, seed, num_frames, psi, fps, motion_seed, progress
         progress=lambda f, msg="": progress(0.3 + 0.45 * float(f), desc=msg or "sampling"),
     )
     video, upscale_note = _sample_output(video, output_size)
-    state.checkpoint, state.seed, state.motion_seed = loaded.checkpoint, seed, motion_seed
     label = "untrained demo model" if loaded.untrained else loaded.checkpoint
     motion = "" if motion_seed is None else f", motion seed {motion_seed}"
     state.set_video(video, f"Sampled: {label}, seed {seed}{motion}, ψ={psi:g}{upscale_note}")
-    return loaded_views(state, progress, loaded.notice)
+    state.parts[SamplePart] = SamplePart(loaded.checkpoint, seed, motion_seed)
+    return loaded_views(state, progress, loaded.notice, studio)
 
 
 def _sample_output(video: CanonicalVideo, output_size) -> tuple:
@@ -107,19 +144,20 @@ def _sample_output(video: CanonicalVideo, output_size) -> tuple:
 
 
 @friendly
-def sample(state, checkpoint, seed, num_frames, psi, fps, output_size=None, progress=gr.Progress()):
+def sample(state, checkpoint, seed, num_frames, psi, fps, output_size=None, progress=gr.Progress(), studio=None):
     """Sample a new video (new canonical image and new motion)."""
-    return _sample(state, checkpoint, seed, num_frames, psi, fps, None, progress, output_size)
+    return _sample(state, checkpoint, seed, num_frames, psi, fps, None, progress, output_size, studio)
 
 
 @friendly
-def new_motion(state, checkpoint, seed, num_frames, psi, fps, output_size=None, progress=gr.Progress()):
+def new_motion(state, checkpoint, seed, num_frames, psi, fps, output_size=None, progress=gr.Progress(), studio=None):
     """Fig. 6: same canonical image (same seed), new motion seed."""
-    if isinstance(state, StudioState) and state.video is not None and state.checkpoint:
-        base = state.motion_seed if state.motion_seed is not None else int(state.seed)
-        return _sample(state, state.checkpoint, state.seed, num_frames, psi, fps, (base + 1) % 2**31, progress, output_size)
+    if isinstance(state, StudioState) and state.video is not None and state.part(SamplePart).checkpoint:
+        was = state.part(SamplePart)
+        base = was.motion_seed if was.motion_seed is not None else int(was.seed)
+        return _sample(state, was.checkpoint, was.seed, num_frames, psi, fps, (base + 1) % 2**31, progress, output_size, studio)
     seed = whole_number(seed or 0, "Seed", 0, MAX_SEED)
-    return _sample(state, checkpoint, seed, num_frames, psi, fps, seed + 1, progress, output_size)
+    return _sample(state, checkpoint, seed, num_frames, psi, fps, seed + 1, progress, output_size, studio)
 
 
 def _limit_video(video: CanonicalVideo) -> CanonicalVideo:
@@ -162,42 +200,41 @@ def _upload_path(file) -> Path:
     return path
 
 
-def _header(path: Path):
-    """The one reader's header facts, or None when the file cannot be probed (decompose then says why)."""
+def _header(clip) -> Optional[VideoInfo]:
+    """The one reader's header facts for a path (or a header already probed), None when the file
+    cannot be probed (decompose then says why)."""
+    if clip is None or isinstance(clip, VideoInfo):
+        return clip
     try:
-        return probe(path)
+        return probe(clip)
     except GenDeFError:
         return None
 
 
-def clip_length(path: Path) -> tuple:
-    """(frames, fps) from the header, without decoding; (0, 0.0) when unknown."""
-    info = _header(path)
+def clip_length(clip) -> tuple:
+    """(frames, fps) from the header of a path or probe, without decoding; (0, 0.0) when unknown."""
+    info = _header(clip)
     return (info.frames, info.fps) if info else (0, 0.0)
 
 
-def clip_size(path: Path) -> Optional[tuple]:
-    """(H, W) of the clip's frames (rotation applied) from the header, None when unknown."""
-    info = _header(path)
-    return (info.height, info.width) if info else None
-
-
-def decompose_output_size(path: Path, choice) -> str:
-    """The Output size choice as gendef.video.fullsize understands it ("source" capped at 1080p here)."""
+def decompose_output_size(clip, choice) -> str:
+    """The Output size choice as gendef.video.fullsize understands it ("source" capped at 1080p here,
+    decided from the header of ``clip``: a path or its probe)."""
     require(choice in OUTPUT_SIZES, f"Output size must be one of {', '.join(OUTPUT_SIZES)}.")
     if choice == OUTPUT_WORKING:
         return "working"
     if choice != OUTPUT_SOURCE:
         return choice
-    hw = clip_size(path)
-    if hw is None:
+    info = _header(clip)
+    if info is None:
         return "1080p"
+    hw = (info.height, info.width)
     h, w = fullsize.resolve_output_size("source", hw, hw, cap_1080p=True)
     return f"{w}x{h}"
 
 
-def _check_clip(path: Path, start: int, n: int) -> None:
-    frames, fps = clip_length(path)
+def _check_clip(path: Path, info: Optional[VideoInfo], start: int, n: int) -> None:
+    frames, fps = clip_length(info)
     if frames and fps > 0 and frames / fps > MAX_CLIP_SECONDS:
         fail(f"{path.name} lasts {frames / fps / 60:.0f} min; the limit is {MAX_CLIP_SECONDS // 60} min. Trim it first.")
     if frames and start >= frames:
@@ -207,7 +244,7 @@ def _check_clip(path: Path, start: int, n: int) -> None:
 
 
 @friendly
-def open_npz(state, file, progress=gr.Progress()):
+def open_npz(state, file, progress=gr.Progress(), studio=None):
     """Re-open a CanonicalVideo saved by the studio, the CLI or the Python API."""
     state = _fresh(state)
     path = _upload_path(file)
@@ -215,22 +252,22 @@ def open_npz(state, file, progress=gr.Progress()):
     _check_npz_header(path)
     progress(0.1, desc="reading")
     video = _limit_video(CanonicalVideo.load(path))
-    state.checkpoint = ""
     state.set_video(video, f"Opened {path.name}")
-    return loaded_views(state, progress)
+    return loaded_views(state, progress, studio=studio)
 
 
 @friendly
-def open_example(state, progress=gr.Progress()):
+def open_example(state, progress=gr.Progress(), studio=None):
     """One click to a real (decomposed) video, even offline and without a trained model."""
     require(EXAMPLE_NPZ.is_file(), "The example file is missing from assets/examples.")
-    return open_npz.__wrapped__(state, str(EXAMPLE_NPZ), progress)
+    return open_npz.__wrapped__(state, str(EXAMPLE_NPZ), progress, studio)
 
 
 @friendly
-def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, progress=gr.Progress()):
+def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, progress=gr.Progress(), studio=None):
     """Real clip -> CanonicalVideo with the decomposer (gendef.decomposition): motion fitted at the
-    working size, canonical image rebuilt from the full-size frames at the output size."""
+    working size, canonical image rebuilt from the full-size frames at the output size.
+    The header is probed once here and handed to the decomposer; threads stay as the services set them."""
     state = _fresh(state)
     path = _upload_path(file)
     require(path.suffix.lower() in VIDEO_EXTS, f"{path.name}: unsupported type; upload one of {', '.join(VIDEO_EXTS)}.")
@@ -238,15 +275,17 @@ def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_s
     size = whole_number(size, "Size", MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE)
     start = whole_number(start or 0, "Start frame", 0, 10**7)
     steps = whole_number(steps, "Steps", 0, MAX_DECOMPOSE_STEPS)
-    _check_clip(path, start, n)
-    out_size = decompose_output_size(path, output_size)
+    info = _header(path)
+    _check_clip(path, info, start, n)
+    out_size = decompose_output_size(info, output_size)
     progress(0.0, desc="decomposing")
 
     def report(fraction, message=""):
         progress(min(max(float(fraction), 0.0), 1.0) * 0.75, desc=message or "decomposing")
 
-    video = _limit_video(decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report, output_size=out_size))
-    state.checkpoint = ""
+    video = decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report,
+                                         output_size=out_size, info=info, threads=None)
+    video = _limit_video(video)
     chosen = video.metadata.get("layers_reason")
     state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})" + (f"; {chosen}" if chosen else ""))
-    return loaded_views(state, progress)
+    return loaded_views(state, progress, studio=studio)

@@ -1,9 +1,10 @@
 """Per-session studio state, kept in a ``gr.State`` so one user never sees another's work."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -37,32 +38,51 @@ def preview_of(video: CanonicalVideo) -> CanonicalVideo:
     return video.with_size((max(2, int(round(h * s))), max(2, int(round(w * s)))))
 
 
+class TabPart:
+    """A tab's share of the session (its clicks, mask, tracks...): a dataclass in the tab's module.
+
+    A new video starts every part afresh, so a part's defaults are its reset. Its fields read
+    through the state too (``state.mask``); field names are unique across parts.
+    """
+
+    kinds: list = []  # every part class, in the order their modules define them
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        TabPart.kinds.append(cls)
+
+
 @dataclass
 class StudioState:
     video: Optional[CanonicalVideo] = None  # at output size: edits and exports
     preview: Optional[CanonicalVideo] = None  # the same, display-sized: what the views show
     source: str = ""
-    checkpoint: str = ""
-    seed: int = 0
-    motion_seed: Optional[int] = None
     scale: float = 1  # display pixels per canonical pixel (views.display_scale: int upscale or float downscale)
     result: Optional[Result] = None
-    seg_positive: list = field(default_factory=list)
-    seg_negative: list = field(default_factory=list)
-    seg_box: list = field(default_factory=list)
-    seg_box_frame: list = field(default_factory=list)  # box corners clicked on a frame: (frame, x, y)
-    mask: Optional[np.ndarray] = None
-    track_points: list = field(default_factory=list)
-    tracks: Optional[tuple] = None
+    parts: dict = field(default_factory=dict)  # TabPart class -> that tab's part
     counter: int = 0
     workdir: str = ""
+
+    def part(self, kind):
+        """This session's part of one tab (``kind``: its TabPart class), made fresh on first use."""
+        if kind not in self.parts:
+            self.parts[kind] = kind()
+        return self.parts[kind]
+
+    def __getattr__(self, name):
+        """A tab's field read through the state (state.mask, state.track_points)."""
+        if name.startswith("_") or "parts" not in self.__dict__:
+            raise AttributeError(name)
+        for kind in TabPart.kinds:
+            if name in {f.name for f in fields(kind)}:
+                return getattr(self.part(kind), name)
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
 
     def new_path(self, name: str) -> Path:
         """A fresh file name in this session's folder (fresh so browsers never show a stale cached file)."""
         if not self.workdir or not Path(self.workdir).is_dir():
             SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
-            self.workdir = tempfile.mkdtemp(prefix="session-", dir=SCRATCH_ROOT)
-            _CREATED.add(self.workdir)
+            self.workdir = tempfile.mkdtemp(prefix=_session_prefix(), dir=SCRATCH_ROOT)
         self.counter += 1
         stem, dot, ext = name.rpartition(".")
         return Path(self.workdir) / f"{stem}-{self.counter:04d}{dot}{ext}"
@@ -72,34 +92,25 @@ class StudioState:
         self.video = video
         self.preview = preview_of(video)
         self.source = source
-        self.clear_edits()
-
-    def clear_segmentation(self) -> None:
-        self.seg_positive, self.seg_negative, self.seg_box, self.seg_box_frame = [], [], [], []
-        self.mask = None
-
-    def clear_edits(self) -> None:
         self.result = None
-        self.clear_segmentation()
-        self.track_points = []
-        self.tracks = None
+        self.parts = {}
+
+
+def _session_prefix() -> str:
+    """Session folders carry the server's process id, so the server removes exactly its own at exit."""
+    return f"session-{os.getpid()}-"
 
 
 def cleanup(state: Optional[StudioState]) -> None:
     """gr.State delete callback: drop the session's files when the session expires."""
     if isinstance(state, StudioState) and state.workdir:
         shutil.rmtree(state.workdir, ignore_errors=True)
-        _CREATED.discard(state.workdir)
-
-
-# session folders made by this server process: removed when it ends (normal exit, Ctrl-C, SIGTERM)
-_CREATED: set = set()
 
 
 def remove_session_folders() -> None:
-    for d in list(_CREATED):
+    """Remove the session folders this server process made (normal exit, Ctrl-C, SIGTERM)."""
+    for d in SCRATCH_ROOT.glob(_session_prefix() + "*"):
         shutil.rmtree(d, ignore_errors=True)
-        _CREATED.discard(d)
 
 
 def install_exit_cleanup() -> None:

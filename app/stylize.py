@@ -6,19 +6,48 @@ from gendef.editing.looks import LOOKS
 from gendef.editing.looks import apply_look as _look
 
 from .errors import friendly, number, require, whole_number
+from .services import shared
 from .state import Result
-from .views import finish, require_video
+from .studio import services_of
+from .views import RESULT_VIEWS, finish, require_video
 
-_PRELOADED: dict = {}  # (control, fast) -> Stylizer built by a test or a Space
+PANEL = "edit"
+
+
+def build(studio) -> None:
+    with gr.Tab("Stylize", id="tab-stylize"):
+        status = gr.Markdown(elem_id="stylize-status")
+        prompt = gr.Textbox(label="Prompt", placeholder="a watercolor painting, vivid colours", elem_id="prompt")
+        negative = gr.Textbox(label="Negative prompt", value="blurry, low quality")
+        with gr.Row():
+            control = gr.Dropdown(control_types(), value="canny", label="Control")
+            fast = gr.Checkbox(True, label="Few-step mode (LCM-LoRA)")
+        with gr.Row():
+            strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength")
+            steps = gr.Slider(1, 50, value=4, step=1, label="Steps")
+            seed = gr.Number(0, label="Seed", precision=0)
+        style_btn = gr.Button("Stylize canonical image", variant="primary")
+        gr.Markdown("**Offline looks** (OpenCV, no downloads)")
+        with gr.Row():
+            look = gr.Dropdown(look_names(), value=(look_names() or [None])[0], label="Look", elem_id="look")
+            look_strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Look strength")
+        look_btn = gr.Button("Apply look", elem_id="apply-look-btn")
+    studio.add(style_status=status)
+    studio.on(style_btn.click, apply_stylize, ["state", prompt, negative, control, strength, steps, seed, fast], RESULT_VIEWS,
+              concurrency_id="heavy", concurrency_limit=1)
+    studio.on(control.change, stylize_status, [control, fast], "style_status")
+    studio.on(fast.change, stylize_status, [control, fast], "style_status")
+    studio.on(look_btn.click, apply_look, ["state", look, look_strength], RESULT_VIEWS)
+    studio.on(studio.demo.load, stylize_status, [control, fast], "style_status")
 
 
 def control_types() -> list:
     return list(st.CONTROL_TYPES)
 
 
-def stylize_status(control: str = "canny", fast: bool = True) -> str:
+def stylize_status(control: str = "canny", fast: bool = True, studio=None) -> str:
     """Plain-language availability line for the Stylize tab (never downloads)."""
-    if (control, bool(fast)) in _PRELOADED:
+    if services_of(studio).has_stylizer(control, fast):
         return f"ControlNet ({control}) pipeline preloaded."
     ok, msg = st.weights_status(control or "canny", fast=bool(fast))
     if ok:
@@ -27,27 +56,16 @@ def stylize_status(control: str = "canny", fast: bool = True) -> str:
 
 
 def set_stylizer(stylizer, control: str = "canny", fast: bool = True) -> None:
-    """Install an already-built Stylizer (tests, or a Space that preloads one)."""
-    _PRELOADED[(control, bool(fast))] = stylizer
+    """Install an already-built Stylizer in the shared services (tests, scripts)."""
+    shared().set_stylizer(stylizer, control, fast)
 
 
 def clear_stylizers() -> None:
-    _PRELOADED.clear()
-
-
-def _get_stylizer(control: str, fast: bool, progress):
-    """The process-wide pipeline from gendef.editing (downloads on first use unless offline)."""
-    if (control, bool(fast)) in _PRELOADED:
-        return _PRELOADED[(control, bool(fast))]
-
-    def report(fraction, desc=""):
-        progress(0.05 + 0.25 * float(fraction), desc=desc or "loading ControlNet")
-
-    return st.get_stylizer(control=control, fast=fast, progress=report)
+    shared().clear("stylizers")
 
 
 @friendly
-def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast, progress=gr.Progress(track_tqdm=True)):
+def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast, progress=gr.Progress(track_tqdm=True), studio=None):
     """Fig. 5b/5c: ControlNet img2img on the canonical image, then re-warp."""
     state = require_video(state)
     prompt = (prompt or "").strip()
@@ -56,7 +74,11 @@ def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast,
     steps = whole_number(steps, "Steps", 1, 50)
     seed = whole_number(seed, "Seed", 0, 2**31 - 1)
     progress(0.0, desc="loading ControlNet")
-    stylizer = _get_stylizer(control or "canny", fast, progress)
+
+    def loading(fraction, desc=""):
+        progress(0.05 + 0.25 * float(fraction), desc=desc or "loading ControlNet")
+
+    stylizer = services_of(studio).stylizer(control or "canny", fast, loading)
 
     def report(fraction, desc=""):
         progress(0.3 + 0.5 * float(fraction), desc=desc or "diffusing")

@@ -1,6 +1,6 @@
 """What the views show: display scaling, click coordinates, status lines and result files.
 
-Callbacks return ``{view name: value}`` dicts; ``app.ui`` maps each name to its component.
+Callbacks return ``{view name: value}`` dicts; ``app.studio`` maps each name to the component a tab registered.
 """
 from typing import Optional
 
@@ -17,13 +17,16 @@ from .state import Result, StudioState
 DISPLAY_SIZE = 512  # small pictures are shown upscaled by a whole factor to about this
 DISPLAY_MAX = 1024  # large (full-size) canonical images are shown downscaled to this long side
 
-# the views a freshly loaded video resets, and the views every edit result fills
-LOAD_VIEWS = (
-    "state", "video", "field", "canonical", "strip", "editor", "seg_image", "track_image", "result_video",
-    "comparison", "result_files", "track_json", "track_points", "seg_points", "status", "notice", "export_files",
-    "scribble_on", "scribble_frame", "seg_on", "seg_frame",
-)
-RESULT_VIEWS = ("state", "result_video", "comparison", "result_files", "status")
+RESULT_VIEWS = ("state", "result_video", "comparison", "result_files", "status")  # what every edit result fills
+
+
+def __getattr__(name):
+    """LOAD_VIEWS: the views a freshly loaded video resets, as the studio's tabs declare them."""
+    if name == "LOAD_VIEWS":
+        from .studio import default_studio
+
+        return default_studio().load_views
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def require_video(state: Optional[StudioState]) -> StudioState:
@@ -80,6 +83,14 @@ def edit_frame(state: StudioState, on, frame):
     if on != EDIT_ON_FRAME:
         return None
     return whole_number(frame, "Frame", 0, state.video.num_frames - 1)
+
+
+def edit_target(name: str):
+    """'Edit on: canonical image | a frame' and the frame slider (its range is set when a video loads)."""
+    with gr.Row():
+        on = gr.Radio([EDIT_ON_CANONICAL, EDIT_ON_FRAME], value=EDIT_ON_CANONICAL, label="Edit on", elem_id=f"{name}-on")
+        frame = gr.Slider(0, 15, value=0, step=1, label="Frame", elem_id=f"{name}-frame")
+    return on, frame
 
 
 def frame_slider(state: StudioState):

@@ -29,8 +29,8 @@ import gradio as gr
 import numpy as np
 
 from app import scribble, segment, sources, stylize, track, views
-from app import checkpoints
 from app.checkpoints import LoadedModel, get_model
+from app.services import shared
 from app.state import StudioState, cleanup
 
 
@@ -114,7 +114,7 @@ def main():
         torch.manual_seed(0)
         narrow = GenDeF(resolution=args.resolution, channel_base=1024, channel_max=32, deformation_channel_base=512, deformation_channel_max=16).eval()
         args.checkpoint = f"narrow-untrained-{args.resolution}"
-        checkpoints._CACHE[args.checkpoint] = LoadedModel(narrow, args.checkpoint, untrained=True)
+        shared().set_model(LoadedModel(narrow, args.checkpoint, untrained=True))
     loaded = get_model(args.checkpoint)
     label = loaded.checkpoint if not loaded.untrained or args.resolution else "untrained demo model"
     results = {n: run(n, args.repeats, args.checkpoint) for n in args.frames}
@@ -137,7 +137,7 @@ def main_config(args):
     torch.manual_seed(0)
     model = GenDeF(**load_config(args.config)["model"]).eval()
     args.checkpoint = f"untrained-{Path(args.config).stem}"
-    checkpoints._CACHE[args.checkpoint] = LoadedModel(model, args.checkpoint, untrained=True)
+    shared().set_model(LoadedModel(model, args.checkpoint, untrained=True))
     cells = {}
     for n in args.frames:
         rows = sample_rows(n, args.repeats, args.checkpoint)

@@ -157,7 +157,7 @@ def test_upload_checks_and_decompose(tmp_path, monkeypatch):
 
     calls = {}
 
-    def fake_decompose(path, start=0, frames=None, size=256, steps=None, progress=None, output_size=None):
+    def fake_decompose(path, start=0, frames=None, size=256, steps=None, progress=None, output_size=None, info=None, threads=1):
         calls.update(path=path, start=start, frames=frames, size=size, steps=steps, output_size=output_size)
         progress(0.5, "halfway")
         return _panning_video(frames)

@@ -9,6 +9,7 @@ import pytest
 
 from gendef.video.canonical_video import CanonicalVideo
 from gendef.video.grid import identity_grid
+from app.formats import masks_to_zip, rgba_from_editor_layers, tracks_to_csv, tracks_to_json
 from gendef.viz import (
     color_wheel,
     cutout,
@@ -16,14 +17,10 @@ from gendef.viz import (
     deformation_video,
     draw_tracks,
     flow_to_color,
-    masks_to_zip,
     overlay_masks,
     point_colors,
     resize_image,
-    rgba_from_editor_layers,
     side_by_side,
-    tracks_to_csv,
-    tracks_to_json,
 )
 
 

@@ -164,6 +164,7 @@ def decompose_file(
     size: int = 256,
     steps: Optional[int] = None,
     progress: Optional[ProgressFn] = None,
+    info=None,
     **kwargs,
 ) -> CanonicalVideo:
     """Read a clip (video file, gif or folder of frames) and decompose it.
@@ -171,7 +172,9 @@ def decompose_file(
     ``start``/``frames`` pick the clip, ``size`` is the long side of the working
     resolution; the source fps is kept. Sizes are checked from the header before anything
     is decoded; without a full-size output the frames are scaled to the working size as
-    they are decoded, so a huge source never sits in memory whole.
+    they are decoded, so a huge source never sits in memory whole. ``info``: the clip's
+    header when the caller has probed it already (``gendef.video.reader.probe``); the
+    output size is decided here once, from the header, and passed on as "WxH".
     """
     from ..errors import VideoIOError
     from ..video.audio import source_audio
@@ -183,14 +186,17 @@ def decompose_file(
     if frames is not None and frames < 2:
         raise DecomposeError(f"need at least 2 frames to decompose, got --frames {frames}")
     try:
-        info = probe(p)
+        info = probe(p) if info is None else info
         plan = _decode_plan(info, size, kwargs.get("output_size"))
+        out_hw = plan.pop("output_hw")
+        if out_hw is not None:
+            kwargs["output_size"] = f"{out_hw[1]}x{out_hw[0]}"
         need = info.decoded_bytes(start, frames, itemsize=4 if plan["dtype"] == "float32" else 1)
         if plan["resize_to"] is not None:
             need = need * (plan["resize_to"][0] * plan["resize_to"][1]) // max(1, info.height * info.width)
         if need > 0.5 * inputs.available_memory():
             raise DecomposeError(f"{path}: clip too large for memory ({need / 2**30:.1f} GiB decoded); pick fewer frames with --frames")
-        video, fps = read_video(p, start=start, num_frames=frames, **plan)
+        video, fps = read_video(p, start=start, num_frames=frames, info=info, **plan)
     except VideoIOError as e:
         raise DecomposeError(str(e)) from None
     vid = decompose(video, size=size, steps=steps, fps=fps, progress=progress, **kwargs)
@@ -204,13 +210,14 @@ def decompose_file(
 def _decode_plan(info, size: Optional[int], output_size) -> dict:
     """How to decode: at the working size (float, exactly what ``decompose`` would resize to),
     or, for a full-size output, at the output size (never larger than the source), refused
-    from the header when that full-size canonical could not be built."""
+    from the header when that full-size canonical could not be built; ``output_hw``: that
+    output size (None for the working size)."""
     from ..video.fullsize import check_canonical_budget, resolve_output_size
 
     work = working_size(info.height, info.width, size)
     if output_size is None or str(output_size).strip().lower() == "working":
-        return {"resize_to": work, "dtype": "float32"}
+        return {"resize_to": work, "dtype": "float32", "output_hw": None}
     hw = resolve_output_size(output_size, (info.height, info.width), work)
     check_canonical_budget(hw)
     smaller = hw[0] * hw[1] < info.height * info.width
-    return {"resize_to": hw if smaller else None, "dtype": "uint8"}
+    return {"resize_to": hw if smaller else None, "dtype": "uint8", "output_hw": hw}

@@ -345,12 +345,14 @@ _CACHE_LOCK = threading.Lock()
 
 
 def get_segmenter(checkpoint: Optional[str] = None, model_type: str = DEFAULT_SAM, device: Optional[str] = None,
-                  local_files_only: bool = False) -> Segmenter:
-    """Process-wide SAM segmenter (loaded once; sessions share it, calls are serialised)."""
+                  local_files_only: bool = False, cache: Optional[dict] = None) -> Segmenter:
+    """A shared SAM segmenter (loaded once; sessions share it, calls are serialised), kept in
+    ``cache``, a dict the caller owns (the studio's services), or, when None, in this module."""
     key = (resolve_checkpoint(checkpoint, model_type), _check_type(model_type), device)
+    cache = _CACHED if cache is None else cache
     with _CACHE_LOCK:
-        if _CACHED.get("key") != key:
-            _CACHED.clear()
-            _CACHED["segmenter"] = Segmenter.from_pretrained(checkpoint, model_type, device, local_files_only)
-            _CACHED["key"] = key
-        return _CACHED["segmenter"]
+        if cache.get("key") != key:
+            cache.clear()
+            cache["segmenter"] = Segmenter.from_pretrained(checkpoint, model_type, device, local_files_only)
+            cache["key"] = key
+        return cache["segmenter"]

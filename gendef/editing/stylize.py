@@ -431,21 +431,23 @@ _CACHE_LOCK = threading.Lock()
 def get_stylizer(control: str = "canny", fast: bool = True, base: Optional[str] = None,
                  controlnet: Optional[str] = None, device: Optional[str] = None, local_files_only: bool = False,
                  progress: Optional[Callable] = None, size: Optional[int] = 512,
-                 lcm_lora: Optional[str] = None) -> Stylizer:
-    """Process-wide stylizer, rebuilt only when the models change.
+                 lcm_lora: Optional[str] = None, cache: Optional[dict] = None) -> Stylizer:
+    """A shared stylizer, rebuilt only when the models change.
 
-    A Stable Diffusion pipeline takes GBs of memory, so the app shares one
-    between sessions and keeps only the most recently requested configuration.
+    A Stable Diffusion pipeline takes GBs of memory, so a caller keeps one and only the
+    most recently requested configuration: in ``cache``, a dict the caller owns (the
+    studio's services), or, when None, in this module (for scripts).
     """
     c = _check_control(control)
     ids = resolve_ids(c, base, controlnet, lcm_lora)
     key = (c, bool(fast), ids["base"], ids["controlnet"], ids["lcm_lora"], device, size)
+    cache = _CACHED if cache is None else cache
     with _CACHE_LOCK:
-        if _CACHED.get("key") != key:
-            _CACHED.clear()
-            _CACHED["stylizer"] = Stylizer.from_pretrained(
+        if cache.get("key") != key:
+            cache.clear()
+            cache["stylizer"] = Stylizer.from_pretrained(
                 base=ids["base"], controlnet=ids["controlnet"], control=c, fast=fast, device=device,
                 local_files_only=local_files_only, progress=progress, lcm_lora=ids["lcm_lora"], size=size,
             )
-            _CACHED["key"] = key
-        return _CACHED["stylizer"]
+            cache["key"] = key
+        return cache["stylizer"]

@@ -292,15 +292,17 @@ def read_video(
     resize_to: Optional[Sequence[int]] = None,
     dtype: str = "uint8",
     max_bytes: int = MAX_DECODE_BYTES,
+    info: Optional[VideoInfo] = None,
 ) -> tuple:
     """Video file, gif or folder of frames -> (frames [T, H, W, 3], fps).
 
     Only the requested clip is decoded, and only after its decoded size (from the header)
     is checked against ``max_bytes``. ``resize_to=(H, W)`` scales each frame with INTER_AREA
     as it is decoded; ``dtype="float32"`` converts each frame to [0, 1] first (then resizes).
+    ``info``: the header of ``path`` when the caller has probed it already.
     """
     want = _check_request(path, start, num_frames, max_frames)
-    info = probe(path)
+    info = probe(path) if info is None else info
     sink = _Sink(resize_to, dtype)
     _check_budget(info, start, want, sink, max_bytes)
     if info.kind == "folder":
