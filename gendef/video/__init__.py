@@ -3,6 +3,8 @@
 - :mod:`~gendef.video.canonical_video`: ``CanonicalVideo``, a canonical image + sampling grid + fps.
 - :mod:`~gendef.video.grid`: pixel conventions, identity, upsampling and inversion of grids.
 - :mod:`~gendef.video.io`: reading and writing video and image files.
+- :mod:`~gendef.video.reader`: the one video reader: header probes, clips read with their size checked first.
+- :mod:`~gendef.video.decoder_logging`: the decoders kept quiet for one read, their settings restored after.
 - :mod:`~gendef.video.npzfile`: ``.npz`` headers checked before anything is decompressed.
 - :mod:`~gendef.video.audio`: the source clip's sound, muxed into exports.
 - :mod:`~gendef.video.fullsize`: the canonical image at the source's full resolution.
