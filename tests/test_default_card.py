@@ -50,6 +50,12 @@ def test_zero_field_keeps_the_latents_and_shows_the_canonical_image(models):
 
 
 def _card(speed_rel=0.0, mean_pct=5.0, swd_pairs=((10.0, 12.0),), fvd=(1.0, 2.0), latency=None):
+    """({figure: met}, the field statistics) of a card with these measurements."""
+    card, stats = _card_dict(speed_rel, mean_pct, swd_pairs, fvd, latency)
+    return {f["figure"]: f["met"] for f in dc.figures(card)}, stats
+
+
+def _card_dict(speed_rel=0.0, mean_pct=5.0, swd_pairs=((10.0, 12.0),), fvd=(1.0, 2.0), latency=None):
     stats = {"mean_pct": mean_pct, "hf_pct": 0.2, "coverage": 0.8, "speed_pct": 0.4 * (1 + speed_rel)}
     draws = [{"draw": i, "model": a, "baseline": b, "floor": 1.0} for i, (a, b) in enumerate(swd_pairs)]
     swd = {"draws": draws, "model_mean": np.mean([d["model"] for d in draws]), "model_std": 0.0,
@@ -57,20 +63,22 @@ def _card(speed_rel=0.0, mean_pct=5.0, swd_pairs=((10.0, 12.0),), fvd=(1.0, 2.0)
     card = {"field_health": {"mean": stats, "data_speed": {"pct": 0.4}}, "swd": swd,
             "fvd": {"frames": 16, "model": fvd[0], "zero_field": fvd[1]}}
     if latency:
-        card["latency"] = {"rows": [{"action": "a", "frames": n, "wall_s": s, "cpu_s": None} for n, s in latency]}
-    return {f["figure"]: f["met"] for f in dc.figures(card)}, stats
+        card["latency"] = {"threads": 2, "rows": [{"action": "a", "frames": n, "wall_s": w, "cpu_s": c} for n, w, c in latency]}
+    return card, stats
 
 
 def test_verdicts_follow_the_bands_and_the_comparisons():
-    met, stats = _card(speed_rel=0.29, latency=[(16, 0.9), (128, 2.9)])
+    met, stats = _card(speed_rel=0.29, latency=[(16, 2.5, 0.9), (128, 2.9, 5.0)])  # a shared machine: wall or CPU
     assert all(v is True for v in met.values()) and len(met) == 8
     assert health_warnings(stats, 0.4) == []  # the monitor agrees: healthy
     met, stats = _card(speed_rel=-0.31, mean_pct=BANDS["mean_pct"] + 0.1)
     assert not met["field: speed"] and not met["field: mean |m|"] and len(health_warnings(stats, 0.4)) == 2
-    met, _ = _card(swd_pairs=((10.0, 12.0), (12.5, 12.0)), fvd=(2.0, 2.0), latency=[(16, 1.1), (128, 2.0)])
+    met, _ = _card(swd_pairs=((10.0, 12.0), (12.5, 12.0)), fvd=(2.0, 2.0), latency=[(16, 1.1, 1.2), (128, 2.0, 2.0)])
     assert met["SWD x1e3 (data at the model's size)"] is False  # better on average, not in every draw
     assert met["FVD16 (random I3D)"] is False  # motion must make it better, not equal
     assert met["studio latency, 16 frames"] is False and met["studio latency, 128 frames"] is True
+    rows = dc.figures({**_card_dict()[0], "latency": {"threads": 2, "rows": [{"action": "a", "frames": 16, "wall_s": 4.0, "cpu_s": 1.6}]}})
+    assert rows[-2]["met"] is False and "rerun on idle cores" in rows[-2]["measured"]  # 0.8 s per thread
     met, _ = _card()
     assert met["studio latency, 16 frames"] is None  # not measured is not met
 
