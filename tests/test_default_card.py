@@ -8,7 +8,7 @@ import torch
 
 from benchmarks import default_card as dc
 from benchmarks.default_fingerprint import fingerprint, fingerprint_problems, write_fingerprint
-from benchmarks.default_install import install, sittings_summary
+from benchmarks.default_install import TEMPLATE, install, render_card, sittings_summary
 from gendef import GenDeF
 from gendef.errors import UsageError
 from gendef.metrics.evaluation import generated_clips
@@ -135,6 +135,8 @@ def test_card_measures_writes_and_installs(models, tmp_path, capsys, monkeypatch
 
     assert Image.open(strip).height >= 4 * 2 * 96  # four seeds: frames row and field row each
     assert fingerprint_problems(dest, json.loads(fp.read_text())) == []
+    shipped = render_card(TEMPLATE.read_text().replace("TODO(lead)", "written"), card, md, sittings_summary([sitting]), 10**6)
+    assert "{{" not in shipped and "# GenDeF default model: procedural sky time-lapses, 32×32" in shipped
 
 
 def test_fingerprint_fails_on_new_weights_and_on_changed_samples(models, tmp_path):
