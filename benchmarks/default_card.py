@@ -259,6 +259,7 @@ def measure(a) -> dict:
     t0 = time.process_time()
     card = {"model": str(a.model), "model_sha256": file_sha256(Path(a.model) / "model.safetensors"),
             "resolution": model.resolution, "parameters": model.num_parameters(), "baseline": a.baseline,
+            "baseline_sha256": file_sha256(Path(a.baseline) / "model.safetensors") if a.baseline else None,
             "machine": a.machine, "date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "command": "python -m benchmarks.default_card " + " ".join(a.argv)}
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]

@@ -113,6 +113,7 @@ def test_card_measures_writes_and_installs(models, tmp_path, capsys, monkeypatch
     assert [f["met"] for f in card["figures"]][-1] is None  # 128 frames not timed here
     assert {r["frames"] for r in card["latency"]["rows"]} == {16} and len(card["latency"]["rows"]) == 6
     assert all(r["baseline"] > 0 and r["model"] > 0 for r in card["swd"]["draws"])
+    assert card["baseline_sha256"] == fingerprint(old)["files"]["model.safetensors"]  # which model was beaten
 
     dest, strip, fp, template = tmp_path / "default", tmp_path / "strip.png", tmp_path / "fp.json", tmp_path / "t.md"
     template.write_text("# {{resolution}} px, {{parameters_m}} M\n{{sittings}}\n{{figures}}\n")
