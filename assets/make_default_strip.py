@@ -5,6 +5,7 @@ One row per seed: canonical image, 4 frames of a 64-frame video, and below them 
 displacement of each frame (colour wheel: hue = direction, saturation = magnitude).
 """
 import argparse
+import os
 
 import numpy as np
 from PIL import Image
@@ -27,7 +28,9 @@ def main():
     rows = []
     for s in strips:
         rows += [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255), gap]
-    Image.fromarray(np.concatenate(rows[:-1])).save(a.out, optimize=True)
+    tmp = a.out + ".tmp"  # atomic: a reader never sees half a PNG
+    Image.fromarray(np.concatenate(rows[:-1])).save(tmp, format="PNG", optimize=True)
+    os.replace(tmp, a.out)
     print(f"wrote {a.out}")
 
 

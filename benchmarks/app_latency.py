@@ -69,10 +69,10 @@ def sample_rows(num_frames, repeats, checkpoint):
     return [("sample: GenDeF.sample (generator only)", gen), ("sample: studio callback (generator + views)", cb)]
 
 
-def run(num_frames, repeats, checkpoint):
-    state = sources.sample(StudioState(), checkpoint, 0, num_frames, 1.0, 16)["state"]
+def apply_actions(state):
+    """{name: callable}: the studio's "apply" buttons on a loaded ``state``, as the UI calls them."""
     look = stylize.look_names()[0]
-    actions = {
+    return {
         "scribble": lambda: scribble.apply_scribble(state, _scribble_value(state)),
         f"look ({look})": lambda: stylize.apply_look(state, look, 1.0),
         "segment (GrabCut click + propagate)": lambda: (
@@ -82,6 +82,11 @@ def run(num_frames, repeats, checkpoint):
         ),
         "track (1 click)": lambda: (track.track_clear(state, track.TRACK_ON_CANONICAL), track.track_click(state, track.TRACK_ON_CANONICAL, _centre(state))),
     }
+
+
+def run(num_frames, repeats, checkpoint):
+    state = sources.sample(StudioState(), checkpoint, 0, num_frames, 1.0, 16)["state"]
+    actions = apply_actions(state)
     rows = []
     for name, fn in actions.items():
         times = []

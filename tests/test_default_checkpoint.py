@@ -1,9 +1,17 @@
-"""The shipped default model (checkpoints/default): loads offline, samples deterministically, is trained."""
+"""The shipped default model (checkpoints/default), whichever it is: what any shipped default must be.
+
+It loads offline from safetensors + config.json, is small, samples deterministically, looks trained on
+the sky data, and samples exactly what its fingerprint (tests/default_fingerprint.json) recorded. The
+fingerprint is rewritten only by the swap command (``python -m benchmarks.default_card MODEL --install``),
+so new weights copied in by hand, or a change to sampling, fail here.
+"""
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.default_fingerprint import FINGERPRINT, fingerprint_problems
 from gendef import GenDeF
 
 DEFAULT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
@@ -13,6 +21,13 @@ DEFAULT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 def model():
     assert (DEFAULT / "model.safetensors").is_file(), "the default checkpoint must ship with the repository"
     return GenDeF.from_pretrained(DEFAULT)
+
+
+def test_loads_from_safetensors_and_config_only(model):
+    files = {f.name for f in DEFAULT.iterdir() if f.is_file()}
+    assert {"config.json", "model.safetensors"} <= files
+    assert not {f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))}  # no pickles
+    assert model.resolution == json.loads((DEFAULT / "config.json").read_text())["resolution"]
 
 
 def test_small_enough_to_ship():
@@ -41,6 +56,11 @@ def test_trained_not_an_initialisation(model):
     motion = np.stack([v.grid[-1] - v.grid[0] for v in vids])
     assert np.abs(motion).mean() > 0.01
     assert np.abs(motion).max() < model.resolution
+
+
+def test_samples_what_its_fingerprint_recorded():
+    stored = json.loads(FINGERPRINT.read_text())
+    assert fingerprint_problems(DEFAULT, stored) == []
 
 
 def test_cli_and_app_default_point_here():
