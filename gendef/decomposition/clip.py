@@ -87,6 +87,10 @@ def decompose_clip(
         info = probe(path)
         count = _frame_count(info, start, frames, size)
         hw = working_size(info.height, info.width, size)
+        if kwargs.get("output_size") is not None:  # a bad choice fails before the scan, not after the fit
+            from ..video.fullsize import resolve_output_size
+
+            resolve_output_size(kwargs["output_size"], (info.height, info.width), hw)
         report(0, 0, f"scanning {count} frames for cuts and drift")
         cuts, spans = scan(path, start, count, hw, rules)
         if len(spans) == 1:
