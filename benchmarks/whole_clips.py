@@ -74,6 +74,21 @@ def stipples(vid, path, start, hw) -> list:
     return out
 
 
+def chain_figure(vid, path: str, height: int = 120, most: int = 6) -> None:
+    """README picture: the first ``most`` segments' canonical images side by side, frame spans under them."""
+    import cv2
+
+    tiles = []
+    for s, v in (vid.segments if hasattr(vid, "segments") else [(0, vid)])[:most]:
+        img = (np.clip(v.canonical, 0, 1) * 255).astype(np.uint8)
+        img = cv2.resize(img, (max(1, int(round(img.shape[1] * height / img.shape[0]))), height), interpolation=cv2.INTER_AREA)
+        label = np.full((18, img.shape[1], 3), 255, np.uint8)
+        cv2.putText(label, f"frames {s}-{s + v.num_frames - 1}", (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        tiles += [np.concatenate([img, label], 0), np.full((height + 18, 4, 3), 255, np.uint8)]
+    strip = np.concatenate(tiles[:-1], 1)
+    cv2.imwrite(path, strip[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", default="bikes,world")
@@ -82,6 +97,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--layers", default="auto")
     ap.add_argument("--no-score", action="store_true", help="time and memory only")
+    ap.add_argument("--figure", default=None, help="write the chain of canonical images of the (last) clip here (.jpg)")
     ap.add_argument("--make-1080p", default=None, help="write a 1080p test clip of --frames frames here, then decompose it")
     args = ap.parse_args(argv)
     from gendef.decomposition.clip import decompose_clip
@@ -112,6 +128,8 @@ def main(argv=None) -> int:
             mean, worst, _ = score(vid, path, 0, n, hw)
             stip = max(stipples(vid, path, 0, hw))
         label = Path(name).stem[:9]
+        if args.figure:
+            chain_figure(vid, args.figure)
         print(f"{label:<10}{n:>7}{segs:>6}{cuts:>6}{wall:>8.1f}{cpu:>8.1f}{wall / n:>8.2f}{rss:>9.2f}{mean:>9.2f}{worst:>7.2f}{stip:>8.2f}", flush=True)
     return 0
 

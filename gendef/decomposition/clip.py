@@ -24,7 +24,7 @@ from .segmenting import SpanRules, SpanStream, plan_spans
 SegmentProgress = Callable[[int, int, str], None]  # (segment index, number of segments (0: not known yet), message)
 MAX_CLIP_FRAMES = 3600  # 2 minutes at 30 fps; more is refused (the output grids alone grow with the frames)
 MAX_GRID_BYTES = 1 << 30  # the saved grids of every segment together (float32, working size)
-SEGMENT_STEPS = 90  # steps per span when a clip is split (spans are short; see README's whole-clip table)
+SEGMENT_STEPS = 40  # steps per span when a clip is split: bikes.mp4 0-59, 12-frame spans: 34.55 dB at 40, 34.73 at 60, 34.92 at 90
 
 
 def _frame_count(info, start: int, frames: Optional[int], size: int) -> int:
@@ -102,6 +102,7 @@ def decompose_clip(
         for k, (span, video) in enumerate(stream):
             tell = lambda f, m, k=k: report(k, len(spans), f"segment {k + 1}/{len(spans)} (frames {span.start}-{span.end - 1}): {m}")  # noqa: E731
             vid = decompose(video, size=size, steps=seg_steps, fps=info.fps, progress=tell, **kwargs)
+            vid = vid.with_size(vid.frame_size)  # the same video without its rendered frames (the fit's PSNR cached them)
             vid.metadata.update({"span": [span.start, span.end], "ends_by": span.reason})
             segments.append((span.start, vid))
     except VideoIOError as e:
