@@ -135,3 +135,15 @@ def test_segmented_render_cross_fades_the_overlap():
     assert seg.num_frames == 9
     assert vals[:3] == [0.0, 0.0, 0.0] and vals[6:] == [1.0, 1.0, 1.0]
     assert vals[3] == pytest.approx(0.25) and vals[4] == pytest.approx(0.5) and vals[5] == pytest.approx(0.75)
+
+
+def test_the_cli_decomposes_a_clip_with_a_cut_into_segments(tmp_path, capsys):
+    from gendef.cli import main
+
+    frames = np.concatenate([pan(texture(8), 10, 32, speed=0.3), pan(texture(9), 10, 32, speed=-0.3)])
+    src = write_video(frames, tmp_path / "two.mp4", fps=10)
+    out = tmp_path / "two.npz"
+    assert main(["decompose", str(src), "--out", str(out), "--size", "32", "--steps", "3", "--layers", "1", "--quiet"]) == 0
+    assert "2 segments (1 cuts)" in capsys.readouterr().out
+    with np.load(out, allow_pickle=False) as z:
+        assert z["starts"].tolist() == [0, 10] and z["cuts"].tolist() == [10]
