@@ -147,3 +147,12 @@ def test_the_cli_decomposes_a_clip_with_a_cut_into_segments(tmp_path, capsys):
     assert "2 segments (1 cuts)" in capsys.readouterr().out
     with np.load(out, allow_pickle=False) as z:
         assert z["starts"].tolist() == [0, 10] and z["cuts"].tolist() == [10]
+
+
+def test_the_stream_gives_the_frames_read_video_gives(tmp_path):
+    from gendef.video.reader import iter_clip, read_video
+
+    path = write_video(pan(texture(10), 9, 40), tmp_path / "s.mp4", fps=10)
+    whole, _ = read_video(path, start=2, num_frames=5, resize_to=(20, 20), dtype="float32")
+    streamed = np.stack(list(iter_clip(path, start=2, count=5, resize_to=(20, 20), dtype="float32")))
+    assert streamed.shape == (5, 20, 20, 3) and np.array_equal(streamed, whole)
