@@ -247,7 +247,7 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     parser.add_argument("input", metavar="INPUT", help="video file (mp4, avi, mov, webm, gif) or folder of png/jpg frames")
     parser.add_argument("--out", required=True, help="output .npz (canonical image + grid)")
     parser.add_argument("--start", type=int, default=0, help="first frame of the clip (default 0)")
-    parser.add_argument("--frames", type=int, default=None, help="number of frames (default: all from --start)")
+    parser.add_argument("--frames", type=int, default=None, help="number of frames (default: all from --start, up to 3600; a clip that one canvas cannot explain is split into segments)")
     parser.add_argument("--size", type=int, default=256, help="long side of the working resolution (default 256)")
     parser.add_argument("--steps", type=int, default=None, help=f"optimisation steps (default {DEFAULT_STEPS}; fewer is faster)")
     parser.add_argument("--canvas-scale", type=float, default=None, help="canonical pixels per frame pixel, 1 to 4 (default: from the motion, 1 for pans)")
@@ -265,8 +265,9 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
 
 
 def cmd_decompose(args) -> int:
-    """``decompose``: raises DecomposeError (one line) on bad input."""
-    from .decomposition import decompose_file
+    """``decompose``: the whole clip by default, split into segments where one canvas stops
+    explaining it; raises DecomposeError (one line) on bad input."""
+    from .decomposition.clip import decompose_clip
     from .errors import DecomposeError
 
     out = Path(args.out)
@@ -278,9 +279,10 @@ def cmd_decompose(args) -> int:
         raise DecomposeError(f"--steps must be >= 0, got {args.steps}")
     if args.threads < 1:
         raise DecomposeError(f"--threads must be >= 1, got {args.threads}")
-    progress, close = (None, lambda: None) if args.quiet else _progress_bar("decompose")
+    bar, close = (None, lambda: None) if args.quiet else _progress_bar("decompose")
+    progress = None if bar is None else (lambda i, n, m: bar(i / n if n else 0.0, m))
     try:
-        vid = decompose_file(
+        vid = decompose_clip(
             args.input, start=args.start, frames=args.frames, size=args.size, steps=args.steps,
             progress=progress, canvas_scale=args.canvas_scale, device=args.device, output_size=args.output_size,
             layers=args.layers, threads=args.threads,
@@ -289,6 +291,8 @@ def cmd_decompose(args) -> int:
         close()
     out.parent.mkdir(parents=True, exist_ok=True)
     path = vid.save(out)
+    if hasattr(vid, "segments"):
+        return _report_segments(vid, path, args.video)
     if args.video:
         vid.to_video(args.video)
     h, w = vid.frame_size
@@ -297,6 +301,22 @@ def cmd_decompose(args) -> int:
         f"wrote {path}: {vid.num_frames} frames {w}x{h} (motion fitted at {vid.grid_size[1]}x{vid.grid_size[0]}), "
         f"canonical {vid.canvas_size[1]}x{vid.canvas_size[0]}, PSNR {vid.metadata['psnr']:.2f} dB at the working size{full} "
         f"in {vid.metadata['seconds']:.1f} s; {vid.metadata.get('layers_reason', '')}"
+    )
+    return 0
+
+
+def _report_segments(vid, path, video) -> int:
+    if video:
+        from .imageutil import to_uint8
+        from .video.io import write_video
+
+        write_video(np.stack([to_uint8(f) for f in vid.iter_frames()]), video, fps=vid.fps)
+    h, w = vid.frame_size
+    worst = min(v.metadata["psnr"] for _, v in vid.segments)
+    note = f"; {vid.metadata['output_note']}" if "output_note" in vid.metadata else ""
+    print(
+        f"wrote {path}: {vid.num_frames} frames {w}x{h} in {len(vid.segments)} segments ({len(vid.cuts)} cuts), "
+        f"PSNR per segment {worst:.2f} dB at worst, in {vid.metadata['seconds']:.1f} s{note}"
     )
     return 0
 

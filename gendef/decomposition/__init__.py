@@ -19,6 +19,10 @@ every editor works on it unchanged. Stages, one module each:
    smoothness of the finest lattice and the paper's L_reg (eq. 4).
 4. ``pipeline``: input checks, working size, ``fit.fit_working_size`` (the
    stage boundary: working-size frames -> CanonicalVideo), metadata.
+5. whole clips (``clip.decompose_clip``): ``cuts`` finds hard cuts from cheap frame
+   statistics, ``segmenting`` splits the clip into overlapping spans where one canvas stops
+   explaining it (cut, drift, changed content, length); each span is decomposed as above and
+   the spans are chained in a ``SegmentedVideo``. Frames stream from the file, one span at a time.
 
 The grid saved is the working-resolution frame size, in canonical pixels, so
 ``cv2.remap(canonical, grid[t, ..., 0], grid[t, ..., 1], INTER_LINEAR)`` renders
@@ -26,6 +30,7 @@ frame t.
 """
 from .inputs import resize_frames, working_size
 from .pipeline import DEFAULT_STEPS, decompose, decompose_file
+from .clip import decompose_clip
 from .quality import psnr, stipple_index
 
-__all__ = ["DEFAULT_STEPS", "decompose", "decompose_file", "psnr", "resize_frames", "stipple_index", "working_size"]
+__all__ = ["DEFAULT_STEPS", "decompose", "decompose_clip", "decompose_file", "psnr", "resize_frames", "stipple_index", "working_size"]

@@ -38,7 +38,7 @@ from ..imageutil import to_float01
 from .decoder_logging import decoder_logging
 from .io import IMAGE_EXTS, VIDEO_EXTS, read_image
 
-__all__ = ["VideoInfo", "probe", "read_video", "iter_frames", "read_clip", "set_verbose", "count_frames",
+__all__ = ["VideoInfo", "probe", "read_video", "iter_frames", "iter_clip", "read_clip", "set_verbose", "count_frames",
            "MAX_DECODE_BYTES"]
 
 MAX_DECODE_BYTES = 4 << 30  # default bound on the decoded clip (uint8 RGB, or float32 with dtype="float32")
@@ -436,6 +436,26 @@ def iter_frames(path: Union[str, os.PathLike]) -> Iterator[np.ndarray]:
                 yield frame
     elif done < info.frames:
         _check_opencv_complete(info, done, info.frames)
+
+
+def iter_clip(
+    path: Union[str, os.PathLike],
+    start: int = 0,
+    count: Optional[int] = None,
+    resize_to: Optional[Sequence[int]] = None,
+    dtype: str = "uint8",
+) -> Iterator[np.ndarray]:
+    """Frames ``start .. start + count - 1`` one at a time, each converted as :func:`read_video` would
+    (``dtype``, then INTER_AREA to ``resize_to``): a whole clip streams in the memory of one frame."""
+    if start < 0 or (count is not None and count < 1):
+        raise VideoIOError(f"bad span: start {start}, count {count}")
+    sink = _Sink(resize_to, dtype)
+    for i, frame in enumerate(iter_frames(path)):
+        if count is not None and i >= start + count:
+            break
+        if i >= start:
+            sink.add(frame)
+            yield sink.frames.pop()
 
 
 def read_clip(path: Union[str, os.PathLike], start: int, count: int) -> np.ndarray:

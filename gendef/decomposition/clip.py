@@ -1,0 +1,126 @@
+"""Whole clips: a clip file -> one CanonicalVideo, or a SegmentedVideo of chained spans.
+
+Two streaming passes over the file, each holding at most one span of working-size frames:
+
+1. ``scan``: cheap statistics of every frame (``cuts.ClipStats``), the hard cuts, the spans
+   (``segmenting.plan_spans``);
+2. each span's frames are decomposed with the single-canvas fit (``pipeline.decompose``),
+   one CanonicalVideo per span.
+
+A clip that needs one span is decomposed exactly as ``decompose_file`` does (same numbers).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import DecomposeError, VideoIOError
+from .cuts import ClipStats, find_cuts
+from .inputs import working_size
+from .pipeline import decompose, decompose_file
+from .segmenting import SpanRules, SpanStream, plan_spans
+
+SegmentProgress = Callable[[int, int, str], None]  # (segment index, number of segments (0: not known yet), message)
+MAX_CLIP_FRAMES = 3600  # 2 minutes at 30 fps; more is refused (the output grids alone grow with the frames)
+MAX_GRID_BYTES = 1 << 30  # the saved grids of every segment together (float32, working size)
+# A span's canvas at 1 canonical pixel per frame pixel unless asked otherwise: on bikes.mp4 frames
+# 70-81 (fast pan) the motion's estimate asked for 2x and gave 21.7 dB and stipple 6.1 (12-frame spans
+# seldom zoom enough to need more).
+SEGMENT_CANVAS_SCALE = 1.0
+SEGMENT_STEPS = 40  # steps per span when a clip is split: bikes.mp4 0-59, 12-frame spans: 34.55 dB at 40, 34.73 at 60, 34.92 at 90
+
+
+def _frame_count(info, start: int, frames: Optional[int], size: int) -> int:
+    avail = max(info.frames - start, 0)
+    n = avail if frames is None else min(frames, avail)
+    if n < 2:
+        raise DecomposeError(f"{info.path}: need at least 2 frames from frame {start}, the clip has {info.frames}")
+    if n > MAX_CLIP_FRAMES:
+        raise DecomposeError(
+            f"{info.path}: {n} frames; at most {MAX_CLIP_FRAMES} frames (2 min at 30 fps) are decomposed at once: pick a span with --start/--frames"
+        )
+    h, w = working_size(info.height, info.width, size)
+    if n * h * w * 8 > MAX_GRID_BYTES:
+        most = MAX_GRID_BYTES // (h * w * 8)
+        raise DecomposeError(f"{info.path}: {n} frames at {w}x{h} need more than {MAX_GRID_BYTES >> 30} GiB of grids; at most {most} frames at this --size")
+    return n
+
+
+def _frames(path, start: int, count: int, hw: tuple):
+    from ..video.reader import iter_clip
+
+    return iter_clip(path, start=start, count=count, resize_to=hw, dtype="float32")
+
+
+def scan(path, start: int, count: int, hw: tuple, rules: SpanRules = SpanRules()) -> tuple:
+    """(cuts, spans) of frames ``start .. start + count - 1`` (frame numbers relative to ``start``)."""
+    stats = ClipStats()
+    for f in _frames(path, start, count, hw):
+        stats.add(f)
+    if len(stats) < 2:
+        raise DecomposeError(f"{path}: fewer than 2 decodable frames from frame {start}")
+    cuts = find_cuts(stats)
+    return cuts, plan_spans(stats, cuts, max(hw), rules)
+
+
+def decompose_clip(
+    path,
+    start: int = 0,
+    frames: Optional[int] = None,
+    size: int = 256,
+    steps: Optional[int] = None,
+    progress: Optional[SegmentProgress] = None,
+    rules: SpanRules = SpanRules(),
+    **kwargs,
+):
+    """A clip file -> CanonicalVideo (one span: exactly ``decompose_file``) or SegmentedVideo.
+
+    ``progress(segment_index, num_segments, message)``: num_segments is 0 while the clip is
+    scanned. ``kwargs`` go to ``decompose`` (layers, device, threads, ...); a full-size
+    ``output_size`` applies to a one-span clip only: several spans stay at the working size
+    (metadata ``output_note`` says so).
+    """
+    from ..video.audio import source_audio
+    from ..video.reader import probe
+    from ..video.segments import SegmentedVideo
+
+    report = progress or (lambda i, n, m: None)
+    t0 = time.perf_counter()
+    try:
+        info = probe(path)
+        count = _frame_count(info, start, frames, size)
+        hw = working_size(info.height, info.width, size)
+        if kwargs.get("output_size") is not None:  # a bad choice fails before the scan, not after the fit
+            from ..video.fullsize import resolve_output_size
+
+            resolve_output_size(kwargs["output_size"], (info.height, info.width), hw)
+        report(0, 0, f"scanning {count} frames for cuts and drift")
+        cuts, spans = scan(path, start, count, hw, rules)
+        if len(spans) == 1:
+            one = lambda f, m: report(0, 1, m)  # noqa: E731
+            return decompose_file(path, start=start, frames=frames, size=size, steps=steps, progress=one, **kwargs)
+        output_size = kwargs.pop("output_size", None)
+        if kwargs.get("canvas_scale") is None:
+            kwargs["canvas_scale"] = SEGMENT_CANVAS_SCALE
+        segments, seg_steps = [], SEGMENT_STEPS if steps is None else steps
+        stream = SpanStream(_frames(path, start, count, hw), spans)
+        for k, (span, video) in enumerate(stream):
+            tell = lambda f, m, k=k: report(k, len(spans), f"segment {k + 1}/{len(spans)} (frames {span.start}-{span.end - 1}): {m}")  # noqa: E731
+            vid = decompose(video, size=size, steps=seg_steps, fps=info.fps, progress=tell, **kwargs)
+            vid = vid.with_size(vid.frame_size)  # the same video without its rendered frames (the fit's PSNR cached them)
+            vid.metadata.update({"span": [span.start, span.end], "ends_by": span.reason})
+            segments.append((span.start, vid))
+    except VideoIOError as e:
+        raise DecomposeError(str(e)) from None
+    meta = {
+        "source": "decompose", "source_path": str(path), "start": int(start), "source_size": [info.height, info.width],
+        "seconds": round(time.perf_counter() - t0, 2), "steps": int(seg_steps), "peak_frames_held": stream.peak_held,
+    }
+    if output_size is not None and str(output_size).strip().lower() != "working":
+        meta["output_note"] = f"{len(spans)} segments are kept at the working size ({hw[1]}x{hw[0]}); output size {output_size} applies to one-segment clips"
+    p = Path(path)
+    sound = source_audio(p, start / info.fps, count / info.fps) if p.is_file() else None
+    if sound:
+        meta["audio"] = sound
+    return SegmentedVideo(segments, fps=info.fps, cuts=cuts, metadata=meta)
