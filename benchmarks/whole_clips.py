@@ -71,7 +71,7 @@ def stipples(vid, path, start, hw) -> list:
     from gendef.decomposition.clip import _frames
     from gendef.decomposition.quality import stipple_index
 
-    segs = vid.segments if hasattr(vid, "segments") else [(0, vid)]
+    segs = list(zip(vid.starts, vid.segments)) if hasattr(vid, "segments") else [(0, vid)]
     out = []
     for s, v in segs:
         frames = np.stack(list(_frames(path, start + s, v.num_frames, hw)))
@@ -84,7 +84,7 @@ def chain_figure(vid, path: str, height: int = 120, most: int = 6) -> None:
     import cv2
 
     tiles = []
-    for s, v in (vid.segments if hasattr(vid, "segments") else [(0, vid)])[:most]:
+    for s, v in (list(zip(vid.starts, vid.segments)) if hasattr(vid, "segments") else [(0, vid)])[:most]:
         img = (np.clip(v.canonical, 0, 1) * 255).astype(np.uint8)
         img = cv2.resize(img, (max(1, int(round(img.shape[1] * height / img.shape[0]))), height), interpolation=cv2.INTER_AREA)
         label = np.full((18, img.shape[1], 3), 255, np.uint8)

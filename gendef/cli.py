@@ -307,12 +307,9 @@ def cmd_decompose(args) -> int:
 
 def _report_segments(vid, path, video) -> int:
     if video:
-        from .imageutil import to_uint8
-        from .video.io import write_video
-
-        write_video(np.stack([to_uint8(f) for f in vid.iter_frames()]), video, fps=vid.fps)
+        vid.to_video(video)  # streamed frame by frame, as for one segment
     h, w = vid.frame_size
-    worst = min(v.metadata["psnr"] for _, v in vid.segments)
+    worst = min(v.metadata["psnr"] for v in vid.segments)
     note = f"; {vid.metadata['output_note']}" if "output_note" in vid.metadata else ""
     print(
         f"wrote {path}: {vid.num_frames} frames {w}x{h} in {len(vid.segments)} segments ({len(vid.cuts)} cuts), "
