@@ -213,3 +213,21 @@ def test_a_chain_longer_than_the_studio_keeps_is_cut_at_a_segment(clip):
     chain = SegmentedVideo.load(path)
     assert chain.head(21).ends == (12, 21) and chain.head(11).num_segments == 1
     assert chain.head(35).cuts == frozenset({CUT}) and chain.head(35).num_frames == 35
+
+
+def test_a_look_on_one_segment_restyles_the_clip_up_to_the_cut(clip):
+    from app import stylize
+
+    path, _, _ = clip
+    state = viewer.pick_segment(sources.open_npz(StudioState(), str(path))["state"], "segment 1: frames 10-21")["state"]
+    stylize.apply_look(state, stylize.look_names()[0], 1.0)
+    frames, original = state.result.frames, state.video.frames()
+    styled = state.video.segments[1].render(state.result.canonical)
+    assert np.abs(frames[12:20] - styled[2:10]).max() < 1e-5  # frames only segment 1 renders: its restyled image
+    changed = np.abs(frames - original).max(axis=(1, 2, 3))
+    assert (changed[:CUT] > 0.05).all() and changed[CUT:].max() < 1e-6  # carried to segments 0 and 2, not past the cut
+    mp4 = export.export_all(state, "result")["export_files"][0]
+    from gendef.video.reader import iter_frames
+
+    exported = np.stack(list(iter_frames(mp4))).astype(np.float32) / 255
+    assert exported.shape == (N, H, W, 3) and np.abs(exported[15] - frames[15]).mean() < 0.04  # the export is the result
