@@ -1,7 +1,10 @@
 """Forward+backward cost of each canonical backbone: StyleGAN2 / StyleGAN3, with and without MTM.
 
-python benchmarks/backbones.py [--configs 128] [--batch 2] [--repeat 5] [--device cpu|cuda]
+python -m benchmarks.backbones [--configs 128] [--batch 2] [--repeat 5] [--device cpu|cuda]
                                [--impl both|fast|reference] [--full] [--threads 1]
+
+Run it from the repository root (``-m``): the reference layers are the tests' oracle,
+``tests/reference_layers.py``, imported as ``tests.reference_layers``.
 
 Every (config, backbone, MTM, implementation) runs in its own fresh subprocess, one after
 the other, so the numbers of one row never share an allocator or a cache with another:
@@ -15,7 +18,7 @@ the other, so the numbers of one row never share an allocator or a cache with an
   On CUDA ``torch.cuda.max_memory_allocated`` minus the allocation before the steps.
 
 ``--impl reference`` runs StyleGAN3 with the plain layers that the fast ones are tested
-against (gendef.generator.networks.reference_layers.reference_ops); ``--full`` also times G_c + G_d on a
+against (tests.reference_layers.reference_ops); ``--full`` also times G_c + G_d on a
 clip (stage 2's generator). Prints a markdown table with ratios to StyleGAN2 of the same
 config, measured in the same run.
 """
@@ -27,11 +30,19 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from gendef import GenDeF
-from gendef.generator.networks.reference_layers import reference_ops
+try:
+    from tests.reference_layers import reference_ops
+except ModuleNotFoundError as e:  # run as a script: the repository root is not on the path
+    if e.name != "tests":
+        raise
+    raise SystemExit(f"{e}: run it from the repository root as python -m benchmarks.backbones") from None
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIGS = {
     # tests/conftest.py and train/configs/tiny.yaml
@@ -97,10 +108,10 @@ def measure(a) -> dict:
 
 
 def run_child(a, config, backbone, mtm, impl) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--config", config, "--backbone", backbone, "--impl", impl,
+    cmd = [sys.executable, "-m", "benchmarks.backbones", "--child", "--config", config, "--backbone", backbone, "--impl", impl,
            "--batch", str(a.batch), "--frames", str(a.frames), "--repeat", str(a.repeat), "--device", a.device,
            "--threads", str(a.threads)] + (["--mtm"] if mtm else []) + (["--full"] if a.full else [])
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"{config} {backbone} mtm={mtm} {impl} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -309,9 +309,9 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", action="store_true", help="the layered scenes' TAP-Vid table instead")
     ap.add_argument("--real", default=None, help="real clips from installed packages instead: " + ",".join(REAL_CLIPS) + " or all")
     ap.add_argument("--figures", default=None, help="with --real: write README figures into this folder")
-    ap.add_argument("--set", default="", help="extra decompose() keywords, e.g. 'canvas_scale=2,layers=1'")
+    ap.add_argument("--set", default="", help="extra decompose() keywords, e.g. 'canvas_scale=2,layers=1' (threads=1 unless set)")
     args = ap.parse_args(argv)
-    args.extra = {k: ast.literal_eval(v) for k, v in (kv.split("=") for kv in args.set.split(",") if kv)}
+    args.extra = {"threads": 1, **{k: ast.literal_eval(v) for k, v in (kv.split("=") for kv in args.set.split(",") if kv)}}
     if args.layers:
         return layers_table(args)
     if args.real:

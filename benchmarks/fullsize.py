@@ -119,7 +119,7 @@ def cpu_seconds() -> float:
 
 def run_clip(name: str, clip: np.ndarray, maps, size: int, density: float) -> None:
     c0 = time.process_time()
-    vid = decompose(clip, size=size)
+    vid = decompose(clip, size=size, threads=1)
     c1 = time.process_time()
     tracemalloc.start()
     full = full_size_canonical(vid, clip, density=density)

@@ -258,6 +258,7 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         "the motion is fitted at --size, the canonical is rebuilt from the full-size frames",
     )
     parser.add_argument("--device", default="cpu", help="where the optimisation runs: cpu (default), cuda, cuda:N")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads during the fit (default 1: its many small ops gain little from more)")
     parser.add_argument("--video", default=None, help="also write the reconstruction as .mp4/.gif")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -275,12 +276,14 @@ def cmd_decompose(args) -> int:
         raise DecomposeError(f"--size must be at least 16, got {args.size}")
     if args.steps is not None and args.steps < 0:
         raise DecomposeError(f"--steps must be >= 0, got {args.steps}")
+    if args.threads < 1:
+        raise DecomposeError(f"--threads must be >= 1, got {args.threads}")
     progress, close = (None, lambda: None) if args.quiet else _progress_bar("decompose")
     try:
         vid = decompose_file(
             args.input, start=args.start, frames=args.frames, size=args.size, steps=args.steps,
             progress=progress, canvas_scale=args.canvas_scale, device=args.device, output_size=args.output_size,
-            layers=args.layers,
+            layers=args.layers, threads=args.threads,
         )
     finally:
         close()

@@ -18,7 +18,7 @@ from gendef.generator.networks.mtm import ModulatedDeformConv2d, check_mtm_resol
 from gendef.generator.networks import alias_free_ops
 from gendef.generator.networks.alias_free_ops import FilterPlan, filtered_lrelu, fir_axis, fir_axis_adjoint
 from gendef.generator.networks.modulated_ops import modulated_conv
-from gendef.generator.networks.reference_layers import conv_or_deform, reference_ops, upfirdn2d
+from tests.reference_layers import conv_or_deform, reference_ops, upfirdn2d
 from gendef.generator.networks.stylegan3 import StyleGAN3Generator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
 """The library's layout: the data-model wing imports only the ground floor, and no module imports itself in a circle."""
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,64 @@ def test_every_constructor_argument_of_gendef_is_documented():
     assert len(GenDeF.config_keys()) >= 27 and not missing, missing
 
 
+def _imports_tests(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        if any(n.split(".")[0] == "tests" or "reference_layers" in n for n in names):
+            return True
+    return False
+
+
 def test_the_model_never_imports_the_reference_layers():
-    graph = _graph()
-    users = sorted(m for m, deps in graph.items() if "gendef.generator.networks.reference_layers" in deps)
+    """The test oracle lives with the tests, outside the package, and nothing in the package imports it."""
+    assert (ROOT / "tests" / "reference_layers.py").is_file()
+    assert not list(PKG.rglob("reference_layers.py"))
+    users = sorted(str(p.relative_to(ROOT)) for p in PKG.rglob("*.py") if _imports_tests(p))
     assert users == [], users
+    assert _imports_tests(ROOT / "tests" / "test_backbones.py")  # the check sees an import of the oracle
+
+
+DESCRIPTION_COLUMN = 18  # README's layout block: folder names left of this column, what they hold from it on
+
+
+def _layout_blocks(readme: str) -> dict:
+    """README's "## Layout" block -> {folder path: the text describing it}. A line with text left of
+    the description column names folders ("app.py, app/"; indented two spaces per level); the lines
+    after it, blank there, continue its description."""
+    section = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    blocks, parents, current = {}, [], []
+    for line in section.split("```")[1].splitlines():
+        head, text = line[:DESCRIPTION_COLUMN], line[DESCRIPTION_COLUMN:]
+        if head.strip():
+            depth = (len(head) - len(head.lstrip())) // 2
+            folders = [n.strip()[:-1] for n in head.split(",") if n.strip().endswith("/")]
+            parents = parents[:depth] + folders[-1:]
+            current = ["/".join(parents[:depth] + [f]) for f in folders]
+        for folder in current:
+            blocks[folder] = blocks.get(folder, "") + " " + text
+    return blocks
+
+
+def _named(module: str, text: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(module)}(?!\w)", text) is not None
+
+
+def test_readme_layout_names_every_module_under_its_folder():
+    blocks = _layout_blocks((ROOT / "README.md").read_text())
+    assert {"app", "gendef", "gendef/video", "gendef/generator/networks", "train", "benchmarks"} <= set(blocks)
+    modules = [p for top in ("gendef", "app", "train", "benchmarks") for p in (ROOT / top).rglob("*.py")
+               if not p.name.startswith("__")]
+    missing = [str(p.relative_to(ROOT)) for p in modules
+               if not _named(p.name, blocks.get(str(p.parent.relative_to(ROOT)), ""))]
+    assert len(modules) > 100 and not missing, f"README's layout does not name (as name.py, in its folder's entry): {missing}"
+    assert _named("reader.py", blocks["gendef/video"]) and not _named("reader.py", blocks["gendef/generator"])
+    assert not _named("reader.py", " the one video reader: probe") and not _named("io.py", " audio.py")
+
+
+def test_the_video_package_docstring_names_every_module():
+    import gendef.video
+
+    names = [p.stem for p in (PKG / "video").glob("*.py") if not p.name.startswith("__")]
+    missing = [n for n in names if f"gendef.video.{n}`" not in gendef.video.__doc__]
+    assert len(names) >= 9 and not missing, missing

@@ -201,7 +201,6 @@ def test_torchscript_detector_loads_from_path_and_url_into_cache(scripted, tmp_p
     from gendef.metrics import torchscript as ts
 
     monkeypatch.setenv("GENDEF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(ts, "_LOADED", {})
     video = torch.randint(0, 256, (2, 3, 8, 20, 20), dtype=torch.uint8)
     ref = TinyI3D()(video, rescale=True, resize=True, return_features=True).double()
     det = ts.load_detector(ts.I3D, str(scripted["i3d_torchscript.pt"]))
@@ -301,6 +300,33 @@ def test_fid50k_full_uses_every_real_frame_and_generated_frames_0_to_15(tiny_mod
     assert shapes[0] == (18, 3, 16, 16)
     flat = sorted({t for ts_ in times for t in np.ravel(ts_).tolist()})
     assert flat == list(range(16))  # generated frames 0..15 only
+
+
+def test_only_a_cache_the_caller_owns_keeps_detectors_and_real_statistics(tiny_model, long_data, scripted, monkeypatch):
+    """Nothing is kept per process: without a cache each call reads the real set again; with one, the
+    second call reads only the generated side, gives the same number, and reuses the loaded detector."""
+    from gendef.metrics import evaluate, stylegan_v
+    from gendef.metrics.cache import MetricsCache
+    from gendef.metrics.torchscript import I3D, load_detector
+    from train.config_schema import _check_eval
+    from train.errors import ConfigError
+
+    reads, real_clips = [], stylegan_v.real_clips
+    monkeypatch.setattr(stylegan_v, "real_clips", lambda *a, **kw: (reads.append(1), real_clips(*a, **kw))[1])
+    path = str(scripted["i3d_torchscript.pt"])
+    kw = dict(num_videos=4, i3d_torchscript=path)
+    plain = [evaluate(tiny_model, long_data, "fvd2048_16f", **kw)["fvd2048_16f"] for _ in range(2)]
+    assert len(reads) == 2 and np.isfinite(plain[0]) and plain[1] == pytest.approx(plain[0], rel=1e-9)
+    cache = MetricsCache()
+    kept = [evaluate(tiny_model, long_data, "fvd2048_16f", cache=cache, **kw)["fvd2048_16f"] for _ in range(2)]
+    assert len(reads) == 3 and kept == pytest.approx(plain, rel=1e-9)
+    assert len(cache.detectors) == 1 and len(cache.real_stats) == 1
+    det = next(iter(cache.detectors.values()))
+    assert load_detector(I3D, path, cache=cache) is det and load_detector(I3D, path) is not det
+    cache.clear()
+    assert not cache.detectors and not cache.real_stats
+    with pytest.raises(ConfigError, match="unknown eval key"):  # a training YAML cannot name the cache
+        _check_eval({"cache": 1})
 
 
 def test_cli_documents_and_runs_the_torchscript_detectors(tiny_checkpoint, long_data, scripted, tmp_path, capsys):

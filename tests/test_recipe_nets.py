@@ -13,7 +13,7 @@ from gendef.generator.networks.deformation import DeformationGenerator
 from gendef.generator.networks.layers import ModulatedConv2d
 from gendef.generator.networks.modulated_ops import modulated_conv
 from gendef.generator.networks.mtm import ModulatedDeformConv2d
-from gendef.generator.networks.reference_layers import conv_or_deform, reference_ops
+from tests.reference_layers import conv_or_deform, reference_ops
 from gendef.generator.networks.stylegan3 import StyleGAN3Generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,7 +215,7 @@ def test_bilinear_x2_is_zero_stuffing_with_the_official_fir_away_from_the_border
     zero-stuffing plus the official [1,3,3,1] FIR (gain 4) on all but the outer pixel (bilinear
     replicates the edge, the FIR pads zeros); what stays different is the conv's place (after the
     upsampling here, a stride-2 transposed conv before the FIR in official conv2d_resample)."""
-    from gendef.generator.networks.reference_layers import upfirdn2d
+    from tests.reference_layers import upfirdn2d
 
     x = torch.randn(1, 2, 6, 6, generator=torch.Generator().manual_seed(0))
     bilinear = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)

@@ -138,7 +138,7 @@ def _check_eval(section) -> None:
     from gendef.metrics import evaluate
 
     params = inspect.signature(evaluate).parameters
-    valid = sorted(k for k in params if k not in ("model", "data", "metrics", "device", "data_options"))
+    valid = sorted(k for k in params if k not in ("model", "data", "metrics", "device", "data_options", "cache"))
     if not isinstance(section, dict):
         raise ConfigError(f"eval must be a mapping, got {section!r}")
     unknown = sorted(k for k in section if k not in valid)

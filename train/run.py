@@ -29,6 +29,7 @@ import yaml
 
 from gendef.errors import DatasetError, MissingExtra
 from gendef.extras import require_extra
+from gendef.metrics.cache import MetricsCache
 
 from train.augment import AdaptiveAugment, augment
 from train.checkpoint import Checkpointer, export_generator, write_atomic
@@ -125,6 +126,7 @@ class Run:
         self.ada = AdaptiveAugment(cfg)
         self.datasets = []
         self.state: dict = {}
+        self.metrics_cache = MetricsCache()  # detectors and real statistics, kept between evaluations
         self._last_saved = None
         self._t0 = time.time()
 
@@ -406,7 +408,7 @@ class Run:
             names = [m.strip() for m in str(self.cfg["eval_metrics"]).split(",") if m.strip()]
             try:
                 results = evaluate(self.G_ema, self.cfg["data"], names, device=acc.device,
-                                   data_options=data_options(self.cfg), **self.cfg["eval"])
+                                   data_options=data_options(self.cfg), cache=self.metrics_cache, **self.cfg["eval"])
             except (MetricsError, DatasetError, TypeError) as e:
                 print(f"warning: evaluation disabled for this run: {e}", file=sys.stderr)
                 failed += 1

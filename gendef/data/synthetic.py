@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..imageutil import to_uint8
+from ..threads import opencv_threads
 
 __all__ = ["render_clip", "horizon_mask", "write_dataset", "clip_seed", "PALETTES", "main"]
 
@@ -373,8 +374,8 @@ def _remove(path: Path) -> None:
 def _encoded_clip(job) -> list:
     """Worker: PNG bytes of every frame of clip ``index`` (pure function of its arguments)."""
     seed, index, frames, resolution = job
-    cv2.setNumThreads(1)
-    return [_png(f) for f in render_clip(clip_seed(seed, index), frames, resolution)]
+    with opencv_threads(1):
+        return [_png(f) for f in render_clip(clip_seed(seed, index), frames, resolution)]
 
 
 def _encoded_clips(seed, videos, frames, resolution, workers):

@@ -13,6 +13,7 @@ from .quality import psnr
 from . import inputs
 from .inputs import as_float_frames, check_memory, resize_frames, working_size
 from ..errors import DecomposeError
+from ..threads import torch_threads
 
 DEFAULT_STEPS = 140
 
@@ -79,7 +80,7 @@ def decompose(
     robust: Optional[float] = None,
     layers="auto",
     progress: Optional[ProgressFn] = None,
-    threads: Optional[int] = 1,
+    threads: Optional[int] = None,
     device: str = "cpu",
     output_size=None,
 ) -> CanonicalVideo:
@@ -104,16 +105,15 @@ def decompose(
     residual field's control points; canonical_weight: curvature prior on the
     canonical (higher = cleaner canonical, lower PSNR); progress(fraction, message)
     is called as work advances, with the current reconstruction PSNR in the message.
-    threads: torch threads during the fit (None keeps torch's setting). One is
-    the default because the work is many small memory-bound ops: on a shared
-    2-core machine two OpenMP threads spin against each other.
+    threads: torch threads during the fit, restored after it (default None: the
+    caller's setting, untouched). The CLI passes 1 (``--threads``): the work is many
+    small memory-bound ops, and on a shared 2-core machine two OpenMP threads spin
+    against each other.
     device: where the optimisation runs ("cpu", "cuda", "cuda:1"); flow stays on the CPU.
     output_size: None keeps the working size; "source", "1080p", "720p", "WxH" or a long
     side gives frames of that size and a canonical built from the full-size frames
     (``gendef.video.fullsize``; metadata ``psnr_full``).
     """
-    import torch
-
     start_time = time.perf_counter()
     video = as_float_frames(frames)
     t_count = video.shape[0]
@@ -136,13 +136,8 @@ def decompose(
         resolve_output_size(output_size, video.shape[1:3], (h, w))
     video = resize_frames(video, (h, w))
     report = progress or (lambda f, m: None)
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
+    with torch_threads(threads):
         vid = fit_working_size(video, settings, fps=fps, progress=report)
-    finally:
-        torch.set_num_threads(old_threads)
     final = psnr(vid.frames(), video)
     vid.metadata["psnr"] = round(final, 3)
     if "layers_reason" not in vid.metadata:

@@ -10,30 +10,30 @@ Two families of metric names:
   generated frame per video at a random time below 128) and ``fvdN`` (our I3D port from a
   state dict, N consecutive frames).
 
-Detectors are built on first use and cached per process; real-data statistics are cached
-too, so evaluating every N training steps only pays for the generated side.
+Detectors are built on first use. A caller that evaluates again and again passes one
+:class:`~gendef.metrics.cache.MetricsCache` (the trainer keeps one per run): detectors and
+real-data statistics are kept in it, so evaluating every N training steps only pays for the
+generated side. Nothing is cached per process.
 """
 from __future__ import annotations
 
 import os
 import re
-from typing import Dict, Iterable, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .cache import MetricsCache
 from .frechet import feature_stats, frechet_distance
 from .i3d import I3DFeatures
 from .inception import DEFAULT_INCEPTION_WEIGHTS, InceptionFeatures
 from .stylegan_v import evaluate_protocol, is_protocol_metric
 from ..errors import MetricsError
 
-__all__ = ["PROTOCOL", "evaluate", "fid", "fvd", "parse_metrics", "generated_clips", "generated_frames"]
+__all__ = ["PROTOCOL", "evaluate", "fid", "fvd", "parse_metrics", "generated_clips", "generated_frames", "MetricsCache"]
 
 PROTOCOL = dict(num_videos=2048, num_fid_frames=50000, fid_time_range=128, batch_size=16, inception_size=299, i3d_size=224, seed=0)
-
-_DETECTORS: Dict[tuple, torch.nn.Module] = {}
-_REAL_STATS: Dict[tuple, tuple] = {}
 
 
 def parse_metrics(names) -> list:
@@ -54,17 +54,24 @@ def parse_metrics(names) -> list:
     return out
 
 
-def _inception(detector, size: int, device) -> InceptionFeatures:
+def _kept(cache: Optional[MetricsCache], key: tuple, build):
+    """``build()``, kept in ``cache.detectors`` under ``key`` when there is a cache."""
+    if cache is None:
+        return build()
+    if key not in cache.detectors:
+        cache.detectors[key] = build()
+    return cache.detectors[key]
+
+
+def _inception(detector, size: int, device, cache: Optional[MetricsCache] = None) -> InceptionFeatures:
     if isinstance(detector, torch.nn.Module):
         return detector.to(device).eval()
     source = detector or os.environ.get("GENDEF_INCEPTION_WEIGHTS") or DEFAULT_INCEPTION_WEIGHTS
     key = ("inception", str(source), size, str(device))
-    if key not in _DETECTORS:
-        _DETECTORS[key] = InceptionFeatures.from_weights(source, size).to(device)
-    return _DETECTORS[key]
+    return _kept(cache, key, lambda: InceptionFeatures.from_weights(source, size).to(device))
 
 
-def _i3d(detector, size: int, device) -> I3DFeatures:
+def _i3d(detector, size: int, device, cache: Optional[MetricsCache] = None) -> I3DFeatures:
     if isinstance(detector, torch.nn.Module):
         return detector.to(device).eval()
     source = detector or os.environ.get("GENDEF_I3D_WEIGHTS")
@@ -74,9 +81,7 @@ def _i3d(detector, size: int, device) -> I3DFeatures:
             "of an InceptionI3d Kinetics-400 state dict (safetensors or a plain torch state dict)"
         )
     key = ("i3d", str(source), size, str(device))
-    if key not in _DETECTORS:
-        _DETECTORS[key] = I3DFeatures.from_weights(source, size).to(device)
-    return _DETECTORS[key]
+    return _kept(cache, key, lambda: I3DFeatures.from_weights(source, size).to(device))
 
 
 # ----------------------------------------------------------------------------- generated side
@@ -140,27 +145,39 @@ def _features(batches: Iterable[torch.Tensor], detector, device) -> np.ndarray:
     return np.concatenate([detector(b.to(device)).double().cpu().numpy() for b in batches])
 
 
+def _real_stats(cache: Optional[MetricsCache], key: tuple, fresh: bool, compute) -> tuple:
+    """``compute()`` (mean, covariance), kept in ``cache.real_stats`` unless ``fresh`` (a ready detector module)."""
+    if cache is None or fresh:
+        return compute()
+    if key not in cache.real_stats:
+        cache.real_stats[key] = compute()
+    return cache.real_stats[key]
+
+
 # ----------------------------------------------------------------------------- metrics
 def fid(model, data, num_frames: int = PROTOCOL["num_fid_frames"], detector=None, size: int = PROTOCOL["inception_size"],
-        batch_size: int = PROTOCOL["batch_size"], seed: int = 0, device="cpu", time_range: int = PROTOCOL["fid_time_range"]) -> float:
-    """Fréchet Inception Distance between generated and real frames."""
-    det = _inception(detector, size, device)
-    key = ("fid", str(data), model.resolution, num_frames, seed, size, id(det) if isinstance(detector, torch.nn.Module) else str(detector))
-    if key not in _REAL_STATS or isinstance(detector, torch.nn.Module):
-        _REAL_STATS[key] = feature_stats(_features(_real_frames(data, model.resolution, num_frames, batch_size, seed), det, device))
+        batch_size: int = PROTOCOL["batch_size"], seed: int = 0, device="cpu", time_range: int = PROTOCOL["fid_time_range"],
+        cache: Optional[MetricsCache] = None) -> float:
+    """Fréchet Inception Distance between generated and real frames; ``cache`` keeps the detector and
+    the real statistics for the next call."""
+    det = _inception(detector, size, device, cache)
+    key = ("fid", str(data), model.resolution, num_frames, seed, size, str(detector))
+    real = _real_stats(cache, key, isinstance(detector, torch.nn.Module), lambda: feature_stats(
+        _features(_real_frames(data, model.resolution, num_frames, batch_size, seed), det, device)))
     fake = feature_stats(_features(generated_frames(model, num_frames, batch_size, seed, device, time_range), det, device))
-    return frechet_distance(*_REAL_STATS[key], *fake)
+    return frechet_distance(*real, *fake)
 
 
 def fvd(model, data, num_frames: int = 16, num_videos: int = PROTOCOL["num_videos"], detector=None,
-        size: int = PROTOCOL["i3d_size"], batch_size: int = PROTOCOL["batch_size"], seed: int = 0, device="cpu") -> float:
-    """Fréchet Video Distance on clips of ``num_frames`` consecutive frames."""
-    det = _i3d(detector, size, device)
+        size: int = PROTOCOL["i3d_size"], batch_size: int = PROTOCOL["batch_size"], seed: int = 0, device="cpu",
+        cache: Optional[MetricsCache] = None) -> float:
+    """Fréchet Video Distance on clips of ``num_frames`` consecutive frames; ``cache`` as in :func:`fid`."""
+    det = _i3d(detector, size, device, cache)
     key = ("fvd", str(data), model.resolution, num_frames, num_videos, seed, size, str(detector))
-    if key not in _REAL_STATS or isinstance(detector, torch.nn.Module):
-        _REAL_STATS[key] = feature_stats(_features(_real_clips(data, model.resolution, num_videos, num_frames, batch_size, seed), det, device))
+    real = _real_stats(cache, key, isinstance(detector, torch.nn.Module), lambda: feature_stats(
+        _features(_real_clips(data, model.resolution, num_videos, num_frames, batch_size, seed), det, device)))
     fake = feature_stats(_features(generated_clips(model, num_videos, num_frames, batch_size, seed, device), det, device))
-    return frechet_distance(*_REAL_STATS[key], *fake)
+    return frechet_distance(*real, *fake)
 
 
 def evaluate(
@@ -180,6 +197,7 @@ def evaluate(
     inception_torchscript=None,
     i3d_torchscript=None,
     data_options=None,
+    cache: Optional[MetricsCache] = None,
 ) -> Dict[str, float]:
     """{'fvd2048_16f': ..., 'fid': ...} for a GenDeF model.
 
@@ -187,7 +205,9 @@ def evaluate(
     ready module; default: the official URLs), ``num_videos`` clips and ``num_fid_frames`` fakes.
     ``fid`` / ``fvdN`` use ``inception`` / ``i3d`` (torchvision / state-dict weight sources or modules).
     ``data_options`` (``chunk``, ``chunk_min``, ``resize``: gendef.data's dataset options) build the
-    StyleGAN-V metrics' real set as training reads the data; ``fid`` / ``fvdN`` ignore them."""
+    StyleGAN-V metrics' real set as training reads the data; ``fid`` / ``fvdN`` ignore them.
+    ``cache`` (a :class:`MetricsCache` the caller keeps) holds the detectors and the real statistics
+    for the next call; without one nothing outlives the call."""
     names = parse_metrics(metrics)
     if not os.path.exists(str(data)):
         raise MetricsError(f"dataset {data}: no such file or folder")
@@ -202,11 +222,12 @@ def evaluate(
             if is_protocol_metric(n):
                 count = num_fid_frames if n.startswith("fid") else num_videos
                 out[n] = evaluate_protocol(model, data, n, count, inception_torchscript, i3d_torchscript, seed, device,
-                                           data_options=data_options)
+                                           data_options=data_options, cache=cache)
             elif n == "fid":
-                out[n] = fid(model, data, num_fid_frames, inception, inception_size, batch_size, seed, device, fid_time_range)
+                out[n] = fid(model, data, num_fid_frames, inception, inception_size, batch_size, seed, device, fid_time_range,
+                             cache=cache)
             else:
-                out[n] = fvd(model, data, int(n[3:]), num_videos, i3d, i3d_size, batch_size, seed, device)
+                out[n] = fvd(model, data, int(n[3:]), num_videos, i3d, i3d_size, batch_size, seed, device, cache=cache)
         return out
     finally:
         model.train(was_training)

@@ -17,6 +17,8 @@ from typing import Dict, Iterable
 import cv2
 import numpy as np
 
+from ..threads import opencv_threads
+
 __all__ = ["estimate_flows", "flow_stats", "clip_motion"]
 
 FLOW_SIZE = 128
@@ -34,9 +36,9 @@ def estimate_flows(clip: np.ndarray, size: int = FLOW_SIZE) -> np.ndarray:
     """uint8 clip [T, H, W, 3] -> forward flows [T-1, size, size, 2] (x, y) in pixels at ``size``."""
     if clip.ndim != 4 or clip.shape[0] < 2 or clip.shape[-1] != 3:
         raise ValueError(f"need a clip [T>=2, H, W, 3], got {clip.shape}")
-    cv2.setNumThreads(1)
-    grey = [_grey(f, size) for f in clip]
-    return np.stack([cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(grey[:-1], grey[1:])])
+    with opencv_threads(1):
+        grey = [_grey(f, size) for f in clip]
+        return np.stack([cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(grey[:-1], grey[1:])])
 
 
 def flow_stats(flows: np.ndarray) -> Dict[str, float]:

@@ -20,11 +20,12 @@ As in StyleGAN-V's ``src/metrics`` (``metric_main.py``, ``frechet_video_distance
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from .cache import MetricsCache
 from .frechet import frechet_distance
 from .torchscript import I3D, INCEPTION, load_detector, to_uint8
 from ..errors import MetricsError
@@ -158,14 +159,11 @@ def fake_videos(model, num: int, times: torch.Tensor, batch: int, seed: int, dev
 
 
 # ----------------------------------------------------------------------------- metrics
-_REAL_STATS = {}
-
-
-def _detector(spec, detector, device):
+def _detector(spec, detector, device, cache: Optional[MetricsCache]):
     """(detector, cache key of its real statistics); a ready module is never cached against."""
     if isinstance(detector, torch.nn.Module):
         return detector.to(device).eval(), None
-    det = load_detector(spec, detector, device)
+    det = load_detector(spec, detector, device, cache)
     return det, str(detector or spec.url)
 
 
@@ -179,36 +177,39 @@ def _options_key(data_options) -> tuple:
     return tuple(sorted((data_options or {}).items()))
 
 
-def _real_stats(key, batches, det, device):
-    if key[-1] is None:
+def _real_stats(key, batches, det, device, cache: Optional[MetricsCache]):
+    if key[-1] is None or cache is None:
         return _stats(batches(), det, device)
-    if key not in _REAL_STATS:
-        _REAL_STATS[key] = _stats(batches(), det, device)
-    return _REAL_STATS[key]
+    key = ("stylegan_v",) + key
+    if key not in cache.real_stats:
+        cache.real_stats[key] = _stats(batches(), det, device)
+    return cache.real_stats[key]
 
 
 def fvd(model, data, name: str = "fvd2048_16f", num_videos: int = None, detector=None, seed: int = 0, device="cpu",
-        batch_frames: int = FRAMES_PER_BATCH, data_options: dict = None) -> float:
-    """StyleGAN-V FVD (``name`` in FVD_PROTOCOLS) with its TorchScript I3D (path, URL or module)."""
+        batch_frames: int = FRAMES_PER_BATCH, data_options: dict = None, cache: Optional[MetricsCache] = None) -> float:
+    """StyleGAN-V FVD (``name`` in FVD_PROTOCOLS) with its TorchScript I3D (path, URL or module);
+    ``cache`` keeps the detector and the real statistics for the next call."""
     proto = FVD_PROTOCOLS[name]
     n = int(num_videos or proto.num_videos)
     batch = max(1, batch_frames // proto.num_frames)
-    det, det_key = _detector(I3D, detector, device)
+    det, det_key = _detector(I3D, detector, device, cache)
     key = ("fvd", str(data), _options_key(data_options), model.resolution, name, n, seed, det_key)
-    real = _real_stats(key, lambda: real_clips(data, model.resolution, proto, n, batch, seed, data_options), det, device)
+    real = _real_stats(key, lambda: real_clips(data, model.resolution, proto, n, batch, seed, data_options), det, device, cache)
     fakes = (v.permute(0, 2, 1, 3, 4) for v in fake_videos(model, n, fake_clip_times(proto), batch, seed + 1, device))
     return frechet_distance(*real, *_stats(fakes, det, device))
 
 
 def fid(model, data, num_gen: int = None, detector=None, seed: int = 0, device="cpu", batch_frames: int = 64,
-        video_frames: int = FID_PROTOCOLS["fid50k_full"]["video_frames"], data_options: dict = None) -> float:
+        video_frames: int = FID_PROTOCOLS["fid50k_full"]["video_frames"], data_options: dict = None,
+        cache: Optional[MetricsCache] = None) -> float:
     """StyleGAN-V ``fid50k_full`` with StyleGAN2-ADA's TorchScript Inception: every real frame
-    against ``num_gen`` generated frames (frames 0..15 of each generated video)."""
+    against ``num_gen`` generated frames (frames 0..15 of each generated video); ``cache`` as in :func:`fvd`."""
     n = int(num_gen or FID_PROTOCOLS["fid50k_full"]["num_gen"])
-    det, det_key = _detector(INCEPTION, detector, device)
+    det, det_key = _detector(INCEPTION, detector, device, cache)
     data_options = frame_set_options(data_options)
     key = ("fid", str(data), _options_key(data_options), model.resolution, det_key)
-    real = _real_stats(key, lambda: real_frames(data, model.resolution, batch_frames, data_options), det, device)
+    real = _real_stats(key, lambda: real_frames(data, model.resolution, batch_frames, data_options), det, device, cache)
     times = torch.arange(video_frames, dtype=torch.float32)
     videos = -(-n // video_frames)
     batch = max(1, batch_frames // video_frames)
@@ -224,10 +225,10 @@ def fid(model, data, num_gen: int = None, detector=None, seed: int = 0, device="
 
 
 def evaluate_protocol(model, data, name: str, count: int = None, inception=None, i3d=None, seed: int = 0, device="cpu",
-                      data_options: dict = None) -> float:
+                      data_options: dict = None, cache: Optional[MetricsCache] = None) -> float:
     """One StyleGAN-V metric by name; ``count`` overrides 2048 clips / 50k frames (tests, quick looks)."""
     if name in FVD_PROTOCOLS:
-        return fvd(model, data, name, count, i3d, seed, device, data_options=data_options)
+        return fvd(model, data, name, count, i3d, seed, device, data_options=data_options, cache=cache)
     if name in FID_PROTOCOLS:
-        return fid(model, data, count, inception, seed, device, data_options=data_options)
+        return fid(model, data, count, inception, seed, device, data_options=data_options, cache=cache)
     raise MetricsError(f"unknown StyleGAN-V metric {name!r}: use one of {sorted(FVD_PROTOCOLS) + sorted(FID_PROTOCOLS)}")

@@ -28,6 +28,7 @@ from typing import Dict, Optional, Union
 import torch
 from torch import nn
 
+from .cache import MetricsCache
 from .weights import cache_dir
 from ..errors import MetricsError
 
@@ -151,19 +152,21 @@ class TorchScriptDetector(nn.Module):
         return feats.double().cpu()
 
 
-_LOADED: Dict[tuple, TorchScriptDetector] = {}
-
-
-def load_detector(spec: DetectorSpec, source: Union[str, os.PathLike, None] = None, device="cpu") -> TorchScriptDetector:
-    """Fetch (first use only) and ``torch.jit.load`` a detector; cached per process and device."""
+def load_detector(spec: DetectorSpec, source: Union[str, os.PathLike, None] = None, device="cpu",
+                  cache: Optional[MetricsCache] = None) -> TorchScriptDetector:
+    """Fetch (first use only: files are kept on disk) and ``torch.jit.load`` a detector; kept in
+    ``cache`` per file and device when one is given, else loaded afresh."""
     path = fetch_detector(spec, None if source is None else str(source))
-    key = (spec.name, str(path), str(device))
-    if key not in _LOADED:
-        try:
-            with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format these files are in
-                warnings.simplefilter("ignore", FutureWarning)
-                net = torch.jit.load(str(path), map_location=device).eval()
-        except Exception as e:
-            raise MetricsError(f"{path}: not a TorchScript {spec.name} file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-        _LOADED[key] = TorchScriptDetector(net, spec)
-    return _LOADED[key]
+    key = ("torchscript", spec.name, str(path), str(device))
+    if cache is not None and key in cache.detectors:
+        return cache.detectors[key]
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format these files are in
+            warnings.simplefilter("ignore", FutureWarning)
+            net = torch.jit.load(str(path), map_location=device).eval()
+    except Exception as e:
+        raise MetricsError(f"{path}: not a TorchScript {spec.name} file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    detector = TorchScriptDetector(net, spec)
+    if cache is not None:
+        cache.detectors[key] = detector
+    return detector

@@ -6,6 +6,8 @@
 - :mod:`~gendef.video.tracking`: point tracking (inverse look-up), frame -> canonical look-up, flows.
 - :mod:`~gendef.video.grid`: pixel conventions, identity, upsampling and inversion of grids.
 - :mod:`~gendef.video.io`: reading and writing video and image files.
+- :mod:`~gendef.video.reader`: the one video reader: header probes, clips read with their size checked first.
+- :mod:`~gendef.video.decoder_logging`: the decoders kept quiet for one read, their settings restored after.
 - :mod:`~gendef.video.npzfile`: ``.npz`` headers checked before anything is decompressed.
 - :mod:`~gendef.video.npzformat`: the CanonicalVideo and SegmentedVideo ``.npz`` formats and their limits.
 - :mod:`~gendef.video.audio`: the source clip's sound, muxed into exports.

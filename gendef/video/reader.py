@@ -12,9 +12,11 @@ through here, so a clip reads the same way everywhere:
   OpenCV's reader quit early and call that the end of the clip). The decoded size is
   checked against ``max_bytes`` from the header, before anything is decoded; ``resize_to``
   scales each frame as it is decoded, so a huge source never sits in memory whole.
-* Decoders are quiet: OpenCV's FFmpeg backend logs nothing (``OPENCV_FFMPEG_LOGLEVEL``),
-  ffmpeg's own stderr is captured. :func:`set_verbose` (the CLI's ``--verbose``) lets
-  them talk; it must be called before the first clip is opened.
+* Decoders are quiet: OpenCV, its FFmpeg backend and imageio-ffmpeg log nothing while a clip
+  is opened or read (:mod:`gendef.video.decoder_logging` sets their levels for the read only and
+  restores them after; importing changes nothing), ffmpeg's own stderr is captured.
+  :func:`set_verbose` (the CLI's ``--verbose``: this module's logger at DEBUG) lets them talk;
+  it must be called before the first clip is opened (OpenCV reads libav's level once).
 * Without imageio-ffmpeg (OpenCV alone, as on a bare GPU machine) everything imports and
   reads as far as OpenCV can; a read OpenCV cuts well short of the header's frame count is
   refused in one line naming ``pip install imageio-ffmpeg``, never returned shortened.
@@ -33,6 +35,7 @@ import numpy as np
 
 from ..errors import VideoIOError
 from ..imageutil import to_float01
+from .decoder_logging import decoder_logging
 from .io import IMAGE_EXTS, VIDEO_EXTS, read_image
 
 __all__ = ["VideoInfo", "probe", "read_video", "iter_frames", "read_clip", "set_verbose", "count_frames",
@@ -40,16 +43,7 @@ __all__ = ["VideoInfo", "probe", "read_video", "iter_frames", "read_clip", "set_
 
 MAX_DECODE_BYTES = 4 << 30  # default bound on the decoded clip (uint8 RGB, or float32 with dtype="float32")
 MAX_FRAME_SIDE = 16384
-_QUIET_AV = "-8"  # AV_LOG_QUIET
 log = logging.getLogger(__name__)
-
-# OpenCV reads this once, when its FFmpeg backend opens the first clip: set it before that.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", _QUIET_AV)
-_IMAGEIO_LOG = logging.getLogger("imageio_ffmpeg")  # warns on every rotated clip ("frame size ... different")
-_IMAGEIO_LOG.setLevel(logging.ERROR)
-
-
-_VERBOSE = {"on": False}
 _INSTALL_FFMPEG = "pip install imageio-ffmpeg"
 
 
@@ -65,11 +59,14 @@ def _check_opencv_complete(info: "VideoInfo", got: int, expected: int) -> None:
 
 
 def set_verbose(on: bool = True) -> None:
-    """Let OpenCV (and its FFmpeg backend: call before the first clip is opened) log, and log ffmpeg's header."""
-    _VERBOSE["on"] = bool(on)
-    os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "24" if on else _QUIET_AV  # AV_LOG_WARNING
+    """Let OpenCV (and its FFmpeg backend: call before the first clip is opened) log, and log ffmpeg's header:
+    sets this module's logger to DEBUG (off: back to NOTSET); an application calls it once, at start."""
     log.setLevel(logging.DEBUG if on else logging.NOTSET)
-    _IMAGEIO_LOG.setLevel(logging.NOTSET if on else logging.ERROR)
+
+
+def _quiet():
+    """The decoders' logging for one open or read: quiet unless this module's own logger is at DEBUG."""
+    return decoder_logging(verbose=0 < log.level <= logging.DEBUG)
 
 
 @dataclass(frozen=True)
@@ -92,8 +89,6 @@ class VideoInfo:
 def _cv2():
     import cv2
 
-    level = cv2.utils.logging.LOG_LEVEL_WARNING if _VERBOSE["on"] else cv2.utils.logging.LOG_LEVEL_SILENT
-    cv2.utils.logging.setLogLevel(level)  # OpenCV's own "[ WARN ] ... grabFrame" lines
     return cv2
 
 
@@ -117,14 +112,15 @@ def _ffmpeg_header(path: Path) -> Optional[dict]:
         return None
     import imageio_ffmpeg
 
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    try:
-        meta = next(gen)
-    except (RuntimeError, OSError, StopIteration, IOError) as e:
-        log.debug("ffmpeg could not read %s: %s", path, e)
-        return None
-    finally:
-        gen.close()
+    with _quiet():
+        gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        try:
+            meta = next(gen)
+        except (RuntimeError, OSError, StopIteration, IOError) as e:
+            log.debug("ffmpeg could not read %s: %s", path, e)
+            return None
+        finally:
+            gen.close()
     log.debug("ffmpeg header of %s: %s", path, meta)
     return meta
 
@@ -145,14 +141,15 @@ def count_frames(path: Union[str, os.PathLike]) -> Optional[int]:
 
 def _probe_opencv(path: Path) -> Optional[tuple]:
     cv2 = _cv2()
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            return None
-        h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        return h, w, max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0), _clean_fps(cap.get(cv2.CAP_PROP_FPS))
-    finally:
-        cap.release()
+    with _quiet():
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return None
+            h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            return h, w, max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0), _clean_fps(cap.get(cv2.CAP_PROP_FPS))
+        finally:
+            cap.release()
 
 
 def _probe_file(p: Path) -> VideoInfo:
@@ -359,6 +356,11 @@ def _read_file(info: VideoInfo, start: int, want: int, sink: _Sink) -> float:
 
 
 def _read_opencv(info: VideoInfo, start: int, want: int, sink: _Sink) -> int:
+    with _quiet():
+        return _grab_opencv(info, start, want, sink)
+
+
+def _grab_opencv(info: VideoInfo, start: int, want: int, sink: _Sink) -> int:
     cap = _capture(info.path, info)
     i = 0
     try:
@@ -382,16 +384,17 @@ def _ffmpeg_frames(p: Path, size: Optional[Sequence[int]] = None) -> Iterator[np
     import imageio_ffmpeg
 
     scale = None if size is None else ["-vf", f"scale={int(size[1])}:{int(size[0])}:flags=area"]
-    gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgb24", output_params=scale)
-    try:
-        meta = next(gen)
-        w, h = (int(v) for v in meta["size"])
-        for buf in gen:
-            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-    except (RuntimeError, OSError) as e:
-        raise VideoIOError(f"{p}: ffmpeg cannot decode it ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    finally:
-        gen.close()
+    with _quiet():
+        gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgb24", output_params=scale)
+        try:
+            meta = next(gen)
+            w, h = (int(v) for v in meta["size"])
+            for buf in gen:
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+        except (RuntimeError, OSError) as e:
+            raise VideoIOError(f"{p}: ffmpeg cannot decode it ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        finally:
+            gen.close()
 
 
 def _read_ffmpeg(info: VideoInfo, start: int, want: int, sink: _Sink) -> int:
@@ -416,16 +419,17 @@ def iter_frames(path: Union[str, os.PathLike]) -> Iterator[np.ndarray]:
             yield from read_video(path, start=start, num_frames=64, max_frames=64)[0]
         return
     cv2, done = _cv2(), 0
-    cap = cv2.VideoCapture(str(info.path))
-    try:
-        while cap.isOpened():
-            ok, fr = cap.read()
-            if not ok:
-                break
-            done += 1
-            yield cv2.cvtColor(fr, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
+    with _quiet():
+        cap = cv2.VideoCapture(str(info.path))
+        try:
+            while cap.isOpened():
+                ok, fr = cap.read()
+                if not ok:
+                    break
+                done += 1
+                yield cv2.cvtColor(fr, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
     if done < info.frames and _ffmpeg_exe() is not None:
         for i, frame in enumerate(_ffmpeg_frames(info.path)):
             if i >= done:
@@ -438,18 +442,27 @@ def read_clip(path: Union[str, os.PathLike], start: int, count: int) -> np.ndarr
     """``count`` frames from ``start`` for training: OpenCV seeks when it can do so exactly, else a full read."""
     p = Path(path)
     if start > 0 and p.suffix.lower() != ".gif" and p.is_file():
-        cv2 = _cv2()
-        cap = cv2.VideoCapture(str(p))
-        try:
-            if cap.isOpened() and cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
-                frames = []
-                while len(frames) < count:
-                    ok, fr = cap.read()
-                    if not ok:
-                        break
-                    frames.append(cv2.cvtColor(fr, cv2.COLOR_BGR2RGB))
-                if len(frames) == count:
-                    return np.stack(frames)
-        finally:
-            cap.release()
+        with _quiet():
+            frames = _seek_opencv(p, start, count)
+        if frames is not None:
+            return frames
     return read_video(p, start=start, num_frames=count, max_frames=1 << 20)[0]
+
+
+def _seek_opencv(p: Path, start: int, count: int) -> Optional[np.ndarray]:
+    """``count`` frames from ``start`` when OpenCV seeks there exactly and reads them all, else None."""
+    cv2 = _cv2()
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if cap.isOpened() and cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
+            frames = []
+            while len(frames) < count:
+                ok, fr = cap.read()
+                if not ok:
+                    break
+                frames.append(cv2.cvtColor(fr, cv2.COLOR_BGR2RGB))
+            if len(frames) == count:
+                return np.stack(frames)
+    finally:
+        cap.release()
+    return None

@@ -14,8 +14,8 @@ rate each is 4x the layer's size. Here:
   backward is written with the same differentiable ops (the adjoint of a polyphase
   upsampling is a strided filter and vice versa), so it is itself differentiable.
 
-The plain implementations these are tested against live in ``reference_layers``,
-which the model never imports.
+The plain implementations these are tested against live in ``tests/reference_layers.py``,
+outside the package.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ StyleGAN2 backbone here), style normalisation per sample rather than over the
 batch (so a sample never depends on its batch mates), PyTorch filters
 without a custom CUDA op (``alias_free_ops``: polyphase FIRs and a filtered leaky
 ReLU that keeps no upsampled tensor for backward; the plain ``upfirdn2d`` layers they are
-tested against live in ``reference_layers``, which the model never imports), the input-magnitude EMA updated in training mode like a
+tested against live in ``tests/reference_layers.py``, outside the package), the input-magnitude EMA updated in training mode like a
 BatchNorm statistic (``update_magnitude_ema=False``: never updated, as the official
 GenDeF training loop, whose ``run_G`` never passes ``update_emas``), and optional MTM
 (deformable) convs. ``mixed_precision`` runs the layers whose sampling rate is among the

@@ -1,4 +1,5 @@
-"""The plain StyleGAN3 and MTM layers that the fast ones are tested against (never imported by the model).
+"""The plain StyleGAN3 and MTM layers that the fast ones are tested against: a test oracle, kept
+with the tests (``tests.reference_layers``), never shipped in or imported by the package.
 
 The model's layers (``alias_free_ops``, ``modulated_ops``) avoid keeping full-size
 intermediates for backward. The implementations here do the same arithmetic the
@@ -6,7 +7,8 @@ obvious way (zero-stuffed ``upfirdn2d``, leaky ReLU, input times style, then a c
 or torchvision's deformable conv), so autograd keeps everything: slow and
 memory-hungry, but easy to check by eye. ``with reference_ops():`` makes the
 model's ``AliasFreeLayer``, ``OffsetPredictor`` and ``ModulatedDeformConv2d`` run
-these forwards for the duration of the block (tests, ``benchmarks/backbones.py``).
+these forwards for the duration of the block (tests, ``python -m benchmarks.backbones`` run from
+the repository root).
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-from .mtm import ModulatedDeformConv2d, OffsetPredictor
-from .stylegan3 import AliasFreeLayer
+from gendef.generator.networks.mtm import ModulatedDeformConv2d, OffsetPredictor
+from gendef.generator.networks.stylegan3 import AliasFreeLayer
 
 __all__ = ["reference_ops", "upfirdn2d", "conv_or_deform"]
 
