@@ -70,10 +70,9 @@ def _export_video(state: StudioState, use_result: bool) -> Video:
         return video.with_canonical(result.canonical)
     mask = state.part(SegmentPart).mask
     if use_result and result.kind == "segment" and mask is not None:
-        a = SEGMENT_TINT * mask[..., None].astype(np.float32)
         if state.chain:  # the tint as an overlay of the picked segment, carried along the chain
-            tint = np.concatenate([np.broadcast_to(np.float32(MASK_COLOR), a.shape[:2] + (3,)), a], -1)
-            return video.with_edit(tint, segment=state.segment)
+            return video.with_edit(viz.mask_tint_layer(mask, MASK_COLOR, SEGMENT_TINT), segment=state.segment)
+        a = SEGMENT_TINT * mask[..., None].astype(np.float32)
         return video.with_canonical(video.canonical * (1 - a) + np.float32(MASK_COLOR) * a)
     return video
 

@@ -23,6 +23,7 @@ __all__ = [
     "draw_tracks",
     "as_tracks",
     "overlay_masks",
+    "mask_tint_layer",
     "cutout",
     "side_by_side",
     "resize_image",
@@ -274,6 +275,13 @@ def overlay_masks(frames, masks, color=(1.0, 0.0, 0.0), alpha: float = 0.5) -> n
     out = f.copy()
     out[m] = (1.0 - a) * f[m] + a * _rgb(color, "color")
     return out
+
+
+def mask_tint_layer(mask, color=(1.0, 0.0, 0.0), alpha: float = 0.5) -> np.ndarray:
+    """A mask [H, W] as an RGBA overlay [H, W, 4] (straight alpha): ``color`` at opacity ``alpha`` where masked."""
+    m = np.asarray(mask).astype(np.float32) * float(np.clip(alpha, 0.0, 1.0))
+    rgb = np.broadcast_to(_rgb(color, "color"), m.shape + (3,))
+    return np.concatenate([rgb, m[..., None]], axis=-1).astype(np.float32)
 
 
 def cutout(frames, masks, background=(1.0, 1.0, 1.0)) -> np.ndarray:

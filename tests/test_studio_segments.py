@@ -138,6 +138,15 @@ def test_mask_and_track_on_a_segment_reach_the_whole_clip(clip):
         x, y = np.round(photo_to_frame(DOT, t)).astype(int)
         assert masks[t, y, x], t
     assert not masks[CUT:].any()
+    from gendef.video.reader import iter_frames
+
+    mp4 = export.export_all(state, "result")["export_files"][0]
+    tinted = np.stack(list(iter_frames(mp4))).astype(np.float32) / 255
+    original = state.video.render_frame(3)  # segment 0 only
+    expected = (1 - export.SEGMENT_TINT) * original + export.SEGMENT_TINT * np.float32(segment.MASK_COLOR)
+    inside = masks[3]
+    err, tint = (np.abs(x[inside] - expected[inside]).mean() for x in (tinted[3], original))
+    assert len(tinted) == N and err < tint / 3  # the tint, carried to segment 0 (an mp4's colours are approximate)
 
     state.part(track.TrackPart).track_points.append((float(centre[0]), float(centre[1])))
     out = track._track_result(state, track.TRACK_ON_CANONICAL, lambda *a, **k: None)
