@@ -240,3 +240,21 @@ def test_a_look_on_one_segment_restyles_the_clip_up_to_the_cut(clip):
 
     exported = np.stack(list(iter_frames(mp4))).astype(np.float32) / 255
     assert exported.shape == (N, H, W, 3) and np.abs(exported[15] - frames[15]).mean() < 0.04  # the export is the result
+
+
+def test_timeline_marks_segments_cut_and_pick(clip):
+    from gendef import viz
+
+    path, _, _ = clip
+    chain = SegmentedVideo.load(path)
+    img = viz.segment_timeline(chain, picked=2, tile=32, gap=4, bar=14)
+    width = img.shape[1]
+    lanes = img[-(2 * 14 + 4):]
+    cut_x = int(round(CUT * (width - 1) / N))
+    assert (lanes[:, cut_x] == viz.TIMELINE_CUT).all()  # the hard cut, over both lanes
+    lane = lambda i: lanes[2 + (i % 2) * 14 + 5]  # noqa: E731 - the middle row of segment i's lane
+    x = lambda t: int(round(t * (width - 1) / N))  # noqa: E731
+    assert (lane(0)[x(11)] != 255).any() and (lane(1)[x(11)] != 255).any()  # frame 11: segments 0 and 1 overlap
+    assert (lane(0)[x(5)] != 255).any() and (lane(1)[x(5)] == 255).all()  # frame 5: segment 0 alone
+    thumbs = img[: 32 + 6]
+    assert (thumbs == viz.TIMELINE_PICKED).all(-1).sum() > 4 * 32  # segment 2's canonical framed in blue
