@@ -10,13 +10,14 @@ import numpy as np
 from gendef import viz
 from gendef.video.audio import AUTO, resolve_audio
 from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.segments import SegmentedVideo
 from gendef.imageutil import to_uint8
 from gendef.video.io import write_video
 
 from .errors import friendly
 from .formats import masks_to_zip, tracks_to_csv, tracks_to_json
 from .segment import MASK_COLOR, SegmentPart
-from .state import StudioState
+from .state import StudioState, Video
 from .track import TrackPart
 from .views import require_video
 
@@ -50,7 +51,7 @@ def _session_files(state: StudioState) -> list:
     files = []
     mask, tracks = state.part(SegmentPart).mask, state.part(TrackPart).tracks
     if mask is not None and mask.any():
-        files.append(str(masks_to_zip(state.video.propagate_mask(mask), state.new_path("masks.zip"))))
+        files.append(str(masks_to_zip(state.video.propagate_mask(mask, **state.on_canvas()), state.new_path("masks.zip"))))
     if tracks is not None:
         pos, vis = tracks
         for name, text in (("tracks.json", tracks_to_json(pos, vis, state.video.fps)), ("tracks.csv", tracks_to_csv(pos, vis))):
@@ -60,13 +61,17 @@ def _session_files(state: StudioState) -> list:
     return files
 
 
-def _export_video(state: StudioState, use_result: bool) -> CanonicalVideo:
-    """The video to export: the edit baked into the canonical image when it has one."""
+def _export_video(state: StudioState, use_result: bool) -> Video:
+    """The video to export: the edit baked into the canonical image (a chain: into every segment it reaches)."""
     video, result = state.video, state.result
+    if use_result and result.edits is not None:
+        return video.with_edit(result.edits)
     if use_result and result.canonical is not None:
         return video.with_canonical(result.canonical)
     mask = state.part(SegmentPart).mask
     if use_result and result.kind == "segment" and mask is not None:
+        if state.chain:  # the tint as an overlay of the picked segment, carried along the chain
+            return video.with_edit(viz.mask_tint_layer(mask, MASK_COLOR, SEGMENT_TINT), segment=state.segment)
         a = SEGMENT_TINT * mask[..., None].astype(np.float32)
         return video.with_canonical(video.canonical * (1 - a) + np.float32(MASK_COLOR) * a)
     return video
@@ -96,6 +101,19 @@ def _sound(state: StudioState):
     return span
 
 
+def _export_npz(state: StudioState, use_result: bool) -> Video:
+    """The re-openable video: the edit baked in (a painted, restyled or looked canonical image), the studio's source noted."""
+    video = state.video
+    if use_result and state.result.edits is not None:
+        video = video.with_edit(state.result.edits)
+    elif use_result and state.result.canonical is not None:
+        video = state.video.with_canonical(state.result.canonical)
+    meta = dict(video.metadata, studio_source=state.source)
+    if isinstance(video, SegmentedVideo):
+        return SegmentedVideo(list(zip(video.starts, video.segments)), fps=video.fps, metadata=meta, cuts=video.cuts)
+    return CanonicalVideo(video.canonical, video.grid, video.fps, meta, size=video.size)
+
+
 @friendly
 def export_all(state, which, progress=gr.Progress()):
     state = require_video(state)
@@ -112,12 +130,7 @@ def export_all(state, which, progress=gr.Progress()):
     files.append(str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.gif"), fps=state.video.fps)))
     del frames
     progress(0.7, desc="npz")
-    video = state.video
-    if use_result and state.result.canonical is not None:
-        video = state.video.with_canonical(state.result.canonical)
-    meta = dict(video.metadata, studio_source=state.source)
-    export = CanonicalVideo(video.canonical, video.grid, video.fps, meta, size=video.size)
-    files.append(str(export.save(state.new_path(f"{tag}-canonical-video.npz"))))
+    files.append(str(_export_npz(state, use_result).save(state.new_path(f"{tag}-canonical-video.npz"))))
     progress(0.8, desc="masks and tracks")
     files += _session_files(state)
     progress(1.0, desc="done")

@@ -8,6 +8,7 @@ from PIL import Image
 from gendef import viz
 from gendef.imageutil import to_uint8
 
+from . import chain
 from .errors import friendly, require
 from .formats import rgba_from_editor_layers
 from .state import Result, StudioState
@@ -63,13 +64,29 @@ def scribble_target(state, on, frame):
     return dict(editor=editor_update(display_target(state, frame), frame))
 
 
-def _canonical_rgba(state, rgba: np.ndarray, frame) -> np.ndarray:
-    """The flattened paint (display resolution) as an RGBA layer in canonical space."""
+def _canonical_rgba(state, rgba: np.ndarray, frame):
+    """The flattened paint (display resolution) as an RGBA layer on the edited canonical image.
+
+    A chain's frame edit gives one layer per segment (None where the frame's content never shows).
+    """
     if frame is None:
-        return viz.resize_image(rgba, state.video.canvas_size)
+        return viz.resize_image(rgba, state.canvas.canvas_size)
     on_frame = viz.resize_image(rgba, state.video.frame_size)
     require((on_frame[..., 3] > 0).any(), NOTHING_DRAWN)
     return state.video.frame_edit_to_canonical(on_frame, frame)
+
+
+def _apply_on_chain(state, rgba, frame) -> tuple:
+    """(preview frames, edited canonical of the picked segment, per-segment edits, message) of a chain's scribble."""
+    edits = chain.carried(state, rgba) if frame is None else rgba
+    k = state.segment
+    reached = [i for i, e in enumerate(edits) if e is not None and (e[..., 3] > 0).any()]
+    require(reached, NOTHING_DRAWN if frame is None else f"Frame {frame} shows none of the painted pixels.")
+    frames = state.preview.render(edits)
+    canonical = state.video.with_edit(edits).segments[k].canonical
+    where = "" if frame is None else f" on frame {frame}"
+    msg = f"Scribble{where} carried to segments {', '.join(map(str, reached))} and propagated to {len(frames)} frames."
+    return frames, canonical, edits, msg
 
 
 @friendly
@@ -80,15 +97,26 @@ def apply_scribble(state, value, on=EDIT_ON_CANONICAL, frame=0, progress=gr.Prog
     frame = edit_frame(state, on, frame)
     progress(0.1, desc="flattening layers")
     rgba = _canonical_rgba(state, _editor_rgba(value), frame)
+    if state.chain:
+        progress(0.3, desc="carrying to every segment")
+        frames, canonical, edits, msg = _apply_on_chain(state, rgba, frame)
+        return _finish(state, frames, canonical, edits[state.segment], edits, progress, msg)
     painted = int((rgba[..., 3] > 0).sum())
     require(painted > 0, NOTHING_DRAWN if frame is None else f"Frame {frame} shows none of the painted pixels.")
     progress(0.3, desc="propagating through the grid")
     t0 = time.perf_counter()
     frames = state.preview.render(rgba)  # the view; exports render at output size
     canonical = state.video.with_edit(rgba).canonical
-    edit_path = state.new_path("scribble-rgba.png")
-    Image.fromarray(to_uint8(rgba)).save(edit_path)
-    result = Result("scribble", frames, canonical, {"edit_rgba": rgba, "files": [edit_path]})
     where = "" if frame is None else f" on frame {frame}"
     msg = f"Scribble{where} applied: {painted} canonical pixels painted, propagated to {len(frames)} frames in {time.perf_counter() - t0:.2f} s."
+    return _finish(state, frames, canonical, rgba, None, progress, msg)
+
+
+def _finish(state, frames, canonical, rgba, edits, progress, msg) -> dict:
+    """The result views, with the painted layer of the edited canonical image (if it has one) saved as a PNG."""
+    files = []
+    if rgba is not None:
+        files.append(state.new_path("scribble-rgba.png"))
+        Image.fromarray(to_uint8(rgba)).save(files[0])
+    result = Result("scribble", frames, canonical, {"edit_rgba": rgba, "files": files}, edits)
     return finish(state, result, progress, msg)

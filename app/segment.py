@@ -8,6 +8,7 @@ import numpy as np
 from gendef import viz
 from gendef.editing import segment as sg
 
+from . import chain
 from .errors import friendly, one_line, require
 from .formats import masks_to_zip
 from .services import shared
@@ -90,12 +91,13 @@ def _segment_view(state: StudioState, frame=None):
     seg = _part(state)
     points = seg.seg_positive + seg.seg_negative + seg.seg_box
     if frame is None:
-        image, mask = state.video.canonical, seg.mask
+        image, mask = state.canvas.canonical, seg.mask
     else:
         image = state.video.render_frame(frame)  # one frame at output size, not the whole clip
-        mask = None if seg.mask is None else state.video.render_frame(frame, seg.mask.astype(np.float32)) >= 0.5
+        on = state.on_canvas()
+        mask = None if seg.mask is None else state.video.render_frame(frame, seg.mask.astype(np.float32), **on) >= 0.5
         if points:
-            pos, vis = state.video.track(points)
+            pos, vis = state.video.track(points, **on)
             points = [tuple(p) for p, v in zip(pos[frame].tolist(), vis[frame]) if v]
     if mask is not None:
         image = viz.overlay_masks(image[None], mask[None], color=MASK_COLOR, alpha=0.45)[0]
@@ -119,7 +121,7 @@ def _sam_mask(state: StudioState, box, services):
         gr.Warning(f"SAM unavailable, using GrabCut instead: {one_line(e)}")
         return None
     seg = _part(state)
-    return sam.segment(state.video.canonical, positive=seg.seg_positive, negative=seg.seg_negative, box=box)
+    return sam.segment(state.canvas.canonical, positive=seg.seg_positive, negative=seg.seg_negative, box=box)
 
 
 def _run_segmentation(state: StudioState, backend: str, services) -> str:
@@ -134,7 +136,7 @@ def _run_segmentation(state: StudioState, backend: str, services) -> str:
     mask = _sam_mask(state, box, services) if backend == SEG_SAM else None
     label = "SAM"
     if mask is None:
-        mask = sg.grabcut_segment(state.video.canonical, seg.seg_positive, seg.seg_negative, box=box)
+        mask = sg.grabcut_segment(state.canvas.canonical, seg.seg_positive, seg.seg_negative, box=box)
         label = "GrabCut (offline fallback, not SAM)"
     seg.mask = np.asarray(mask, dtype=bool)
     if not seg.mask.any():
@@ -160,7 +162,7 @@ def _add_box_corner(state: StudioState, frame, xy) -> None:
         seg.seg_box = (seg.seg_box + [_to_canonical(state, frame, xy)])[-2:]
         return
     (_, x0, y0), (_, x1, y1) = seg.seg_box_frame
-    corners = state.video.frame_to_canonical([(x0, y0), (x1, y0), (x0, y1), (x1, y1)], frame)
+    corners = chain.frame_to_canvas(state, [(x0, y0), (x1, y0), (x0, y1), (x1, y1)], frame)
     lo, hi = corners.min(0), corners.max(0)
     seg.seg_box = [_rounded(lo), _rounded(hi)]
 
@@ -170,7 +172,7 @@ def _rounded(p) -> tuple:
 
 
 def _to_canonical(state: StudioState, frame, xy) -> tuple:
-    return _rounded(state.video.frame_to_canonical([xy], frame)[0])
+    return _rounded(chain.frame_to_canvas(state, [xy], frame)[0])
 
 
 @friendly
@@ -180,7 +182,7 @@ def segment_click(state, mode, backend, evt: gr.SelectData, on=EDIT_ON_CANONICAL
     state = require_video(state)
     require(evt is not None and evt.index is not None, "Click inside the image.")
     frame = edit_frame(state, on, frame)
-    size = state.video.canvas_size if frame is None else state.video.frame_size
+    size = state.canvas.canvas_size if frame is None else state.video.frame_size
     xy = to_image_xy(state, evt.index, size)
     if mode == "box corner":
         _add_box_corner(state, frame, xy)
@@ -206,13 +208,13 @@ def apply_segment(state, progress=gr.Progress()):
     mask = _part(state).mask
     require(mask is not None and mask.any(), "No mask yet: click on the object in the canonical image first.")
     progress(0.2, desc="propagating the mask")
-    masks = state.preview.propagate_mask(mask)
+    masks = state.preview.propagate_mask(mask, **state.on_canvas())
     frames = state.preview.frames()
     overlay = viz.overlay_masks(frames, masks, color=MASK_COLOR, alpha=0.45)
     cut = viz.cutout(frames, masks)
     progress(0.6, desc="writing masks")
     cut_path = write_mp4(state, cut, "cutout.mp4")
-    full = masks if state.preview is state.video else state.video.propagate_mask(mask)
+    full = masks if state.preview is state.video else state.video.propagate_mask(mask, **state.on_canvas())
     zip_path = masks_to_zip(full, state.new_path("masks.zip"))  # PNG masks at output size
     result = Result("segment", overlay, None, {"masks": masks, "cutout": cut, "files": [cut_path, zip_path]})
     return finish(state, result, progress, f"Mask propagated to {len(masks)} frames (overlay shown; cut-out and PNG masks in the files).")

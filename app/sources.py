@@ -9,11 +9,13 @@ from gendef import decomposition
 from gendef.video import fullsize
 from gendef.errors import GenDeFError
 from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.segments import SegmentedVideo, load_video_npz
 from gendef.video.io import VIDEO_EXTS
 from gendef.video.reader import VideoInfo, probe
 
+from .chain import canvas_side
 from .errors import fail, friendly, number, require, whole_number
-from .state import StudioState, TabPart
+from .state import StudioState, TabPart, Video
 from .studio import LOADED, default_studio
 from .views import display_scale, status_line
 
@@ -94,7 +96,7 @@ def reset(state: StudioState) -> dict:
 
 def loaded_views(state: StudioState, progress, notice=None, studio=None) -> dict:
     """Everything the views show for a freshly loaded video (every tab's reset)."""
-    state.scale = display_scale(max(state.video.canvas_size))
+    state.scale = display_scale(canvas_side(state))
     progress(0.8, desc="rendering views")
     views = dict(state=state, **default_studio(studio).reset(state))
     if notice is not None:
@@ -160,34 +162,44 @@ def new_motion(state, checkpoint, seed, num_frames, psi, fps, output_size=None, 
     return _sample(state, checkpoint, seed, num_frames, psi, fps, seed + 1, progress, output_size, studio)
 
 
-def _limit_video(video: CanonicalVideo) -> CanonicalVideo:
-    h, w = video.frame_size
-    hc, wc = video.canvas_size
+def _require_sizes(frame_hw, canvas_hw) -> None:
+    (h, w), (hc, wc) = frame_hw, canvas_hw
     require(
         max(h, w) <= MAX_FRAME_SIDE and max(hc, wc) <= MAX_CANVAS_SIDE,
         f"Video too large for the studio: frames {w}x{h} (max {MAX_FRAME_SIDE}), canonical {wc}x{hc} (max {MAX_CANVAS_SIDE}).",
     )
+
+
+def _limit_video(video: Video) -> Video:
+    """The studio's limits on a loaded video (a CanonicalVideo or a chain of segments): sizes, the first MAX_FRAMES frames."""
+    for seg in video.segments if isinstance(video, SegmentedVideo) else (video,):
+        _require_sizes(video.frame_size, seg.canvas_size)
     if video.num_frames > MAX_FRAMES:
         gr.Warning(f"The file has {video.num_frames} frames; the studio keeps the first {MAX_FRAMES}.")
+        if isinstance(video, SegmentedVideo):
+            return video.head(MAX_FRAMES)
         video = CanonicalVideo(video.canonical, video.grid[:MAX_FRAMES], video.fps, dict(video.metadata), size=video.size)
     return video
 
 
 def _check_npz_header(path: Path) -> None:
-    """The studio's limits checked on the .npz headers, before anything is decompressed."""
-    from gendef.video.canonical_video import check_npz
+    """The studio's limits checked on the .npz headers (either kind), before anything is decompressed."""
+    from gendef.video.npzformat import check_npz, check_segmented_npz, is_segmented_npz
 
-    members = check_npz(path)  # the library's limits; CanonicalVideoError is a one-line user error
-    t, h, w, _ = members["grid"].shape
-    hc, wc = members["canonical"].shape[:2]
+    if is_segmented_npz(path):
+        members = check_segmented_npz(path)  # the library's limits; CanonicalVideoError is a one-line user error
+        pairs = [(members[f"seg{i}_grid"], members[f"seg{i}_canonical"]) for i in range(members["starts"].shape[0])]
+    else:
+        members = check_npz(path)
+        pairs = [(members["grid"], members["canonical"])]
+    for grid, canonical in pairs:
+        _require_sizes(grid.shape[1:3], canonical.shape[:2])
+    t, h, w, _ = pairs[0][0].shape
+    nbytes = sum(grid.nbytes for grid, _ in pairs)
+    what = f"{t} frames of {w}x{h} motion" if len(pairs) == 1 else f"{len(pairs)} segments of {w}x{h} motion"
     require(
-        max(h, w) <= MAX_FRAME_SIDE and max(hc, wc) <= MAX_CANVAS_SIDE,
-        f"Video too large for the studio: frames {w}x{h} (max {MAX_FRAME_SIDE}), canonical {wc}x{hc} (max {MAX_CANVAS_SIDE}).",
-    )
-    mb = members["grid"].nbytes / 2**20
-    require(
-        members["grid"].nbytes <= MAX_NPZ_GRID_BYTES,
-        f"{path.name} holds {t} frames of {w}x{h} motion ({mb:.0f} MB); the studio opens at most {MAX_NPZ_GRID_BYTES >> 20} MB.",
+        nbytes <= MAX_NPZ_GRID_BYTES,
+        f"{path.name} holds {what} ({nbytes / 2**20:.0f} MB); the studio opens at most {MAX_NPZ_GRID_BYTES >> 20} MB.",
     )
 
 
@@ -245,13 +257,13 @@ def _check_clip(path: Path, info: Optional[VideoInfo], start: int, n: int) -> No
 
 @friendly
 def open_npz(state, file, progress=gr.Progress(), studio=None):
-    """Re-open a CanonicalVideo saved by the studio, the CLI or the Python API."""
+    """Re-open a CanonicalVideo, or a whole clip's chain of segments, saved by the studio, the CLI or the Python API."""
     state = _fresh(state)
     path = _upload_path(file)
     require(path.suffix.lower() == ".npz", f"{path.name}: expected a .npz CanonicalVideo file.")
     _check_npz_header(path)
     progress(0.1, desc="reading")
-    video = _limit_video(CanonicalVideo.load(path))
+    video = _limit_video(load_video_npz(path))
     state.set_video(video, f"Opened {path.name}")
     return loaded_views(state, progress, studio=studio)
 
@@ -265,9 +277,10 @@ def open_example(state, progress=gr.Progress(), studio=None):
 
 @friendly
 def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, progress=gr.Progress(), studio=None):
-    """Real clip -> CanonicalVideo with the decomposer (gendef.decomposition): motion fitted at the
-    working size, canonical image rebuilt from the full-size frames at the output size.
-    The header is probed once here and handed to the decomposer; threads stay as the services set them."""
+    """Real clip -> CanonicalVideo (or, where the decomposer splits the clip, a chain of segments) with
+    the decomposer (gendef.decomposition): motion fitted at the working size, canonical image rebuilt
+    from the full-size frames at the output size. The header is probed once here and handed to the
+    decomposer; its progress (fraction, message) is shown as it comes; threads stay as the services set them."""
     state = _fresh(state)
     path = _upload_path(file)
     require(path.suffix.lower() in VIDEO_EXTS, f"{path.name}: unsupported type; upload one of {', '.join(VIDEO_EXTS)}.")

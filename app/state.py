@@ -6,11 +6,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
 from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.segments import SegmentedVideo
+
+Video = Union[CanonicalVideo, SegmentedVideo]
 
 # Per-session scratch folders live under one root so a crashed server leaves them in one place.
 SCRATCH_ROOT = Path(tempfile.gettempdir()) / "gendef-studio"
@@ -24,12 +27,13 @@ class Result:
     frames: np.ndarray
     canonical: Optional[np.ndarray] = None
     extra: dict = field(default_factory=dict)
+    edits: Optional[list] = None  # a chain of segments: the edit carried to every segment (None where unseen)
 
 
 PREVIEW_SIDE = 512  # long side of the frames the studio shows; exports are at the video's output size
 
 
-def preview_of(video: CanonicalVideo) -> CanonicalVideo:
+def preview_of(video: Video) -> Video:
     """The same video rendered at most PREVIEW_SIDE pixels long (shares canonical and grid)."""
     h, w = video.frame_size
     if max(h, w) <= PREVIEW_SIDE:
@@ -54,8 +58,9 @@ class TabPart:
 
 @dataclass
 class StudioState:
-    video: Optional[CanonicalVideo] = None  # at output size: edits and exports
-    preview: Optional[CanonicalVideo] = None  # the same, display-sized: what the views show
+    video: Optional[Video] = None  # at output size: edits and exports (a SegmentedVideo only with 2+ segments)
+    preview: Optional[Video] = None  # the same, display-sized: what the views show
+    segment: int = 0  # a chain of segments: the segment whose canonical image the tabs edit
     source: str = ""
     scale: float = 1  # display pixels per canonical pixel (views.display_scale: int upscale or float downscale)
     result: Optional[Result] = None
@@ -87,11 +92,42 @@ class StudioState:
         stem, dot, ext = name.rpartition(".")
         return Path(self.workdir) / f"{stem}-{self.counter:04d}{dot}{ext}"
 
-    def set_video(self, video: CanonicalVideo, source: str) -> None:
-        """A new video invalidates every edit, mask and track made on the previous one."""
+    @property
+    def chain(self) -> bool:
+        """Whether the loaded video is a chain of segments (each with its own canonical image)."""
+        return isinstance(self.video, SegmentedVideo)
+
+    @property
+    def canvas(self) -> CanonicalVideo:
+        """The CanonicalVideo whose canonical image the tabs edit: the video, or a chain's picked segment."""
+        return self.video.segments[self.segment] if self.chain else self.video
+
+    @property
+    def preview_canvas(self) -> CanonicalVideo:
+        """:attr:`canvas` at display size."""
+        return self.preview.segments[self.segment] if self.chain else self.preview
+
+    def on_canvas(self) -> dict:
+        """Keywords telling a chain's render/track/propagate_mask which segment an edit lives on ({} for one canonical)."""
+        return {"segment": self.segment} if self.chain else {}
+
+    def set_video(self, video: Video, source: str) -> None:
+        """A new video invalidates every edit, mask and track made on the previous one.
+
+        A chain of one segment is kept as its CanonicalVideo, exactly as a CanonicalVideo file.
+        """
+        if isinstance(video, SegmentedVideo) and video.num_segments == 1:
+            video = video.as_canonical()
         self.video = video
         self.preview = preview_of(video)
         self.source = source
+        self.segment = 0
+        self.result = None
+        self.parts = {}
+
+    def pick_segment(self, k: int) -> None:
+        """Edit segment ``k``'s canonical image: clicks, masks, tracks and the result of another segment go."""
+        self.segment = int(k)
         self.result = None
         self.parts = {}
 

@@ -5,6 +5,7 @@ from gendef.editing import stylize as st
 from gendef.editing.looks import LOOKS
 from gendef.editing.looks import apply_look as _look
 
+from . import chain
 from .errors import friendly, number, require, whole_number
 from .services import shared
 from .state import Result
@@ -66,7 +67,7 @@ def clear_stylizers() -> None:
 
 @friendly
 def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast, progress=gr.Progress(track_tqdm=True), studio=None):
-    """Fig. 5b/5c: ControlNet img2img on the canonical image, then re-warp."""
+    """Fig. 5b/5c: ControlNet img2img on the canonical image (a chain's picked segment, carried to the others), then re-warp."""
     state = require_video(state)
     prompt = (prompt or "").strip()
     require(prompt, "Write a prompt describing the style, e.g. 'a watercolor painting'.")
@@ -86,7 +87,7 @@ def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast,
     progress(0.3, desc="stylizing the canonical image")
     guidance = 1.0 if fast else 7.5  # LCM runs without classifier-free guidance
     styled = stylizer(
-        state.video.canonical,
+        state.canvas.canonical,
         prompt,
         negative_prompt=negative or "",
         strength=strength,
@@ -95,7 +96,8 @@ def apply_stylize(state, prompt, negative, control, strength, steps, seed, fast,
         seed=seed,
         progress=report,
     )
-    result = Result("stylize", state.preview.render(styled), styled)
+    frames, edits = chain.propagate(state, styled)
+    result = Result("stylize", frames, styled, edits=edits)
     return finish(state, result, progress, f"Stylized ({control}, {steps} steps, strength {strength:g}): “{prompt}”.")
 
 
@@ -110,6 +112,7 @@ def apply_look(state, name, strength, progress=gr.Progress()):
     require(name, "Pick a look first.")
     strength = number(strength, "Look strength", 0.0, 1.0)
     progress(0.2, desc=f"applying {name}")
-    styled = _look(state.video.canonical, name, strength=strength)
-    result = Result("look", state.preview.render(styled), styled)
+    styled = _look(state.canvas.canonical, name, strength=strength)
+    frames, edits = chain.propagate(state, styled)
+    result = Result("look", frames, styled, edits=edits)
     return finish(state, result, progress, f"Look “{name}” (strength {strength:g}) applied.")

@@ -1,4 +1,7 @@
-"""Track tab: click points on the canonical image or frame 0, follow them through every frame."""
+"""Track tab: click points on the canonical image or frame 0, follow them through every frame.
+
+For a chain of segments: points live on the picked segment's canonical image ("frame 0": that
+segment's first frame) and are handed along the chain to the whole clip."""
 import json
 from dataclasses import dataclass, field
 from typing import Optional
@@ -7,6 +10,7 @@ import gradio as gr
 
 from gendef import viz
 
+from . import chain
 from .errors import friendly, require
 from .formats import tracks_to_csv, tracks_to_json
 from .state import Result, StudioState, TabPart
@@ -45,9 +49,9 @@ def reset(state: StudioState) -> dict:
 
 
 def _view(state: StudioState, where):
-    if where == TRACK_ON_FRAME0:
-        return with_points(state, state.video.render_frame(0), [])
-    return with_points(state, state.video.canonical, state.part(TrackPart).track_points)
+    if where == TRACK_ON_FRAME0:  # a chain: the picked segment's first frame
+        return with_points(state, state.video.render_frame(chain.first_frame(state)), [])
+    return with_points(state, state.canvas.canonical, state.part(TrackPart).track_points)
 
 
 @friendly
@@ -63,7 +67,7 @@ def track_click(state, where, evt: gr.SelectData, progress=gr.Progress()):
     require(evt is not None and evt.index is not None, "Click inside the image.")
     if where == TRACK_ON_FRAME0:  # frame 0 is shown at output size (display-scaled)
         fxy = to_image_xy(state, evt.index, state.video.frame_size)
-        c = state.video.frame_to_canonical([fxy], 0)[0]
+        c = chain.frame_to_canvas(state, [fxy], chain.first_frame(state))[0]
         xy = (round(float(c[0]), 3), round(float(c[1]), 3))
     else:
         xy = to_canonical_xy(state, evt.index)
@@ -76,9 +80,10 @@ def track_click(state, where, evt: gr.SelectData, progress=gr.Progress()):
 def _track_result(state: StudioState, where, progress) -> dict:
     part = state.part(TrackPart)
     progress(0.2, desc="tracking")
-    pos, vis = state.video.track(part.track_points)  # output pixels: what the files hold
+    on = state.on_canvas()
+    pos, vis = state.video.track(part.track_points, **on)  # output pixels: what the files hold
     part.tracks = (pos, vis)
-    shown = state.preview.track(part.track_points) if state.preview is not state.video else (pos, vis)
+    shown = state.preview.track(part.track_points, **on) if state.preview is not state.video else (pos, vis)
     frames = viz.draw_tracks(state.preview.frames(), *shown)
     text = tracks_to_json(pos, vis, state.video.fps)
     json_path = state.new_path("tracks.json")

@@ -67,13 +67,13 @@ EDIT_ON_FRAME = "a frame"
 
 
 def to_canonical_xy(state: StudioState, index) -> tuple:
-    """Display-pixel click on the canonical image -> canonical (x, y)."""
-    return to_image_xy(state, index, state.video.canvas_size)
+    """Display-pixel click on the edited canonical image (``state.canvas``) -> canonical (x, y)."""
+    return to_image_xy(state, index, state.canvas.canvas_size)
 
 
 def to_display_xy(state: StudioState, points, hw=None) -> list:
     """(x, y) on an image of size ``hw`` (default the canonical's) -> display pixels."""
-    (hc, wc) = state.video.canvas_size if hw is None else hw
+    (hc, wc) = state.canvas.canvas_size if hw is None else hw
     dh, dw = display_hw(state, (hc, wc))
     return [((x + 0.5) * dw / wc - 0.5, (y + 0.5) * dh / hc - 0.5) for x, y in points]
 
@@ -107,12 +107,12 @@ def upscaled(state: StudioState, image: np.ndarray) -> np.ndarray:
 
 
 def display_canonical(state: StudioState) -> np.ndarray:
-    return to_uint8(upscaled(state, state.video.canonical))
+    return to_uint8(upscaled(state, state.canvas.canonical))
 
 
 def display_target(state: StudioState, frame) -> np.ndarray:
     """What an editor shows: the canonical image (frame None) or frame ``frame``, upscaled, uint8."""
-    image = state.video.canonical if frame is None else state.video.render_frame(frame)
+    image = state.canvas.canonical if frame is None else state.video.render_frame(frame)
     return to_uint8(upscaled(state, image))
 
 
@@ -136,10 +136,16 @@ def write_mp4(state: StudioState, frames: np.ndarray, name: str) -> str:
 
 
 def status_line(state: StudioState, extra: str = "") -> str:
-    v = state.video
+    v = state.canvas
     h, w = v.frame_size
     hc, wc = v.canvas_size
-    line = f"**{state.source}** — {v.num_frames} frames, {w}x{h} px, canonical {wc}x{hc}, {v.fps:g} fps"
+    n, fps = state.video.num_frames, state.video.fps
+    if state.chain:
+        a, e = state.video.starts[state.segment], state.video.ends[state.segment]
+        line = (f"**{state.source}** — {n} frames in {state.video.num_segments} segments, {w}x{h} px, {fps:g} fps; "
+                f"editing segment {state.segment} (frames {a}-{e - 1}), canonical {wc}x{hc}")
+    else:
+        line = f"**{state.source}** — {n} frames, {w}x{h} px, canonical {wc}x{hc}, {fps:g} fps"
     if v.grid_size != v.frame_size:
         line += f"; motion at {v.grid_size[1]}x{v.grid_size[0]}, exports at {w}x{h}"
         if "upscaled" in v.metadata:

@@ -19,9 +19,11 @@ __all__ = [
     "color_wheel",
     "deformation_strip",
     "deformation_video",
+    "segment_timeline",
     "draw_tracks",
     "as_tracks",
     "overlay_masks",
+    "mask_tint_layer",
     "cutout",
     "side_by_side",
     "resize_image",
@@ -123,6 +125,40 @@ def deformation_video(video, max_magnitude: Optional[float] = None) -> np.ndarra
     if max_magnitude is None:
         max_magnitude = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
     return to_float01(np.stack([flow_to_color(d, max_magnitude) for d in disp]))
+
+
+TIMELINE_CUT = (220, 30, 30)  # uint8 RGB of a hard cut's mark
+TIMELINE_PICKED = (40, 90, 230)  # frame around the picked segment's canonical image
+
+
+def segment_timeline(video, picked: Optional[int] = None, tile: int = 96, gap: int = 4, bar: int = 14) -> np.ndarray:
+    """A chain of segments as one picture, uint8 [H, W, 3].
+
+    Top: each segment's canonical image (height ``tile``, the picked one framed in blue).
+    Bottom: the clip's frames left to right, one bar per segment over the frames it renders
+    (neighbours on alternating lanes, so an overlap shows as bars side by side) and a red
+    line at each hard cut.
+    """
+    tile, n = int(tile), video.num_segments
+    if tile < 8:
+        raise ValueError(f"tile must be >= 8 pixels, got {tile}")
+    thumbs = []
+    for i, seg in enumerate(video.segments):
+        img = _fit_height(to_uint8(seg.canonical), tile)
+        border = TIMELINE_PICKED if i == picked else (255, 255, 255)
+        thumbs.append(cv2.copyMakeBorder(img, 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=border))
+    top = _hstack(thumbs, gap)
+    width = top.shape[1]
+    lanes = np.full((2 * bar + 4, width, 3), 255, np.uint8)
+    colors = (point_colors(n) * 255).astype(np.uint8)
+    x = lambda t: int(round(t * (width - 1) / video.num_frames))  # noqa: E731 - clip frame -> column
+    for i, (s, e) in enumerate(zip(video.starts, video.ends)):
+        y0 = 2 + (i % 2) * bar
+        cv2.rectangle(lanes, (x(s), y0), (max(x(e) - 1, x(s)), y0 + bar - 2), tuple(int(c) for c in colors[i]), -1)
+    for c in sorted(video.cuts):
+        lanes[:, max(x(c) - 1, 0) : x(c) + 1] = TIMELINE_CUT
+    sep = np.full((gap, width, 3), 255, np.uint8)
+    return np.concatenate([top, sep, lanes], axis=0)
 
 
 def _hstack(tiles, gap: int) -> np.ndarray:
@@ -239,6 +275,13 @@ def overlay_masks(frames, masks, color=(1.0, 0.0, 0.0), alpha: float = 0.5) -> n
     out = f.copy()
     out[m] = (1.0 - a) * f[m] + a * _rgb(color, "color")
     return out
+
+
+def mask_tint_layer(mask, color=(1.0, 0.0, 0.0), alpha: float = 0.5) -> np.ndarray:
+    """A mask [H, W] as an RGBA overlay [H, W, 4] (straight alpha): ``color`` at opacity ``alpha`` where masked."""
+    m = np.asarray(mask).astype(np.float32) * float(np.clip(alpha, 0.0, 1.0))
+    rgb = np.broadcast_to(_rgb(color, "color"), m.shape + (3,))
+    return np.concatenate([rgb, m[..., None]], axis=-1).astype(np.float32)
 
 
 def cutout(frames, masks, background=(1.0, 1.0, 1.0)) -> np.ndarray:

@@ -218,6 +218,34 @@ class SegmentedVideo:
             out[t] = f
         return out
 
+    def render_frame(self, frame: int, edits=None, segment: int = 0) -> np.ndarray:
+        """Clip frame ``frame`` of :meth:`render` ([H, W, 3], or [H, W] for masks), blended across an overlap."""
+        self._check_frame(frame)
+        per_seg = self._edits(edits, segment)
+        mask = _is_mask_edits(per_seg)
+        out = None
+        for i, local, w in self._plan[int(frame)]:
+            seg, e = self.segments[i], per_seg[i]
+            f = np.zeros(seg.size, np.float32) if mask and e is None else seg.render_frame(local, e)
+            out = w * f if out is None else out + w * f
+        return out.astype(np.float32)
+
+    def frames(self) -> np.ndarray:
+        """The whole clip, [N, H, W, 3] float32 (:meth:`render` of no edit)."""
+        return self.render()
+
+    def frames_uint8(self, edits=None, segment: int = 0) -> np.ndarray:
+        """:meth:`frames_uint8_iter` stacked: uint8 [N, H, W, 3]."""
+        h, w = self.size
+        need = self.num_frames * h * w * 3
+        if need > MAX_RENDER_BYTES:
+            raise CanonicalVideoError(f"exporting {self.num_frames} frames at {w}x{h} would need {need / 2**30:.1f} GiB "
+                                      f"(limit {MAX_RENDER_BYTES / 2**30:.0f} GiB); use frames_uint8_iter()")
+        out = np.empty((self.num_frames, h, w, 3), np.uint8)
+        for t, f in enumerate(self.frames_uint8_iter(edits, segment)):
+            out[t] = f
+        return out
+
     def propagate_mask(self, mask, threshold: float = 0.5, segment: int = 0) -> np.ndarray:
         """A mask on segment ``segment``'s canonical (or one per segment) -> per-frame booleans [N, H, W]."""
         if isinstance(mask, (list, tuple)):
@@ -338,6 +366,32 @@ class SegmentedVideo:
             else:
                 new.append(seg.with_edit(e))
         return SegmentedVideo(list(zip(self.starts, new)), fps=self.fps, metadata=dict(self.metadata), cuts=self.cuts)
+
+    def with_size(self, size) -> "SegmentedVideo":
+        """Same chain, every segment's frames rendered at ``size`` = (H, W)."""
+        return SegmentedVideo([(s, v.with_size(size)) for s, v in zip(self.starts, self.segments)], fps=self.fps,
+                              metadata=dict(self.metadata), cuts=self.cuts)
+
+    def head(self, n: int) -> "SegmentedVideo":
+        """The first ``n`` clip frames: segments starting later dropped, the last one shortened.
+
+        A shortened segment that no longer outlasts its neighbour is dropped too (the neighbour
+        renders those frames alone).
+        """
+        n = int(n)
+        if not 1 <= n <= self.num_frames:
+            raise CanonicalVideoError(f"head needs 1 to {self.num_frames} frames, got {n}")
+        pairs = [(s, v) for s, v in zip(self.starts, self.segments) if s < n]
+        while True:
+            s, v = pairs[-1]
+            if s + v.num_frames > n:
+                pairs[-1] = (s, CanonicalVideo(v.canonical, v.grid[: n - s], v.fps, dict(v.metadata), size=v.size))
+            if len(pairs) > 1 and pairs[-1][0] + pairs[-1][1].num_frames <= pairs[-2][0] + pairs[-2][1].num_frames:
+                pairs.pop()
+                continue
+            break
+        kept = {s for s, _ in pairs}
+        return SegmentedVideo(pairs, fps=self.fps, metadata=dict(self.metadata), cuts=[c for c in self.cuts if c in kept])
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the whole chain to one ``.npz`` (no pickles), atomically."""
