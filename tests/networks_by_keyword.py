@@ -1,8 +1,15 @@
 """The generator networks built from their former keyword arguments (tests written before the
 networks took a GenDeFConfig): each maps its keywords onto the model's flat keys and builds the
 network from the resulting config, so these tests exercise the same code as GenDeF does."""
-from gendef.generator.config import GenDeFConfig
+from gendef.generator.config import MODEL_SCHEMA, GenDeFConfig
 from gendef.generator.networks import canonical, deformation, stylegan3
+from gendef.settings import check_value
+
+
+def check_mtm_resolutions(value):
+    """The rule of the ``mtm_resolutions`` key (was a function of networks/mtm.py before the rule moved
+    into GenDeFConfig)."""
+    return check_value("mtm_resolutions", MODEL_SCHEMA["mtm_resolutions"], value)
 
 
 def CanonicalGenerator(resolution=64, z_dim=128, w_dim=128, channel_base=8192, channel_max=256, mapping_layers=4,

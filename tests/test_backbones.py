@@ -14,7 +14,8 @@ from gendef.errors import CheckpointError
 from tests.networks_by_keyword import CanonicalGenerator
 from gendef.generator.networks.discriminator import Discriminator
 from gendef.generator.networks.layers import ModulatedConv2d
-from gendef.generator.networks.mtm import ModulatedDeformConv2d, check_mtm_resolutions
+from gendef.generator.networks.mtm import ModulatedDeformConv2d
+from tests.networks_by_keyword import check_mtm_resolutions
 from gendef.generator.networks import alias_free_ops
 from gendef.generator.networks.alias_free_ops import FilterPlan, filtered_lrelu, fir_axis, fir_axis_adjoint
 from gendef.generator.networks.modulated_ops import modulated_conv
