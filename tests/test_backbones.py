@@ -11,15 +11,16 @@ import torch
 from gendef import GenDeF
 from gendef.generator import losses
 from gendef.errors import CheckpointError
-from gendef.generator.networks.canonical import CanonicalGenerator
+from tests.networks_by_keyword import CanonicalGenerator
 from gendef.generator.networks.discriminator import Discriminator
 from gendef.generator.networks.layers import ModulatedConv2d
-from gendef.generator.networks.mtm import ModulatedDeformConv2d, check_mtm_resolutions
+from gendef.generator.networks.mtm import ModulatedDeformConv2d
+from tests.networks_by_keyword import check_mtm_resolutions
 from gendef.generator.networks import alias_free_ops
 from gendef.generator.networks.alias_free_ops import FilterPlan, filtered_lrelu, fir_axis, fir_axis_adjoint
 from gendef.generator.networks.modulated_ops import modulated_conv
 from tests.reference_layers import conv_or_deform, reference_ops, upfirdn2d
-from gendef.generator.networks.stylegan3 import StyleGAN3Generator
+from tests.networks_by_keyword import StyleGAN3Generator
 
 ROOT = Path(__file__).resolve().parents[1]
 

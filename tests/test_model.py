@@ -8,7 +8,7 @@ import torch
 from gendef import GenDeF
 from gendef.generator import losses
 from gendef.errors import CheckpointError
-from gendef.generator.networks.canonical import CanonicalGenerator
+from tests.networks_by_keyword import CanonicalGenerator
 from gendef.generator.networks.discriminator import Discriminator
 
 

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 
 from gendef import GenDeF
 from gendef.errors import ModelConfigError
-from gendef.generator.networks.deformation import DeformationGenerator
+from tests.networks_by_keyword import DeformationGenerator
 from gendef.generator.networks.layers import ModulatedConv2d
 from gendef.generator.networks.modulated_ops import modulated_conv
 from gendef.generator.networks.mtm import ModulatedDeformConv2d
 from tests.reference_layers import conv_or_deform, reference_ops
-from gendef.generator.networks.stylegan3 import StyleGAN3Generator
+from tests.networks_by_keyword import StyleGAN3Generator
 
 ROOT = Path(__file__).resolve().parents[1]
 

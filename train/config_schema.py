@@ -1,130 +1,211 @@
-"""Every training config key with its type and range, checked before a run folder exists.
+"""Every training setting, defined once: :class:`TrainConfig` (meaning, unit, default, rule per key).
 
-``validate_config`` (train/config.py) calls :func:`check_all_keys` last: a wrong value anywhere
-(top level, ``model.``, ``disc.``, ``eval.``) fails at start with one line, instead of a
-traceback at step 10 after logs and a config were written. The ``model.`` and ``disc.`` sections
-reuse the networks' own schema (gendef/generator/config.py), including the size estimate.
+``train/config.py`` starts a run's dict from :func:`defaults` and lays the YAML and the
+``key=value`` overrides over it; ``validate_config`` then makes one :class:`TrainConfig` from it (every
+key checked once, one line on the first bad one) and, from its ``model:`` / ``disc:`` sections, the
+networks' settings (``gendef.generator.config``: keys, ranges and the size estimate), all before a
+run folder exists. The training loop reads the dict (``TrainConfig.as_dict``) and builds the networks
+from the checked objects (:class:`Settings`).
+
+Adding a trainer key is one line here: a ``setting(default, meaning, rule)`` field of TrainConfig.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
-from gendef.generator.config import Key, check_discriminator_config, check_value
+from gendef.data.times import TIME_SAMPLINGS
 from gendef.errors import ModelConfigError
+from gendef.generator.build import check_discriminator_config, check_model_budget
+from gendef.generator.config import DiscriminatorConfig, GenDeFConfig, validate_model_config
+from gendef.generator.losses import REG_FORMS
+from gendef.settings import Rule, check_fields, flat_defaults, from_flat, rules, setting, settings
 
 from train.errors import ConfigError
 
-__all__ = ["TRAIN_SCHEMA", "check_all_keys"]
+__all__ = ["TrainConfig", "Settings", "TRAIN_SCHEMA", "defaults", "check_all_keys"]
 
-_POS = Key("int", 1, 1 << 31)
-_COUNT = Key("int", 0, 1 << 31)  # 0 = off
-_NONNEG = Key("float", 0, math.inf)
-_PATH = Key("path")
-_OPT_PATH = Key("path", optional=True)
-_FLAG = Key("bool")
-
-# keys whose rule is already in validate_config (recipe switches, mixed_precision, augment) map to None
-TRAIN_SCHEMA = {
-    "data": _PATH,
-    "resolution": Key("int", 8, 2048, pow2=True, optional=True),
-    "hflip": _FLAG,
-    "num_workers": Key("int", 0, 256),
-    "clip_frames": Key("int", 2, 64),
-    "max_dist": Key("int", 2, 1 << 20),
-    "time_sampling": None,
-    "max_num_frames": None,
-    "gen_time_range": Key("int", 1, 1 << 20),
-    "chunk_frames": _COUNT,
-    "chunk_min_frames": Key("int", 1, 1 << 31),
-    "resize_mode": Key("choice", choices=("crop", "squash")),
-    "stage1_frames": Key("choice", choices=("all", "per_video")),
-    "video_head_init": Key("choice", choices=("random", "image_row")),
-    "init_weights": Key("choice", choices=("ema", "raw")),
-    "output_dir": _PATH,
-    "seed": Key("int", 0, 2**32 - 1),
-    "max_steps": Key("int", 0, 1 << 40, optional=True),
-    "max_kimg": Key("float", 0, 1e9, optional=True),
-    "resume": _OPT_PATH,
-    "resume_pack": _OPT_PATH,
-    "pack_out": _OPT_PATH,
-    "pack_precision": None,  # checked by train/state_pack.py (compact | lossless)
-    "init": _OPT_PATH,
-    "mixed_precision": None,
-    "log_every": _POS,
-    "ckpt_every": _POS,
-    "keep_checkpoints": Key("int", 1, 10000),
-    "sample_every": _COUNT,
-    "sample_count": Key("int", 1, 1024),
-    "sample_frames": Key("int", 1, 4096),
-    "health_seeds": Key("int", 0, 64),
-    "health_frames": Key("int", 2, 256),
-    "health_strip_every": _COUNT,
-    "health_data_speed": Key("float", 0, 100, optional=True),
-    "eval_every": _COUNT,
-    "eval_metrics": Key("path"),
-    "eval": None,  # checked against gendef.metrics.evaluate's arguments below
-    "push_to_hub": _OPT_PATH,
-    "progress": _FLAG,
-    "batch_size": Key("int", 1, 1 << 20),
-    "grad_accum": Key("int", 1, 1 << 20),
-    "lr": Key("float", 0, math.inf),
-    "lr_d": Key("float", 0, math.inf, optional=True),
-    "betas": None,  # two numbers in [0, 1), below
-    "r1_gamma": _NONNEG,
-    "r1_interval": _POS,
-    "ema_kimg": _NONNEG,
-    "ema_rampup": Key("float", 0, 1e6, optional=True),
-    "augment": None,
-    "aug_p": Key("float", 0, 1),
-    "ada_target": Key("float", 0, 1),
-    "ada_interval": _POS,
-    "ada_kimg": Key("float", 1e-9, 1e12),
-    "lambda_reg": _NONNEG,
-    "reg_form": None,
-    "reg_every": _POS,
-    "lr_deformation_mult": Key("float", 0, 100),
-    "lambda_field_smooth": _NONNEG,
-    "freeze_canonical": _FLAG,
-    "reset_deformation": _FLAG,
-    "from_scratch": _FLAG,
-    "data_on_device": Key("choice", choices=("auto", True, False)),
-    "sync_every": _POS,
-    "adam": Key("choice", choices=("auto", "fused", "foreach", "loop")),
-    "channels_last": _FLAG,
-    "compile": _FLAG,
-    "compile_backend": Key("choice", choices=("inductor", "aot_eager", "eager")),
-    "checkpoint_deformation": _FLAG,
-    "model": None,  # gendef.generator.config
-    "disc": None,  # gendef.generator.config
-}
+_POS = Rule("int", 1, 1 << 31)
+_COUNT = Rule("int", 0, 1 << 31)  # 0 = off
+_NONNEG = Rule("float", 0, math.inf)
+_TEXT = Rule("text")
+_OPT_TEXT = Rule("text", optional=True)
+_FLAG = Rule("bool")
+_SECTION = Rule("section", note="a mapping of key: value")
 
 
-def check_all_keys(cfg: dict, stage: str) -> None:
-    """Raise ConfigError (one line) for the first key whose value cannot be used later in the run."""
-    for key, spec in TRAIN_SCHEMA.items():
-        if spec is not None and key in cfg:
-            cfg[key] = _checked(key, spec, cfg[key])
-    if cfg["max_dist"] < cfg["clip_frames"]:
-        raise ConfigError(f"max_dist ({cfg['max_dist']}) must be >= clip_frames ({cfg['clip_frames']})")
-    _check_betas(cfg["betas"])
-    if cfg.get("pack_precision", "compact") not in ("compact", "lossless"):
-        raise ConfigError(f"pack_precision must be compact or lossless, got {cfg['pack_precision']!r}")
-    _check_eval(cfg["eval"])
-    _check_networks(cfg, stage)
+def _choice(*choices) -> Rule:
+    return Rule("choice", choices=choices)
 
 
-def _checked(key: str, spec: Key, value):
-    if spec.kind == "path":
-        if value is None and spec.optional:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{key} must be a non-empty text (a path or name), got {value!r}")
-        return value
-    try:
-        return check_value(key, spec, value)
-    except ModelConfigError as e:
-        raise ConfigError(str(e)) from None
+@settings
+class TrainConfig:
+    """The trainer's settings: a YAML's common keys, its ``pretrain:`` / ``finetune:`` section (the same
+    keys, for one stage) and ``key=value`` overrides, in that order; ``model:`` / ``disc:`` / ``eval:``
+    are sections of their own."""
+
+    # data
+    data: Optional[str] = setting(None, "the dataset: a folder or .zip of frame folders, or a folder of videos",
+                                  _OPT_TEXT, "path")
+    resolution: Optional[int] = setting(None, "side the frames are resized to; null = model.resolution",
+                                        Rule("int", 8, 2048, pow2=True, optional=True), "pixels")
+    hflip: bool = setting(False, "mirror half the training items", _FLAG)
+    num_workers: int = setting(0, "data loader worker processes", Rule("int", 0, 256))
+    clip_frames: int = setting(3, "frames per clip in stage 2", Rule("int", 2, 64), "frames")
+    max_dist: int = setting(32, "largest time span of a clip", Rule("int", 2, 1 << 20), "frames")
+    time_sampling: str = setting("stylegan_v", "clip times: stylegan_v (official: power-of-two gaps, fractional G "
+                                 "times; gendef.data.times) or uniform (ours before)", _choice(*TIME_SAMPLINGS))
+    max_num_frames: int = setting(1024, "generated clips borrow a real video's length, capped here (StyleGAN-V); "
+                                  "at least clip_frames", Rule("int", 1, 1 << 31), "frames")
+    gen_time_range: int = setting(128, "time_sampling=uniform only: G's integer start times lie below this",
+                                  Rule("int", 1, 1 << 20), "frames")
+    chunk_frames: int = setting(0, "> 0: every video becomes consecutive chunks of this many frames (official "
+                                "TaiChi/YTB: 512); 0 = whole videos", _COUNT, "frames")
+    chunk_min_frames: int = setting(128, "chunks shorter than this are dropped (official: 128)",
+                                    Rule("int", 1, 1 << 31), "frames")
+    resize_mode: str = setting("crop", "crop: short side + centre crop; squash: whole frame to a square, bicubic "
+                               "(official)", _choice("crop", "squash"))
+    stage1_frames: str = setting("all", "stage 1 items: all (every frame) or per_video (one random frame per "
+                                 "video, official)", _choice("all", "per_video"))
+    video_head_init: str = setting("random", "stage 2's new D projection head: random, or image_row (official: "
+                                   "stage 1's output row)", _choice("random", "image_row"))
+    init_weights: str = setting("ema", "stage 2 starts G (and G_ema) from stage 1's ema or raw (official) weights",
+                                _choice("ema", "raw"))
+    # run
+    output_dir: Optional[str] = setting(None, "the run folder", _OPT_TEXT, "path")
+    seed: int = setting(0, "random seed of the run", Rule("int", 0, 2**32 - 1))
+    max_steps: Optional[int] = setting(None, "stop after this many steps; null = no step limit",
+                                       Rule("int", 0, 1 << 40, optional=True), "steps")
+    max_kimg: Optional[float] = setting(25000, "stop after this many thousand images (a clip counts its frames)",
+                                        Rule("float", 0, 1e9, optional=True), "kimg")
+    resume: Optional[str] = setting(None, "a checkpoint to continue from (latest = the newest intact one)",
+                                    _OPT_TEXT, "path")
+    resume_pack: Optional[str] = setting(None, "a state pack folder to continue from (train/state_pack.py, "
+                                         "train/README 9)", _OPT_TEXT, "path")
+    pack_out: Optional[str] = setting(None, "write a state pack here when the run finishes", _OPT_TEXT, "path")
+    pack_precision: str = setting("compact", "compact (bf16 G_ema-G, D, moments: sky128 in 43 MiB) or lossless "
+                                  "(fp32)", _choice("compact", "lossless"))
+    init: Optional[str] = setting(None, "stage 2: the stage-1 output folder that defines the networks",
+                                  _OPT_TEXT, "path")
+    mixed_precision: str = setting("no", "accelerate's mixed precision", _choice("no", "fp16", "bf16"))
+    log_every: int = setting(10, "log scalars every N steps", _POS, "steps")
+    ckpt_every: int = setting(1000, "write a checkpoint every N steps", _POS, "steps")
+    keep_checkpoints: int = setting(3, "checkpoints kept on disk", Rule("int", 1, 10000))
+    sample_every: int = setting(1000, "write preview samples every N steps (0 = never)", _COUNT, "steps")
+    sample_count: int = setting(16, "videos per preview", Rule("int", 1, 1024))
+    sample_frames: int = setting(16, "frames per preview video", Rule("int", 1, 4096), "frames")
+    health_seeds: int = setting(2, "stage 2's field monitor (train/monitor.py): fixed-seed G_ema samples per "
+                                "check (0 = off)", Rule("int", 0, 64))
+    health_frames: int = setting(8, "frames per field-monitor sample", Rule("int", 2, 256), "frames")
+    health_strip_every: int = setting(1000, "a field-monitor PNG strip every N steps (0 = none)", _COUNT, "steps")
+    health_data_speed: Optional[float] = setting(None, "the data's speed, if known (else: warn when static)",
+                                                 Rule("float", 0, 100, optional=True), "% of the side per frame")
+    eval_every: int = setting(0, "compute the metrics every N steps (0 = never)", _COUNT, "steps")
+    eval_metrics: str = setting("fid", "comma-separated metric names (gendef.metrics)", _TEXT)
+    eval: Dict[str, Any] = setting({}, "arguments of gendef.metrics.evaluate (positive integers)", _SECTION)
+    push_to_hub: Optional[str] = setting(None, "a Hub repo id to push the export to", _OPT_TEXT)
+    progress: bool = setting(True, "show a progress bar", _FLAG)
+    # optimisation
+    batch_size: int = setting(64, "global batch (all processes and accumulation steps)", Rule("int", 1, 1 << 20),
+                              "items")
+    grad_accum: int = setting(1, "gradient accumulation steps", Rule("int", 1, 1 << 20))
+    lr: float = setting(0.0025, "G's learning rate", Rule("float", 0, math.inf))
+    lr_d: Optional[float] = setting(None, "D's learning rate; null = lr", Rule("float", 0, math.inf, optional=True))
+    betas: list = setting([0.0, 0.99], "Adam's betas", Rule("custom", note="two numbers in [0, 1)"))
+    r1_gamma: float = setting(0.5, "R1 weight gamma", _NONNEG)
+    r1_interval: int = setting(16, "lazy R1 every N steps", _POS, "steps")
+    ema_kimg: float = setting(20.0, "G_ema half-life", _NONNEG, "kimg")
+    ema_rampup: Optional[float] = setting(0.05, "G_ema half-life ramp-up (null = none)",
+                                          Rule("float", 0, 1e6, optional=True))
+    augment: str = setting("ada", "D's augmentation: ada, fixed or none", _choice("ada", "fixed", "none"))
+    aug_p: float = setting(0.0, "augmentation probability (start value with ada)", Rule("float", 0, 1))
+    ada_target: float = setting(0.6, "ADA's target for sign(D(real))", Rule("float", 0, 1))
+    ada_interval: int = setting(4, "adjust ADA's p every N steps", _POS, "steps")
+    ada_kimg: float = setting(100, "images for p to go 0 -> 1 (official StyleGAN-V / GenDeF: 100)",
+                              Rule("float", 1e-9, 1e12), "kimg")
+    lambda_reg: float = setting(1.0, "weight of L_reg (paper: 1)", _NONNEG)
+    reg_form: str = setting("flow_change", "L_reg's form (gendef.generator.losses.REG_FORMS): flow_change (eq. 4), "
+                            "official or legacy", _choice(*REG_FORMS))
+    reg_every: int = setting(1, "L_reg every N steps", _POS, "steps")
+    # stage-2 guards against a field that fakes texture (train/README 11); 1.0 / 0.0 = the paper's recipe
+    lr_deformation_mult: float = setting(1.0, "G_d's learning rate = lr * this", Rule("float", 0, 100))
+    lambda_field_smooth: float = setting(0.0, "edge-aware spatial smoothness of m = grid - identity, beside L_reg",
+                                         _NONNEG)
+    freeze_canonical: bool = setting(False, "stage 2 keeps G_c fixed ('pt. then fix')", _FLAG)
+    reset_deformation: bool = setting(True, "stage 2 re-initialises G_d's last ToOut as deformation_init says",
+                                      _FLAG)
+    from_scratch: bool = setting(False, "stage 2 without stage 1 (Table 4 'w/o pt.'): networks from model/disc, "
+                                 "init unused", _FLAG)
+    # speed switches (issue 20; train/README 8, benchmarks/gpu_ladder.py picks the GPU combination)
+    data_on_device: Any = setting("auto", "stage 1's frames as uint8 on the GPU when they fit "
+                                  "(train/device_data.py)", _choice("auto", True, False))
+    sync_every: int = setting(1, "read the NaN guard's flag from the device every N steps (1 = every step)",
+                              _POS, "steps")
+    adam: str = setting("auto", "Adam's implementation: auto (fused on CUDA), fused, foreach or loop",
+                        _choice("auto", "fused", "foreach", "loop"))
+    channels_last: bool = setting(False, "G and D weights and D's inputs in channels_last memory format", _FLAG)
+    compile: bool = setting(False, "torch.compile G_c and D (R1's double backward stays eager)", _FLAG)
+    compile_backend: str = setting("inductor", "torch.compile's backend (the CPU tests use aot_eager)",
+                                   _choice("inductor", "aot_eager", "eager"))
+    checkpoint_deformation: bool = setting(False, "stage 2: recompute per-frame G_d + warp in the backward "
+                                           "(less memory)", _FLAG)
+    # networks
+    model: Dict[str, Any] = setting({}, "GenDeF's flat keys (gendef.generator.config.GenDeFConfig)", _SECTION)
+    disc: Dict[str, Any] = setting({}, "the discriminator's keys (gendef.generator.config.DiscriminatorConfig)",
+                                   _SECTION)
+
+    def __post_init__(self):
+        check_fields(self, ConfigError)
+        for key in ("model", "disc", "eval"):
+            if not isinstance(getattr(self, key), dict):
+                raise ConfigError(f"{key} must be a mapping, got {getattr(self, key)!r}")
+        if self.max_dist < self.clip_frames:
+            raise ConfigError(f"max_dist ({self.max_dist}) must be >= clip_frames ({self.clip_frames})")
+        if self.max_num_frames < self.clip_frames:
+            raise ConfigError(f"max_num_frames must be an integer >= clip_frames, got {self.max_num_frames!r}")
+        _check_betas(self.betas)
+        _check_eval(self.eval)
+
+    @classmethod
+    def from_dict(cls, cfg: Dict[str, Any]) -> "TrainConfig":
+        return from_flat(cls, cfg, "train", ConfigError)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The dict the training loop reads (``cfg["lr"]``), sections copied."""
+        return {f.name: _copy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _copy(value):
+    return {k: _copy(v) for k, v in value.items()} if isinstance(value, dict) else list(value) if isinstance(value, list) else value
+
+
+TRAIN_SCHEMA = rules(TrainConfig)
+
+
+def defaults() -> Dict[str, Any]:
+    """A fresh dict of every key's default (what a run starts from before the YAML)."""
+    return {k: _copy(v) for k, v in flat_defaults(TrainConfig).items()}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A checked training start: the trainer's settings and the networks' (``model`` is None in stage 2,
+    whose networks come from ``init``). The networks are built from these objects, unchecked."""
+
+    train: TrainConfig
+    model: Optional[GenDeFConfig]
+    disc: DiscriminatorConfig
+
+
+def check_all_keys(cfg: dict, stage: str) -> Settings:
+    """Every key of ``cfg`` checked once (ConfigError, one line); ``cfg`` is normalised in place."""
+    train = TrainConfig.from_dict(cfg)
+    cfg.update(train.as_dict())
+    model, disc = _check_networks(train, stage)
+    return Settings(train, model, disc)
 
 
 def _check_betas(betas) -> None:
@@ -149,27 +230,24 @@ def _check_eval(section) -> None:
             raise ConfigError(f"eval.{k} must be a positive integer, got {v!r}")
 
 
-def _check_networks(cfg: dict, stage: str) -> None:
-    """model./disc. sections: schema, unknown keys and size, before any weight is allocated."""
-    from gendef.generator.gendef import GenDeF
-
-    builds_model = stage == "pretrain" or cfg.get("from_scratch")
+def _check_networks(train: TrainConfig, stage: str):
+    """model./disc. sections: keys, ranges and size, before any weight is allocated. Stage 2 keeps
+    init's networks, so its ``model:`` section is only checked for keys and ranges."""
+    builds_model = stage == "pretrain" or train.from_scratch
     try:
-        model = cfg["model"]
-        if builds_model:
-            model = GenDeF.check_config(model)
-        else:  # stage 2 keeps init's networks; the section must still be well-formed
-            from gendef.generator.config import validate_model_config
-
-            model = validate_model_config(model, GenDeF.config_keys())
+        model = GenDeFConfig.from_flat(train.model) if builds_model else None
+        if model is None:
+            validate_model_config(train.model)
+        else:
+            check_model_budget(model)
     except ModelConfigError as e:
         raise ConfigError(f"model: {e}") from None
-    default_res = inspect.signature(GenDeF.__init__).parameters["resolution"].default
-    res = cfg["resolution"] or model.get("resolution", default_res)
-    disc = {"resolution": res, **cfg["disc"]}
+    default_res = flat_defaults(GenDeFConfig)["resolution"]
+    res = train.resolution or (model.resolution if model else train.model.get("resolution", default_res))
+    disc = {"resolution": res, **train.disc}
     if stage == "finetune":
-        disc["num_frames"] = int(cfg["clip_frames"])
+        disc["num_frames"] = int(train.clip_frames)
     try:
-        check_discriminator_config(disc)
+        return model, check_discriminator_config(disc)
     except ModelConfigError as e:
         raise ConfigError(f"disc: {e}") from None

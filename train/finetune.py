@@ -93,14 +93,14 @@ def init_video_head_from_image(D) -> None:
         D.out_video.bias.copy_(D.out.bias.expand_as(D.out_video.bias))
 
 
-def build_from_scratch(cfg: dict, device):
+def build_from_scratch(cfg: dict, model, device):
     """Table 4's "w/o pt.": stage 2 with freshly initialised G_c, G_d and D (no stage 1)."""
     from gendef import GenDeF
     from gendef.generator.networks.discriminator import Discriminator
 
     if cfg["init"]:
         print("note: from_scratch=true: init is not used")
-    G = GenDeF(**cfg["model"])
+    G = GenDeF(model)  # the model section, checked once at the start
     disc_cfg = {"resolution": G.resolution, **cfg["disc"], "num_frames": int(cfg["clip_frames"])}
     return G.train().to(device), Discriminator(**disc_cfg).to(device), disc_cfg
 
@@ -119,7 +119,7 @@ def train(run: Run) -> None:
     from gendef.data import ClipDataset
 
     cfg, dev = run.cfg, run.device
-    G, D, disc_cfg = build_from_scratch(cfg, dev) if cfg["from_scratch"] else load_stage1(cfg, dev)
+    G, D, disc_cfg = build_from_scratch(cfg, run.settings.model, dev) if cfg["from_scratch"] else load_stage1(cfg, dev)
     if cfg["freeze_canonical"]:
         G.canonical.requires_grad_(False)
     dataset = run.dataset(ClipDataset, G.resolution, num_frames=int(cfg["clip_frames"]), max_dist=int(cfg["max_dist"]),

@@ -27,7 +27,7 @@ def train(run: Run) -> None:
 
     cfg, dev = run.cfg, run.device
     torch.manual_seed(cfg["seed"])
-    G = GenDeF(**cfg["model"]).to(dev)
+    G = GenDeF(run.settings.model).to(dev)  # checked once, at the start
     disc_cfg = {"resolution": G.resolution, **cfg["disc"]}
     D = Discriminator(**disc_cfg).to(dev)
     dataset = run.dataset(FrameDataset, G.resolution, frame_draw=cfg["stage1_frames"])

@@ -3,7 +3,7 @@
 It holds the accelerator, the networks (G, D, EMA), the optimizers, the step counters
 (``state``), ADA, the checkpointer and the progress bar, so the stage scripts read top to bottom:
 
-    run = Run(cfg, "pretrain")
+    run = Run(settings, "pretrain")          # settings: train.config.parse_args, checked once
     run.setup(G, D, disc_cfg, trained=G.canonical, video=False)
     for _ in run.steps():
         loss_D, r1, real_logits = run.discriminator_step(draw)
@@ -34,6 +34,7 @@ from gendef.metrics.cache import MetricsCache
 from train.augment import AdaptiveAugment, augment
 from train.checkpoint import Checkpointer, export_generator, write_atomic
 from train.config import data_options, flat_scalars, parse_args, per_process_batch
+from train.config_schema import Settings
 from train.distributed import all_finite, broadcast_parameters, sync_gradients
 from train.ema import EMA
 from train.logcsv import append_row
@@ -51,8 +52,7 @@ def run_stage(argv, stage: str, description: str, train: Callable[["Run"], None]
     run = None
     try:
         require_extra("train")
-        cfg = parse_args(argv, stage, description)
-        run = Run(cfg, stage)
+        run = Run(parse_args(argv, stage, description), stage)
         train(run)
         return 4 if run.push_failed else 0
     except MissingExtra as e:
@@ -96,11 +96,14 @@ class Run:
     """Accelerator, trackers, data order, networks, optimizers, resume, NaN guard, EMA/ADA
     bookkeeping, checkpoints, samples, eval and export of one training stage."""
 
-    def __init__(self, cfg: dict, stage: str):
+    def __init__(self, settings: Settings, stage: str):
+        """``settings`` are checked (train.config.parse_args); ``cfg`` is the dict the loop reads, and
+        ``settings.model`` / ``settings.disc`` the networks' checked settings."""
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration
 
-        self.cfg, self.stage = cfg, stage
+        cfg = settings.train.as_dict()
+        self.settings, self.cfg, self.stage = settings, cfg, stage
         self.out = Path(cfg["output_dir"])
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         self.accelerator = Accelerator(

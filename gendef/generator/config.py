@@ -1,253 +1,236 @@
-"""The GenDeF model config: a schema with a range for every key, checked before anything is built.
+"""The GenDeF model settings: one typed definition per key, checked once before anything is built.
 
 A ``config.json`` (or a YAML ``model:`` section) is plain data from outside; a typo or an absurd
 value must be one clear line, never a 500 GB allocation or a silently ignored key. So:
 
-1. :func:`validate_model_config` checks every key against :data:`MODEL_SCHEMA` (type, range,
-   choices) and refuses unknown keys, listing the valid ones;
-2. :func:`check_model_budget` estimates parameters (exactly, by building the model on PyTorch's
-   ``meta`` device, which allocates nothing) and activations (one sample, one frame, from the
-   StyleGAN channel schedule) and refuses configs over :data:`MAX_PARAMETERS` /
-   :data:`MAX_ACTIVATION_BYTES` before a single weight is allocated.
+1. :class:`GenDeFConfig` (with its :class:`CanonicalConfig`, :class:`DeformationConfig` and
+   :class:`MotionConfig`) and :class:`DiscriminatorConfig` define every key once (meaning, unit,
+   default, rule; ``gendef.settings``). Making an object checks every field; ``from_flat`` refuses
+   unknown keys, listing the valid ones; ``to_flat`` is the flat dict ``config.json`` holds;
+2. before a GenDeF is built from one, ``gendef.generator.build.check_model_budget`` estimates its
+   size once (the networks built on PyTorch's ``meta`` device, which allocates nothing) and
+   refuses settings over the stated limits.
+
+The networks take these objects whole and never re-check them.
 """
 from __future__ import annotations
 
-import inspect
-import math
-from dataclasses import dataclass
+import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..errors import ModelConfigError
+from ..settings import Rule, check_fields, check_flat, flat_defaults, from_flat, rules, setting, settings, to_flat
 
 __all__ = [
-    "MODEL_SCHEMA",
-    "MAX_PARAMETERS",
-    "MAX_ACTIVATION_BYTES",
+    "GenDeFConfig", "CanonicalConfig", "DeformationConfig", "MotionConfig", "DiscriminatorConfig",
+    "MODEL_SCHEMA", "DISCRIMINATOR_SCHEMA", "RECIPE_DEFAULTS", "PAPER_RECIPE", "DEFAULT_MTM_RESOLUTIONS",
     "validate_model_config",
-    "estimate_model_size",
-    "check_model_budget",
-    "check_discriminator_config",
-    "check_value",
-    "Key",
 ]
 
-# Stated limits (float32): weights of G alone at MAX_PARAMETERS are 1.2 GB; training keeps G, G_ema,
-# D and two Adam moments, about 5x that.
-MAX_PARAMETERS = 300_000_000
-MAX_ACTIVATION_BYTES = 2 << 30  # forward activations of one sample, one frame (an estimate)
-_ACTIVATION_FACTOR = 4  # modulated conv, noise, activation and skip tensors per conv output
+# MTM where coarse geometry is decided; the paper does not list its layers.
+DEFAULT_MTM_RESOLUTIONS = (8, 64)
+
+_RES = Rule("int", 8, 2048, pow2=True)
+_DIM = Rule("int", 1, 4096)
+_CBASE = Rule("int", 1, 1 << 20)
+_CMAX = Rule("int", 1, 4096)
+_LAYERS = Rule("int", 1, 16)
+_PERIOD = Rule("float", 1e-3, 1e7)
+_FLAG = Rule("bool")
+_RANGE = Rule("int_pair", 1, 2048, optional=True)
+_BUDGET = "min(channel_base // r, channel_max) channels at resolution r (StyleGAN)"
 
 
+@settings
+class CanonicalConfig:
+    """G_c, the canonical image generator (``GenDeF.canonical``)."""
 
-@dataclass(frozen=True)
-class Key:
-    """One config key: ``kind`` is int | float | bool | choice | int_pair; ``None`` allowed if optional."""
+    backbone: str = setting("stylegan2", "G_c's network: stylegan2 (small and fast) or stylegan3 (StyleGAN3-T, "
+                            "alias-free: the paper's G_c)", Rule("choice", choices=("stylegan2", "stylegan3")),
+                            key="canonical_backbone")
+    channel_base: int = setting(8192, f"G_c's channel budget: {_BUDGET}", _CBASE, "channels x pixels")
+    channel_max: int = setting(256, "G_c's largest channel count", _CMAX, "channels")
+    mapping_layers: int = setting(4, "fully connected layers of G_c's mapping network z -> w", _LAYERS, "layers")
+    feature_layer: Optional[int] = setting(
+        None, "which G_c layer gives f_c: for StyleGAN3 L_k with k in 1..n (n = 2 log2(resolution) - 2), for "
+        "StyleGAN2 the conv index; null = the penultimate layer, the paper's best choice (Table 3)",
+        Rule("int", 1, 64, optional=True), "layer index", key="canonical_feature_layer")
+    update_magnitude_ema: bool = setting(
+        True, "update the StyleGAN3 G_c's input-magnitude EMA in training mode; false keeps it at 1, as the "
+        "official training loop does (StyleGAN3 only)", _FLAG)
+    mixed_precision: str = setting(
+        "none", "the StyleGAN3 G_c layers of the mixed_precision_res highest sampling rates run in this dtype, "
+        "clamped at 256 (float16: official, CUDA only)", Rule("choice", choices=("none", "float16", "bfloat16")))
+    mixed_precision_res: int = setting(4, "how many of the highest sampling rates run reduced (official "
+                                       "num_fp16_res)", Rule("int", 0, 16), "sampling rates")
 
-    kind: str
-    lo: float = -math.inf
-    hi: float = math.inf
-    choices: tuple = ()
-    pow2: bool = False
-    optional: bool = False
+    def __post_init__(self):
+        check_fields(self)
 
 
-_DIM = Key("int", 1, 4096)
-_CBASE = Key("int", 1, 1 << 20)
-_CMAX = Key("int", 1, 4096)
-_LAYERS = Key("int", 1, 16)
-_PERIOD = Key("float", 1e-3, 1e7)
+@settings
+class DeformationConfig:
+    """G_d, the deformation field generator (``GenDeF.deformation``)."""
 
-MODEL_SCHEMA: Dict[str, Key] = {
-    "resolution": Key("int", 8, 2048, pow2=True),
-    "z_dim": _DIM,
-    "w_dim": _DIM,
-    "channel_base": _CBASE,
-    "channel_max": _CMAX,
-    "mapping_layers": _LAYERS,
-    "canonical_feature_layer": Key("int", 1, 64, optional=True),
-    "canonical_feature_dim": _DIM,
-    "use_canonical_feature": Key("bool"),
-    "deformation_channel_base": _CBASE,
-    "deformation_channel_max": _CMAX,
-    "deformation_mapping_layers": _LAYERS,
-    "motion_noise_dim": _DIM,
-    "motion_code_dim": _DIM,
-    "motion_anchor_spacing": Key("float", 1e-3, 1e5),
-    "time_num_freqs": Key("int", 1, 1024),  # official StyleGAN-V/GenDeF: 256
-    "time_min_period": _PERIOD,
-    "time_max_period": _PERIOD,
-    "fps": Key("float", 1e-3, 1000),
-    "canonical_backbone": Key("choice", choices=("stylegan2", "stylegan3")),
-    "mtm": Key("bool"),
-    "mtm_resolutions": Key("int_pair", 1, 2048, optional=True),
-    # recipe switches (issue 11)
-    "motion_mapping": Key("choice", choices=("mlp", "stylegan_v")),
-    "motion_kernel_size": Key("int", 1, 63),
-    "motion_input": Key("choice", choices=("style", "const")),
-    "share_latent": Key("bool"),
-    "deformation_init": Key("choice", choices=("zero", "xavier", "none")),
-    # recipe switches (issue 22)
-    "mtm_mask": Key("bool"),
-    "mtm_placement": Key("choice", choices=("all", "official")),
-    "deformation_mtm_resolutions": Key("int_pair", 1, 2048, optional=True),
-    "canonical_feature_resize": Key("choice", choices=("pool", "bilinear")),
-    "warp_padding": Key("choice", choices=("black", "grey")),
-    "update_magnitude_ema": Key("bool"),
-    "mixed_precision": Key("choice", choices=("none", "float16", "bfloat16")),
-    "mixed_precision_res": Key("int", 0, 16),
+    channel_base: int = setting(4096, f"G_d's channel budget: {_BUDGET}", _CBASE, "channels x pixels",
+                                key="deformation_channel_base")
+    channel_max: int = setting(128, "G_d's largest channel count", _CMAX, "channels", key="deformation_channel_max")
+    mapping_layers: int = setting(2, "layers of G_d's mapping network z_d -> w_d", _LAYERS, "layers",
+                                  key="deformation_mapping_layers")
+    feature_dim: int = setting(32, "channels f_c is projected to before it is concatenated to G_d's features at "
+                               "every block", _DIM, "channels", key="canonical_feature_dim")
+    use_canonical_feature: bool = setting(True, "feed f_c to G_d at all (false: the 'w/o f_c' ablation)", _FLAG)
+    feature_resize: str = setting(
+        "pool", "how f_c reaches each G_d layer's size: pool (1x1 projection, box-filter down-sizing) or bilinear "
+        "(official: bilinear resize, no projection when f_c already has canonical_feature_dim channels)",
+        Rule("choice", choices=("pool", "bilinear")), key="canonical_feature_resize")
+    motion_input: str = setting(
+        "style", "where u_t enters G_d: const (concatenated to its 4x4 input, the paper's) or style (appended to "
+        "the style vector)", Rule("choice", choices=("style", "const")))
+    init: str = setting(
+        "zero", "G_d's last block (appendix A): zero (multiplier and adder zero-initialised, so a fresh G_d returns "
+        "the canonical image), xavier, or none (no multiplier; Table A1's ablations)",
+        Rule("choice", choices=("zero", "xavier", "none")), key="deformation_init")
+    mtm_placement: str = setting(
+        "all", "G_d's MTM layers: all (every conv in the MTM range, up-sampling ones included) or official "
+        "(G_d's non-up-sampling convs and every ToOut but the last)", Rule("choice", choices=("all", "official")))
+    mtm_resolutions: Optional[Tuple[int, int]] = setting(
+        None, "[min, max] resolutions of G_d's MTM layers; null = mtm_resolutions (official: G_c [16, 32] by "
+        "sampling rate, G_d [4, 64])", _RANGE, "pixels", key="deformation_mtm_resolutions")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+@settings
+class MotionConfig:
+    """The motion codes u_t (``GenDeF.motion``): anchors of noise, mapped and encoded in time."""
+
+    mapping: str = setting("mlp", "the motion mapping: stylegan_v (the paper's: conv1d over anchors + aligned "
+                           "acyclic positional encoding) or mlp (the shipped 32 px model's variant)",
+                           Rule("choice", choices=("mlp", "stylegan_v")), key="motion_mapping")
+    kernel_size: int = setting(11, "kernel of the StyleGAN-V motion mapping's conv1d", Rule("int", 1, 63, odd=True),
+                               "anchors", key="motion_kernel_size")
+    noise_dim: int = setting(64, "size of the noise drawn at each motion anchor", _DIM, key="motion_noise_dim")
+    code_dim: int = setting(64, "size of the motion code after the motion mapping", _DIM, key="motion_code_dim")
+    anchor_spacing: float = setting(16.0, "distance between motion anchors; u_t interpolates the two anchors "
+                                    "around t", Rule("float", 1e-3, 1e5), "frames", key="motion_anchor_spacing")
+    num_freqs: int = setting(16, "sinusoids in the time encoding (official StyleGAN-V/GenDeF: 256)",
+                             Rule("int", 1, 1024), key="time_num_freqs")
+    min_period: float = setting(16.0, "shortest period of the time encoding (the paper: 16 for TaiChi, 256 for "
+                                "SkyTimelapse)", _PERIOD, "frames", key="time_min_period")
+    max_period: float = setting(1024.0, "longest period of the time encoding", _PERIOD, "frames",
+                                key="time_max_period")
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.min_period > self.max_period:
+            raise ModelConfigError(
+                f"time_min_period ({self.min_period:g}) must not exceed time_max_period ({self.max_period:g})")
+
+
+@settings
+class GenDeFConfig:
+    """Every setting of a GenDeF model; a ``config.json`` is its flat form (:meth:`to_flat`).
+
+    Every field is checked when the object is made (from GenDeF's keywords, ``from_flat`` or
+    directly); GenDeF estimates its size once before building, and the networks take it whole."""
+
+    resolution: int = setting(64, "side of the square canonical image and of the frames", _RES, "pixels")
+    z_dim: int = setting(128, "size of the latent z (canonical image; also z_d when share_latent)", _DIM)
+    w_dim: int = setting(128, "size of the intermediate latent w that styles every layer of G_c and G_d", _DIM)
+    fps: float = setting(16.0, "frame rate written into sampled videos (CanonicalVideo.fps); it does not change "
+                         "the network", Rule("float", 1e-3, 1000), "frames per second")
+    share_latent: bool = setting(False, "true: z_d = z (the official code feeds one z to both mapping networks); "
+                                 "false: an independent z_d", _FLAG)
+    warp_padding: str = setting("black", "what the warp samples outside the canonical image: black (as cv2.remap "
+                                "renders a CanonicalVideo) or grey (0 in [-1, 1], official)",
+                                Rule("choice", choices=("black", "grey")))
+    mtm: bool = setting(False, "put modulated transformation (deformable) layers in both generators (paper 4.1)",
+                        _FLAG)
+    mtm_resolutions: Optional[Tuple[int, int]] = setting(
+        None, f"[min, max] resolutions of the layers that get MTM when mtm is on; null = {list(DEFAULT_MTM_RESOLUTIONS)}",
+        _RANGE, "pixels")
+    mtm_mask: bool = setting(False, "MTM also predicts a modulation mask per kernel tap (2 * sigmoid, 1 at init; "
+                             "official); false: offsets only", _FLAG)
+    canonical: CanonicalConfig = dataclasses.field(default_factory=CanonicalConfig)
+    deformation: DeformationConfig = dataclasses.field(default_factory=DeformationConfig)
+    motion: MotionConfig = dataclasses.field(default_factory=MotionConfig)
+    # (parameters, activation bytes): filled once by gendef.generator.build.check_model_budget
+    size: Optional[Tuple[int, int]] = dataclasses.field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        check_fields(self)
+
+    @classmethod
+    def from_flat(cls, config: Mapping[str, Any]) -> "GenDeFConfig":
+        return from_flat(cls, config, "model")
+
+    def to_flat(self) -> Dict[str, Any]:
+        return to_flat(self)
+
+    @property
+    def canonical_mtm_range(self) -> Optional[Tuple[int, int]]:
+        """G_c's MTM resolutions (None: no MTM)."""
+        return (self.mtm_resolutions or DEFAULT_MTM_RESOLUTIONS) if self.mtm else None
+
+    @property
+    def deformation_mtm_range(self) -> Optional[Tuple[int, int]]:
+        """G_d's MTM resolutions (None: no MTM)."""
+        return (self.deformation.mtm_resolutions or self.canonical_mtm_range) if self.mtm else None
+
+
+@settings
+class DiscriminatorConfig:
+    """D, the StyleGAN2 ResNet discriminator with an image and a video mode (a ``disc:`` section)."""
+
+    resolution: int = setting(64, "side of the frames D sees", _RES, "pixels")
+    channel_base: int = setting(8192, f"D's channel budget: {_BUDGET}", _CBASE, "channels x pixels")
+    channel_max: int = setting(256, "D's largest channel count", _CMAX, "channels")
+    num_frames: int = setting(3, "frames per clip in video mode", Rule("int", 1, 64), "frames")
+    merge_resolution: Optional[int] = setting(16, "where a clip's per-frame features are averaged (null = 16)",
+                                              Rule("int", 1, 2048, optional=True), "pixels")
+    tsm: bool = setting(True, "temporal shift (1/8 of the channels from the next frame, 1/8 from the previous) "
+                        "in the blocks above merge_resolution", _FLAG)
+    max_time_gap: int = setting(1024, "largest time difference the learnt table embeds", Rule("int", 1, 1 << 20),
+                                "frames")
+    time_embed_dim: int = setting(256, "size of the time-difference embedding", _DIM)
+    time_mapping_layers: int = setting(2, "layers mapping the embedding to the projection vector", _LAYERS, "layers")
+    mbstd_group: int = setting(4, "group size of the minibatch standard deviation", Rule("int", 1, 256), "samples")
+
+    def __post_init__(self):
+        check_fields(self)
+
+    @classmethod
+    def from_flat(cls, config: Mapping[str, Any]) -> "DiscriminatorConfig":
+        return from_flat(cls, config, "disc")
+
+    def to_flat(self) -> Dict[str, Any]:
+        return to_flat(self)
+
+
+MODEL_SCHEMA = rules(GenDeFConfig)
+DISCRIMINATOR_SCHEMA = rules(DiscriminatorConfig)
+_MODEL_DEFAULTS = flat_defaults(GenDeFConfig)
+# The paper-recipe switches (issues 11, 22). RECIPE_DEFAULTS: what a config.json WITHOUT the key
+# means -- the variant the shipped checkpoints/default was trained with, so it loads unchanged (the
+# fields' defaults). PAPER_RECIPE: what the paper / official GenDeF code does; train/configs/*.yaml set it.
+PAPER_RECIPE = {
+    "motion_mapping": "stylegan_v",
+    "motion_kernel_size": 11,
+    "motion_input": "const",
+    "share_latent": True,
+    "deformation_init": "zero",
+    "mtm_mask": True,
+    "mtm_placement": "official",
+    "canonical_feature_resize": "bilinear",
+    "warp_padding": "grey",
+    "update_magnitude_ema": False,
 }
+RECIPE_DEFAULTS = {k: _MODEL_DEFAULTS[k] for k in PAPER_RECIPE}
 
 
-DISCRIMINATOR_SCHEMA: Dict[str, Key] = {
-    "resolution": Key("int", 8, 2048, pow2=True),
-    "channel_base": _CBASE,
-    "channel_max": _CMAX,
-    "num_frames": Key("int", 1, 64),
-    "merge_resolution": Key("int", 1, 2048, optional=True),
-    "tsm": Key("bool"),
-    "max_time_gap": Key("int", 1, 1 << 20),
-    "time_embed_dim": _DIM,
-    "time_mapping_layers": _LAYERS,
-    "mbstd_group": Key("int", 1, 256),
-}
-
-
-def check_value(name: str, spec: Key, value: Any) -> Any:
-    """One value against its Key (type, range, choices); returns it normalised or raises."""
-    return _check_value(name, spec, value)
-
-
-def _check_value(name: str, spec: Key, value: Any) -> Any:
-    if value is None:
-        if spec.optional:
-            return None
-        raise ModelConfigError(f"{name} must be set (got null)")
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise ModelConfigError(f"{name} must be true or false, got {value!r}")
-        return value
-    if spec.kind == "choice":
-        if value not in spec.choices:
-            raise ModelConfigError(f"{name} must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
-        return value
-    if spec.kind == "int_pair":
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ModelConfigError(f"{name} must be [min, max], got {value!r}")
-        lo, hi = (_check_number(name, Key("int", spec.lo, spec.hi), v) for v in value)
-        if lo > hi:
-            raise ModelConfigError(f"{name} must satisfy 1 <= min <= max, got {value!r}")
-        return [lo, hi]
-    return _check_number(name, spec, value)
-
-
-def _check_number(name: str, spec: Key, value: Any):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ModelConfigError(f"{name} must be a number, got {value!r}")
-    if spec.kind == "int":
-        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            raise ModelConfigError(f"{name} must be a whole number, got {value!r}")
-        value = int(value)
-    elif not math.isfinite(value):
-        raise ModelConfigError(f"{name} must be finite, got {value!r}")
-    if not spec.lo <= value <= spec.hi:
-        raise ModelConfigError(f"{name} must be in [{spec.lo:g}, {spec.hi:g}], got {value!r}")
-    if spec.pow2 and value & (value - 1):
-        raise ModelConfigError(f"{name} must be a power of two, got {value}")
-    return value
-
-
-def validate_model_config(config: Mapping[str, Any], valid_keys=None, schema=None, what: str = "model") -> Dict[str, Any]:
-    """Every key checked against ``schema`` (default :data:`MODEL_SCHEMA`); returns the normalised dict.
-
-    ``valid_keys`` (default: the schema's keys) are the keys the model accepts; anything else is
-    refused with the list of valid ones (a typo such as ``resolutoin`` is never ignored).
-    """
-    schema = MODEL_SCHEMA if schema is None else schema
-    if not isinstance(config, Mapping):
-        raise ModelConfigError(f"{what} config must be a mapping of key: value, got {type(config).__name__}")
-    valid = sorted(valid_keys if valid_keys is not None else schema)
-    unknown = sorted(k for k in config if k not in valid)
-    if unknown:
-        raise ModelConfigError(f"unknown {what} config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
-    out = {}
-    for key, value in config.items():
-        spec = schema.get(key)
-        out[key] = value if spec is None else _check_value(key, spec, value)
-    lo, hi = out.get("time_min_period"), out.get("time_max_period")
-    if lo is not None and hi is not None and lo > hi:
-        raise ModelConfigError(f"time_min_period ({lo:g}) must not exceed time_max_period ({hi:g})")
-    return out
-
-
-def _init_defaults(cls) -> Dict[str, Any]:
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if k != "self" and p.default is not inspect.Parameter.empty}
-
-
-def _activation_floats(res: int, cbase: int, cmax: int) -> int:
-    """Conv outputs of one StyleGAN synthesis network (two convs per resolution 4..res)."""
-    total, r = 0, 4
-    while r <= res:
-        total += 2 * max(1, min(cbase // r, cmax)) * r * r
-        r *= 2
-    return total
-
-
-def estimate_model_size(cls, config: Mapping[str, Any]) -> Tuple[int, int]:
-    """(parameters, activation bytes of one sample and frame) of ``cls(**config)``, allocating nothing.
-
-    Parameters are exact (the model is built on the ``meta`` device); activations are estimated
-    from the channel schedule of both generators.
-    """
-    import torch
-
-    cfg = {**_init_defaults(cls), **config}
-    with torch.device("meta"):
-        model = cls(**config)
-    params = sum(p.numel() for p in model.parameters())
-    res = int(cfg["resolution"])
-    floats = _activation_floats(res, int(cfg["channel_base"]), int(cfg["channel_max"]))
-    floats += _activation_floats(res, int(cfg["deformation_channel_base"]), int(cfg["deformation_channel_max"]))
-    return int(params), int(floats * _ACTIVATION_FACTOR * 4)
-
-
-def building_on_meta() -> bool:
-    """True inside ``with torch.device('meta')`` (the estimate's own build must not recurse)."""
-    import torch
-
-    return torch.empty(0).device.type == "meta"
-
-
-def check_model_budget(cls, config: Mapping[str, Any], limits: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
-    """Refuse a config whose model would exceed the stated limits; returns the estimate."""
-    max_params, max_act = limits or (MAX_PARAMETERS, MAX_ACTIVATION_BYTES)
-    params, act = estimate_model_size(cls, config)
-    if params > max_params:
-        raise ModelConfigError(
-            f"model config gives {params / 1e6:,.0f}M parameters ({params * 4 / 2**30:.1f} GiB), "
-            f"over the limit of {max_params / 1e6:,.0f}M; lower channel_base/channel_max, z_dim/w_dim or resolution"
-        )
-    if act > max_act:
-        raise ModelConfigError(
-            f"model config needs about {act / 2**30:.1f} GiB of activations per frame, over the limit of "
-            f"{max_act / 2**30:.1f} GiB; lower resolution or channel_base/channel_max"
-        )
-    return params, act
-
-
-def check_discriminator_config(config: Mapping[str, Any]) -> Dict[str, Any]:
-    """The discriminator's config (keys of its constructor, ranges of :data:`DISCRIMINATOR_SCHEMA`)
-    and its parameter count (meta-device build), before anything is allocated."""
-    import torch
-
-    from .networks.discriminator import Discriminator
-
-    cfg = validate_model_config(config, list(_init_defaults(Discriminator)), DISCRIMINATOR_SCHEMA, "disc")
-    with torch.device("meta"):
-        params = sum(p.numel() for p in Discriminator(**cfg).parameters())
-    if params > MAX_PARAMETERS:
-        raise ModelConfigError(
-            f"disc config gives {params / 1e6:,.0f}M parameters, over the limit of {MAX_PARAMETERS / 1e6:,.0f}M; "
-            "lower channel_base/channel_max"
-        )
-    return cfg
+def validate_model_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Keys and values of a flat model dict checked, without the size estimate (a stage-2 ``model:``
+    section, whose networks come from ``init``); returns the given keys, normalised."""
+    return check_flat(GenDeFConfig, config, "model")

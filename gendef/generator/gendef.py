@@ -5,7 +5,6 @@ local folder and a Hub repo id load the same way and no pickle is ever read.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from pathlib import Path
@@ -20,68 +19,11 @@ from huggingface_hub import PyTorchModelHubMixin
 from ..errors import CheckpointError, ModelConfigError
 from ..video.canonical_video import CanonicalVideo
 from ..video.grid import normalized_to_pixels
-from .config import building_on_meta, check_model_budget, validate_model_config
-from .networks.canonical import CanonicalGenerator
-from .networks.deformation import DeformationGenerator
-from .networks.motion_codes import build_motion
-from .networks.mtm import check_mtm_resolutions
-from .networks.stylegan3 import StyleGAN3Generator
+from .config import PAPER_RECIPE, RECIPE_DEFAULTS, GenDeFConfig
+from .build import build_networks, check_model_budget
+from ..settings import describe, flat_fields
 
-__all__ = ["GenDeF", "RECIPE_DEFAULTS", "PAPER_RECIPE"]
-
-_BACKBONES = {"stylegan2": CanonicalGenerator, "stylegan3": StyleGAN3Generator}
-# MTM where coarse geometry is decided; the paper does not list its layers.
-DEFAULT_MTM_RESOLUTIONS = (8, 64)
-
-# The paper-recipe switches (issue 11), in one place so a config schema can validate them.
-# RECIPE_DEFAULTS: what a config.json WITHOUT the key means -- the variant the shipped
-# default checkpoint (checkpoints/default) was trained with, so it loads unchanged.
-# PAPER_RECIPE: what the paper / official GenDeF code does; train/configs/*.yaml set these.
-RECIPE_DEFAULTS = {
-    "motion_mapping": "mlp",  # "stylegan_v": conv1d over anchors + aligned acyclic positional encoding
-    "motion_kernel_size": 11,  # conv1d kernel of the StyleGAN-V motion mapping network
-    "motion_input": "style",  # "const": u_t concatenated to G_d's 4x4 input (StyleGAN-V TemporalInput)
-    "share_latent": False,  # True: z_d = z_c (official code: one z feeds both mapping networks)
-    "deformation_init": "zero",  # Table A1: "zero" | "xavier" | "none" (w/o multiplier)
-    # issue 22
-    "mtm_mask": False,  # True: MTM also predicts a per-tap modulation mask 2*sigmoid (official)
-    "mtm_placement": "all",  # "official": G_d MTM on non-upsampling convs + every ToOut but the last
-    "canonical_feature_resize": "pool",  # "bilinear": official f_c resize (no projection if channels match)
-    "warp_padding": "black",  # "grey": outside the canonical image samples 0 in [-1, 1] (official)
-    "update_magnitude_ema": True,  # False: StyleGAN3 input-magnitude EMA never updated (official loop)
-}
-RECIPE_CHOICES = {
-    "motion_mapping": ("mlp", "stylegan_v"),
-    "motion_input": ("style", "const"),
-    "share_latent": (False, True),
-    "deformation_init": ("zero", "xavier", "none"),
-    "mtm_mask": (False, True),
-    "mtm_placement": ("all", "official"),
-    "canonical_feature_resize": ("pool", "bilinear"),
-    "warp_padding": ("black", "grey"),
-    "update_magnitude_ema": (True, False),
-}
-PAPER_RECIPE = {
-    "motion_mapping": "stylegan_v",
-    "motion_kernel_size": 11,
-    "motion_input": "const",
-    "share_latent": True,
-    "deformation_init": "zero",
-    "mtm_mask": True,
-    "mtm_placement": "official",
-    "canonical_feature_resize": "bilinear",
-    "warp_padding": "grey",
-    "update_magnitude_ema": False,
-}
-
-
-def _check_recipe(values: dict) -> None:
-    for key, choices in RECIPE_CHOICES.items():
-        if values[key] not in choices:
-            raise ValueError(f"{key} must be one of {list(choices)}, got {values[key]!r}")
-    k = values["motion_kernel_size"]
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k % 2 == 0:
-        raise ValueError(f"motion_kernel_size must be a positive odd integer, got {k!r}")
+__all__ = ["GenDeF", "GenDeFConfig", "RECIPE_DEFAULTS", "PAPER_RECIPE"]
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
@@ -100,195 +42,45 @@ class GenDeF(
 
     ``frame_t = warp(G_c(z), m + G_d(z_d, u_t, f_c))``: G_c draws the canonical image and
     exposes the feature f_c of one of its layers; G_d turns a global latent, the motion
-    code u_t of the (continuous) time t and f_c into the sampling grid of frame t. Every
-    argument is a key of ``config.json`` and is range-checked (``gendef.generator.config``)
-    before any weight is allocated. Channel counts of both generators follow StyleGAN:
-    a layer at resolution r has ``min(channel_base // r, channel_max)`` channels.
+    code u_t of the (continuous) time t and f_c into the sampling grid of frame t.
+
+    ``GenDeF(config)`` takes a :class:`GenDeFConfig`; ``GenDeF(**settings)`` takes its flat keys
+    (those of ``config.json``) and makes the config first. Either way every key is range-checked
+    and the size estimated once, before any weight is allocated (``gendef.generator.config``).
+    Channel counts of both generators follow StyleGAN: a layer at resolution r has
+    ``min(channel_base // r, channel_max)`` channels. The keys (generated from GenDeFConfig):
 
     Args:
-        resolution: side of the square canonical image and of the frames, in pixels; a power
-            of two, 8..2048. Default 64.
-        z_dim: size of the latent z (canonical image; also z_d when ``share_latent``). Default 128.
-        w_dim: size of the intermediate latent w that styles every layer of G_c and G_d. Default 128.
-        channel_base: G_c's channel budget (see above). Default 8192.
-        channel_max: G_c's largest channel count. Default 256.
-        mapping_layers: fully connected layers of G_c's mapping network z -> w. Default 4.
-        canonical_feature_layer: which G_c layer gives f_c: for StyleGAN3, L_k with k in 1..n
-            (n = 2 log2(resolution) - 2); for StyleGAN2 the block index. ``None`` (default) = the
-            penultimate layer, the paper's best choice (Table 3).
-        canonical_feature_dim: channels f_c is projected to before it is concatenated to G_d's
-            features at every block. Default 32.
-        use_canonical_feature: feed f_c to G_d at all (``False`` is the "w/o f_c" ablation).
-            Default True.
-        deformation_channel_base: G_d's channel budget. Default 4096.
-        deformation_channel_max: G_d's largest channel count. Default 128.
-        deformation_mapping_layers: layers of G_d's mapping network z_d -> w_d. Default 2.
-        motion_noise_dim: size of the noise drawn at each motion anchor. Default 64.
-        motion_code_dim: size of the motion code u_t after the motion mapping. Default 64.
-        motion_anchor_spacing: distance between motion anchors, in frames; u_t interpolates
-            the two anchors around t. Default 16.
-        time_num_freqs: sinusoids in the time encoding (official StyleGAN-V/GenDeF: 256). Default 16.
-        time_min_period: shortest period of the time encoding, in frames (the paper: 16 for
-            TaiChi, 256 for SkyTimelapse). Default 16.
-        time_max_period: longest period of the time encoding, in frames. Default 1024.
-        fps: frame rate written into sampled videos (``CanonicalVideo.fps``), frames per
-            second; it does not change the network. Default 16.
-        canonical_backbone: ``"stylegan2"`` (default; small and fast) or ``"stylegan3"``
-            (StyleGAN3-T, alias-free: the paper's G_c).
-        mtm: put modulated transformation (deformable) layers in both generators (paper §4.1).
-            Default False.
-        mtm_resolutions: ``[min, max]`` resolutions, in pixels, of the layers that get MTM when
-            ``mtm`` is on; ``None`` = ``[8, 64]``.
-        motion_mapping: ``"stylegan_v"`` (the paper's: conv1d over anchors + aligned acyclic
-            positional encoding) or ``"mlp"`` (default; the shipped 32 px model's variant).
-        motion_kernel_size: odd kernel of the StyleGAN-V motion mapping's conv1d, in anchors.
-            Default 11.
-        motion_input: where u_t enters G_d: ``"const"`` (concatenated to its 4x4 input, the
-            paper's) or ``"style"`` (default; appended to the style vector).
-        share_latent: ``True``: z_d = z (the official code feeds one z to both mapping
-            networks); ``False`` (default): an independent z_d.
-        deformation_init: G_d's last block (appendix A): ``"zero"`` (default: multiplier and
-            adder zero-initialised, so a fresh G_d returns the canonical image), ``"xavier"``
-            or ``"none"`` (no multiplier; Table A1's ablations).
-
-        mtm_mask: MTM also predicts a modulation mask per kernel tap (2 * sigmoid, 1 at init;
-            official). Default False (offsets only).
-        mtm_placement: ``"all"`` (default: every G_d conv in the MTM range, up-sampling ones
-            included) or ``"official"`` (G_d's non-up-sampling convs and every ToOut but the last).
-        deformation_mtm_resolutions: ``[min, max]`` resolutions of G_d's MTM layers; ``None``
-            (default) = ``mtm_resolutions`` (official: G_c [16, 32] by sampling rate, G_d [4, 64]).
-        canonical_feature_resize: how f_c reaches each G_d layer's size: ``"pool"`` (default: 1x1
-            projection, box-filter down-sizing) or ``"bilinear"`` (official: bilinear resize, no
-            projection when f_c already has ``canonical_feature_dim`` channels).
-        warp_padding: what the warp samples outside the canonical image: ``"black"`` (default,
-            as ``cv2.remap`` renders a CanonicalVideo) or ``"grey"`` (0 in [-1, 1], official).
-        update_magnitude_ema: update the StyleGAN3 G_c's input-magnitude EMA in training mode
-            (default True); ``False`` keeps it at 1, as the official training loop does. It and
-            the two mixed-precision keys only act on a StyleGAN3 G_c.
-        mixed_precision: ``"none"`` (default), ``"float16"`` (official; CUDA only) or
-            ``"bfloat16"``: the StyleGAN3 G_c layers of the ``mixed_precision_res`` highest
-            sampling rates run in that dtype, clamped at 256.
-        mixed_precision_res: how many of the highest sampling rates run reduced (official
-            ``num_fp16_res``). Default 4.
-
+{ARGS}
     The defaults (``RECIPE_DEFAULTS``) are what a config.json without the key means, so the
     shipped ``checkpoints/default`` loads unchanged; ``PAPER_RECIPE`` lists the paper's values,
     which ``train/configs/*.yaml`` set.
     """
 
-    def __init__(
-        self,
-        resolution: int = 64,
-        z_dim: int = 128,
-        w_dim: int = 128,
-        channel_base: int = 8192,
-        channel_max: int = 256,
-        mapping_layers: int = 4,
-        canonical_feature_layer: Optional[int] = None,
-        canonical_feature_dim: int = 32,
-        use_canonical_feature: bool = True,
-        deformation_channel_base: int = 4096,
-        deformation_channel_max: int = 128,
-        deformation_mapping_layers: int = 2,
-        motion_noise_dim: int = 64,
-        motion_code_dim: int = 64,
-        motion_anchor_spacing: float = 16.0,
-        time_num_freqs: int = 16,
-        time_min_period: float = 16.0,
-        time_max_period: float = 1024.0,
-        fps: float = 16.0,
-        canonical_backbone: str = "stylegan2",
-        mtm: bool = False,
-        mtm_resolutions: Optional[Sequence[int]] = None,
-        motion_mapping: str = RECIPE_DEFAULTS["motion_mapping"],
-        motion_kernel_size: int = RECIPE_DEFAULTS["motion_kernel_size"],
-        motion_input: str = RECIPE_DEFAULTS["motion_input"],
-        share_latent: bool = RECIPE_DEFAULTS["share_latent"],
-        deformation_init: str = RECIPE_DEFAULTS["deformation_init"],
-        mtm_mask: bool = RECIPE_DEFAULTS["mtm_mask"],
-        mtm_placement: str = RECIPE_DEFAULTS["mtm_placement"],
-        deformation_mtm_resolutions: Optional[Sequence[int]] = None,
-        canonical_feature_resize: str = RECIPE_DEFAULTS["canonical_feature_resize"],
-        warp_padding: str = RECIPE_DEFAULTS["warp_padding"],
-        update_magnitude_ema: bool = RECIPE_DEFAULTS["update_magnitude_ema"],
-        mixed_precision: str = "none",
-        mixed_precision_res: int = 4,
-    ):
-        self.check_config({k: v for k, v in locals().items() if k not in ("self", "__class__")})
+    def __init__(self, config: Optional[GenDeFConfig] = None, **settings):
+        if config is None:
+            config = GenDeFConfig.from_flat(settings)
+        elif settings or not isinstance(config, GenDeFConfig):
+            raise TypeError("GenDeF takes one GenDeFConfig or the flat config keys, not both")
+        check_model_budget(config)  # one meta-device build per config object, before any weight
         super().__init__()
-        _check_recipe(dict(motion_mapping=motion_mapping, motion_kernel_size=motion_kernel_size,
-                           motion_input=motion_input, share_latent=share_latent, deformation_init=deformation_init,
-                           mtm_mask=mtm_mask, mtm_placement=mtm_placement, canonical_feature_resize=canonical_feature_resize,
-                           warp_padding=warp_padding, update_magnitude_ema=update_magnitude_ema))
-        if canonical_backbone not in _BACKBONES:
-            raise ValueError(f"canonical_backbone must be one of {sorted(_BACKBONES)}, got {canonical_backbone!r}")
-        mtm_range = check_mtm_resolutions(mtm_resolutions or DEFAULT_MTM_RESOLUTIONS) if mtm else None
-        deform_mtm_range = check_mtm_resolutions(deformation_mtm_resolutions) if mtm and deformation_mtm_resolutions else mtm_range
-        sg3 = dict(update_magnitude_ema=update_magnitude_ema, mixed_precision=mixed_precision,
-                   mixed_precision_res=mixed_precision_res) if canonical_backbone == "stylegan3" else {}
-        self.warp_padding = warp_padding
-        self.resolution = int(resolution)
-        self.z_dim = int(z_dim)
-        self.fps = float(fps)
-        self.share_latent = bool(share_latent)
-        self.canonical = _BACKBONES[canonical_backbone](
-            resolution=resolution,
-            z_dim=z_dim,
-            w_dim=w_dim,
-            channel_base=channel_base,
-            channel_max=channel_max,
-            mapping_layers=mapping_layers,
-            feature_layer=canonical_feature_layer,
-            mtm_resolutions=mtm_range,
-            mtm_mask=mtm_mask,
-            **sg3,
-        )
-        self.motion = build_motion(
-            motion_mapping,
-            kernel_size=motion_kernel_size,
-            noise_dim=motion_noise_dim,
-            code_dim=motion_code_dim,
-            anchor_spacing=motion_anchor_spacing,
-            num_freqs=time_num_freqs,
-            min_period=time_min_period,
-            max_period=time_max_period,
-        )
-        self.deformation = DeformationGenerator(
-            resolution=resolution,
-            z_dim=z_dim,
-            w_dim=w_dim,
-            motion_dim=self.motion.out_dim,
-            canonical_channels=self.canonical.feature_channels,
-            canonical_feature_dim=canonical_feature_dim,
-            channel_base=deformation_channel_base,
-            channel_max=deformation_channel_max,
-            mapping_layers=deformation_mapping_layers,
-            use_canonical_feature=use_canonical_feature,
-            mtm_resolutions=deform_mtm_range,
-            motion_input=motion_input,
-            init=deformation_init,
-            mtm_mask=mtm_mask,
-            mtm_placement=mtm_placement,
-            feature_resize=canonical_feature_resize,
-        )
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, resolution), torch.linspace(-1, 1, resolution), indexing="ij")
+        self.config = config
+        self._hub_mixin_config = config.to_flat()  # config.json stays the flat dict
+        self.warp_padding = config.warp_padding
+        self.resolution = config.resolution
+        self.z_dim = config.z_dim
+        self.fps = float(config.fps)
+        self.share_latent = config.share_latent
+        self.canonical, self.motion, self.deformation = build_networks(config)
+        res = self.resolution
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, res), torch.linspace(-1, 1, res), indexing="ij")
         self.register_buffer("base_grid", torch.stack([xs, ys], dim=-1), persistent=False)  # m
 
     @classmethod
     def config_keys(cls) -> List[str]:
-        """The keys a config.json may hold (the constructor's arguments)."""
-        return [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+        """The keys a config.json may hold (GenDeFConfig's flat keys)."""
+        return list(flat_fields(GenDeFConfig))
 
-    @classmethod
-    def check_config(cls, config: dict) -> dict:
-        """Schema (range for every key, unknown keys refused) and size estimate, before any
-        weight is allocated; raises a one-line ModelConfigError (see gendef/generator/config.py)."""
-        cfg = validate_model_config(config, valid_keys=cls.config_keys())
-        if not building_on_meta():
-            check_model_budget(cls, cfg)
-        return cfg
-
-    # ------------------------------------------------------------------ forward pass
     @property
     def device(self) -> torch.device:
         return self.base_grid.device
@@ -438,41 +230,43 @@ class GenDeF(
     # ------------------------------------------------------------------ persistence
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "GenDeF":
-        """Load a folder or Hub repo (config.json + model.safetensors) with a clear error on failure."""
+        """Load a folder or Hub repo (config.json + model.safetensors) with a clear error on failure.
+
+        config.json is read and checked once (keys, ranges, size) before any weight is allocated;
+        keyword arguments other than the Hub's (``revision``, ``cache_dir``, ...) and
+        ``map_location`` / ``strict`` override its keys."""
         name = str(pretrained_model_name_or_path)
         p = Path(name)
+        load = {k: kwargs.pop(k) for k in _LOAD_KEYS if k in kwargs}
         if p.exists() and p.is_dir():
             missing = [f for f in ("config.json", "model.safetensors") if not (p / f).is_file()]
             if missing:
                 raise CheckpointError(f"{name}: not a GenDeF checkpoint (missing {', '.join(missing)})")
-            cls._check_config_file(p / "config.json", f"{name}/config.json")
+            config = cls._read_config(p / "config.json", f"{name}/config.json", kwargs)
         elif not _looks_like_repo_id(name):
             raise CheckpointError(f"{name}: no such checkpoint folder (and not a Hub repo id like 'owner/name')")
         else:
-            cls._check_config_file(_hub_config(name, kwargs), f"{name}/config.json")
+            config = cls._read_config(_hub_config(name, load), f"{name}/config.json", kwargs)
         try:
-            kwargs.setdefault("strict", True)
-            model = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            model = cls._from_pretrained(model_id=name, config=config, **load)
         except (CheckpointError, ModelConfigError):
             raise
-        except TypeError as e:
-            raise CheckpointError(f"{name}: config.json does not match this GenDeF version ({e})") from None
         except Exception as e:  # safetensors/hub/network errors all become one clear message
             raise CheckpointError(f"{name}: cannot load checkpoint ({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         model.eval()
         return model
 
     @classmethod
-    def _check_config_file(cls, path, label: str) -> dict:
-        """config.json read and checked in full (schema, unknown keys, size) before building."""
+    def _read_config(cls, path, label: str, overrides: dict) -> GenDeFConfig:
+        """config.json (plus ``overrides``) read and checked in full (keys, ranges, size) before building."""
         try:
-            config = json.loads(Path(path).read_text())
+            flat = json.loads(Path(path).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{label} is not valid JSON ({e})") from None
         except OSError as e:
             raise CheckpointError(f"{label}: cannot read ({e.strerror or e})") from None
         try:
-            return cls.check_config(config)
+            return GenDeFConfig.from_flat({**flat, **overrides} if isinstance(flat, dict) else flat)
         except ModelConfigError as e:
             raise ModelConfigError(f"{label}: {e}") from None
 
@@ -481,6 +275,7 @@ class GenDeF(
         cls,
         *,
         model_id: str,
+        config: GenDeFConfig,
         revision=None,
         cache_dir=None,
         force_download: bool = False,
@@ -488,12 +283,11 @@ class GenDeF(
         token=None,
         map_location: str = "cpu",
         strict: bool = True,
-        **model_kwargs,
     ):
         """safetensors only: the mixin's pickle fallback is deliberately not offered."""
         from safetensors.torch import load_model
 
-        model = cls(**model_kwargs)
+        model = cls(config)
         if os.path.isdir(model_id):
             model_file = os.path.join(model_id, "model.safetensors")
         else:
@@ -532,6 +326,11 @@ class GenDeF(
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+GenDeF.__doc__ = GenDeF.__doc__.replace("{ARGS}", describe(GenDeFConfig))
+# from_pretrained's own keywords; any other keyword is a config key
+_LOAD_KEYS = ("revision", "cache_dir", "force_download", "local_files_only", "token", "map_location", "strict")
 
 
 def _hub_config(repo_id: str, kwargs: dict) -> str:

@@ -7,52 +7,42 @@ RGB = 14 and the default canonical feature f_c is layer 13 (penultimate).
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import GenDeFConfig
 from .layers import MappingNetwork, StyledConv, ToOutput, channels_for
-from .mtm import check_mtm_resolutions, styled_conv_to_mtm
+from .mtm import styled_conv_to_mtm
 
 
 class CanonicalGenerator(nn.Module):
-    def __init__(
-        self,
-        resolution: int = 64,
-        z_dim: int = 128,
-        w_dim: int = 128,
-        channel_base: int = 8192,
-        channel_max: int = 256,
-        mapping_layers: int = 4,
-        feature_layer: Optional[int] = None,
-        use_noise: bool = True,
-        mtm_resolutions: Optional[Sequence[int]] = None,
-        mtm_mask: bool = False,
-    ):
+    """G_c from the model's settings (``config.canonical`` plus the shared resolution, z/w sizes and MTM)."""
+
+    def __init__(self, config: GenDeFConfig):
         super().__init__()
+        c = config.canonical
+        resolution, w_dim = config.resolution, config.w_dim
         log2 = int(math.log2(resolution))
-        if 2**log2 != resolution or resolution < 8:
-            raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
         self.resolution = resolution
-        self.z_dim = z_dim
-        self.mapping = MappingNetwork(z_dim, w_dim, num_layers=mapping_layers)
-        ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
+        self.z_dim = config.z_dim
+        self.mapping = MappingNetwork(config.z_dim, w_dim, num_layers=c.mapping_layers)
+        ch = lambda r: channels_for(r, c.channel_base, c.channel_max)  # noqa: E731
         self.const = nn.Parameter(torch.randn(1, ch(4), 4, 4))
-        self.convs = nn.ModuleList([StyledConv(ch(4), ch(4), w_dim, 4, use_noise=use_noise)])
+        self.convs = nn.ModuleList([StyledConv(ch(4), ch(4), w_dim, 4)])
         self.conv_res: List[int] = [4]
         self.to_rgbs = nn.ModuleList([ToOutput(ch(4), 3, w_dim)])
         for i in range(3, log2 + 1):
             r = 2**i
-            self.convs.append(StyledConv(ch(r // 2), ch(r), w_dim, r, upsample=True, use_noise=use_noise))
-            self.convs.append(StyledConv(ch(r), ch(r), w_dim, r, use_noise=use_noise))
+            self.convs.append(StyledConv(ch(r // 2), ch(r), w_dim, r, upsample=True))
+            self.convs.append(StyledConv(ch(r), ch(r), w_dim, r))
             self.conv_res += [r, r]
             self.to_rgbs.append(ToOutput(ch(r), 3, w_dim))
-        styled_conv_to_mtm(self.convs, self.conv_res, check_mtm_resolutions(mtm_resolutions), mask=mtm_mask)
+        styled_conv_to_mtm(self.convs, self.conv_res, config.canonical_mtm_range, mask=config.mtm_mask)
         self.num_layers = len(self.convs) + 1  # + RGB output
-        if feature_layer is None:
-            feature_layer = self.num_layers - 1
+        feature_layer = c.feature_layer if c.feature_layer is not None else self.num_layers - 1
         if not 1 <= feature_layer <= self.num_layers:
             raise ValueError(f"canonical_feature_layer must be in 1..{self.num_layers}, got {feature_layer}")
         self.feature_layer = feature_layer

@@ -28,58 +28,32 @@ StyleGAN-V ToOut, the field is the sum of every block's residual).
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import GenDeFConfig
 from .layers import EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToOutput, channels_for
-from .mtm import check_mtm_resolutions, styled_conv_to_mtm
-
-
-MOTION_INPUTS = ("style", "const")
-DEFORMATION_INITS = ("zero", "xavier", "none")
-MTM_PLACEMENTS = ("all", "official")
-FEATURE_RESIZES = ("pool", "bilinear")
+from .mtm import styled_conv_to_mtm
 
 
 class DeformationGenerator(nn.Module):
-    def __init__(
-        self,
-        resolution: int = 64,
-        z_dim: int = 128,
-        w_dim: int = 128,
-        motion_dim: int = 96,
-        canonical_channels: int = 32,
-        canonical_feature_dim: int = 32,
-        channel_base: int = 4096,
-        channel_max: int = 128,
-        mapping_layers: int = 2,
-        use_canonical_feature: bool = True,
-        mtm_resolutions: Optional[Sequence[int]] = None,
-        motion_input: str = "style",
-        init: str = "zero",
-        mtm_mask: bool = False,
-        mtm_placement: str = "all",
-        feature_resize: str = "pool",
-    ):
+    """G_d from the model's settings (``config.deformation`` plus the shared resolution, z/w sizes and
+    MTM); ``motion_dim`` and ``canonical_channels`` are the sizes of u_t and f_c its neighbours give."""
+
+    def __init__(self, config: GenDeFConfig, motion_dim: int, canonical_channels: int):
         super().__init__()
-        if mtm_placement not in MTM_PLACEMENTS:
-            raise ValueError(f"mtm_placement must be one of {MTM_PLACEMENTS}, got {mtm_placement!r}")
-        if feature_resize not in FEATURE_RESIZES:
-            raise ValueError(f"canonical_feature_resize must be one of {FEATURE_RESIZES}, got {feature_resize!r}")
-        if motion_input not in MOTION_INPUTS:
-            raise ValueError(f"motion_input must be one of {MOTION_INPUTS}, got {motion_input!r}")
-        if init not in DEFORMATION_INITS:
-            raise ValueError(f"deformation_init must be one of {DEFORMATION_INITS}, got {init!r}")
+        d = config.deformation
+        resolution, w_dim = config.resolution, config.w_dim
+        motion_input, init, feature_resize = d.motion_input, d.init, d.feature_resize
+        use_canonical_feature = d.use_canonical_feature
         log2 = int(math.log2(resolution))
-        if log2 < 3:
-            raise ValueError("deformation resolution must be >= 8")
         self.resolution = resolution
         self.motion_input = motion_input
         self.init = init
-        self.mapping = MappingNetwork(z_dim, w_dim, num_layers=mapping_layers)
+        self.mapping = MappingNetwork(config.z_dim, w_dim, num_layers=d.mapping_layers)
         if motion_input == "style":
             self.frame_style = nn.Sequential(
                 EqualLinear(w_dim + motion_dim, w_dim, activation=True),
@@ -87,10 +61,10 @@ class DeformationGenerator(nn.Module):
             )
         self.use_canonical_feature = use_canonical_feature
         self.feature_resize = feature_resize
-        fdim = canonical_feature_dim if use_canonical_feature else 0
+        fdim = d.feature_dim if use_canonical_feature else 0
         project = use_canonical_feature and not (feature_resize == "bilinear" and canonical_channels == fdim)
         self.feature_proj = EqualConv2d(canonical_channels, fdim, 1) if project else None
-        ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
+        ch = lambda r: channels_for(r, d.channel_base, d.channel_max)  # noqa: E731
         self.const = nn.Parameter(torch.randn(1, ch(4), 4, 4))
         in4 = ch(4) + (motion_dim if motion_input == "const" else 0)
         self.blocks = nn.ModuleList()
@@ -110,8 +84,8 @@ class DeformationGenerator(nn.Module):
                 )
             )
             self.to_outs.append(ToOutput(ch(r), 4 if last and multiplier else 2, w_dim))
-        mtm_resolutions = check_mtm_resolutions(mtm_resolutions)
-        official = mtm_placement == "official"
+        mtm_resolutions, mtm_mask = config.deformation_mtm_range, config.mtm_mask
+        official = d.mtm_placement == "official"
         block_res = [4] + [2**i for i in range(3, log2 + 1)]
         for r, layers in zip(block_res, self.blocks):
             styled_conv_to_mtm(layers, [r] * len(layers), mtm_resolutions, mask=mtm_mask, skip_upsampling=official)

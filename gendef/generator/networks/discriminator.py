@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...settings import as_config
+from ..config import DiscriminatorConfig
 from .layers import EqualConv2d, EqualLinear, PixelNorm, channels_for, lrelu
 
 VIDEO_ONLY_PREFIXES = ("time_embed.", "time_mapping.", "out_video.")
@@ -92,31 +94,21 @@ class TimeDifferenceEmbedding(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(
-        self,
-        resolution: int = 64,
-        channel_base: int = 8192,
-        channel_max: int = 256,
-        num_frames: int = 3,
-        merge_resolution: Optional[int] = 16,
-        tsm: bool = True,
-        max_time_gap: int = 1024,
-        time_embed_dim: int = 256,
-        time_mapping_layers: int = 2,
-        mbstd_group: int = 4,
-    ):
+    def __init__(self, *args, **kwargs):
+        """One :class:`DiscriminatorConfig` (or its fields given loose, e.g. ``Discriminator(**disc_section)``)."""
         super().__init__()
+        c = as_config(DiscriminatorConfig, args, kwargs)
+        self.config = c
+        resolution, merge_resolution, num_frames = c.resolution, c.merge_resolution, c.num_frames
         log2 = int(math.log2(resolution))
-        if 2**log2 != resolution or resolution < 8:
-            raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
-        ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
+        ch = lambda r: channels_for(r, c.channel_base, c.channel_max)  # noqa: E731
         self.resolution = resolution
         self.num_frames = num_frames
         self.merge_resolution = min(merge_resolution or 16, resolution)
         if self.merge_resolution <= 4 or 2 ** int(math.log2(self.merge_resolution)) != self.merge_resolution:
             raise ValueError(f"merge_resolution must be a power of two > 4, got {merge_resolution}")
-        self.tsm = bool(tsm)
-        self.mbstd_group = mbstd_group
+        self.tsm = bool(c.tsm)
+        self.mbstd_group = c.mbstd_group
         self.from_rgb = EqualConv2d(3, ch(resolution), 1)
         self.blocks = nn.ModuleList()
         self.block_res = []
@@ -130,9 +122,9 @@ class Discriminator(nn.Module):
         self.final_fc = EqualLinear(c4 * 16, c4, activation=True)
         self.out = EqualLinear(c4, 1)
         # video mode: projection conditioning on the time differences
-        self.time_embed = TimeDifferenceEmbedding(num_frames, max_time_gap, time_embed_dim)
+        self.time_embed = TimeDifferenceEmbedding(num_frames, c.max_time_gap, c.time_embed_dim)
         mapping = [EqualLinear(self.time_embed.out_dim, c4), PixelNorm()]
-        mapping += [EqualLinear(c4, c4, lr_mul=0.01, activation=True) for _ in range(time_mapping_layers)]
+        mapping += [EqualLinear(c4, c4, lr_mul=0.01, activation=True) for _ in range(c.time_mapping_layers)]
         self.time_mapping = nn.Sequential(*mapping)
         self.out_video = EqualLinear(c4, c4)
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...settings import as_config
+from ..config import MotionConfig
 from .layers import EqualLinear
 
 __all__ = ["MotionEncoder", "StyleGANVMotion", "EqualConv1d", "build_motion"]
@@ -47,26 +49,22 @@ def _gather(codes: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 class MotionEncoder(nn.Module):
     """Legacy motion code ("mlp"): per-anchor MLP, no temporal conv, no aligners."""
 
-    def __init__(
-        self,
-        noise_dim: int = 64,
-        code_dim: int = 64,
-        anchor_spacing: float = 16.0,
-        num_freqs: int = 16,
-        min_period: float = 16.0,
-        max_period: float = 1024.0,
-        layers: int = 2,
-    ):
+    layers = 2  # MLP layers per anchor
+
+    def __init__(self, *args, **kwargs):
+        """One :class:`MotionConfig` (or its fields given loose)."""
         super().__init__()
+        c = as_config(MotionConfig, args, kwargs)
+        noise_dim, code_dim, num_freqs = c.noise_dim, c.code_dim, c.num_freqs
         self.noise_dim = noise_dim
-        self.anchor_spacing = float(anchor_spacing)
+        self.anchor_spacing = float(c.anchor_spacing)
         mlp = []
         dim = noise_dim
-        for _ in range(layers):
+        for _ in range(self.layers):
             mlp.append(EqualLinear(dim, code_dim, activation=True))
             dim = code_dim
         self.mapping = nn.Sequential(*mlp)
-        periods = torch.logspace(math.log10(min_period), math.log10(max_period), num_freqs)
+        periods = torch.logspace(math.log10(c.min_period), math.log10(c.max_period), num_freqs)
         self.register_buffer("omega", 2 * math.pi / periods)
         self.to_phase = EqualLinear(code_dim, num_freqs)
         self.to_amp = EqualLinear(code_dim, num_freqs, bias_init=1.0)
@@ -126,29 +124,21 @@ class StyleGANVMotion(nn.Module):
     between them. At t = t_l the encoding equals A(c_l) from both sides: continuous.
     """
 
-    def __init__(
-        self,
-        noise_dim: int = 512,
-        code_dim: int = 512,
-        anchor_spacing: float = 16.0,
-        num_freqs: int = 256,
-        min_period: float = 16.0,
-        max_period: float = 1024.0,
-        kernel_size: int = 11,
-    ):
+    def __init__(self, *args, **kwargs):
+        """One :class:`MotionConfig` (or its fields given loose)."""
         super().__init__()
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"motion_kernel_size must be a positive odd integer, got {kernel_size}")
+        c = as_config(MotionConfig, args, kwargs)
+        noise_dim, code_dim, num_freqs, kernel_size = c.noise_dim, c.code_dim, c.num_freqs, c.kernel_size
         self.noise_dim = noise_dim
-        self.anchor_spacing = float(anchor_spacing)
+        self.anchor_spacing = float(c.anchor_spacing)
         self.extra = 2 * (kernel_size - 1)  # two unpadded convs eat (k - 1) positions each
         self.conv = nn.Sequential(
             EqualConv1d(noise_dim, noise_dim, kernel_size, lr_mul=0.01, activation=True),
             EqualConv1d(noise_dim, code_dim, kernel_size, lr_mul=0.01, activation=True),
         )
-        periods = _periods(num_freqs, min_period, max_period)
+        periods = _periods(num_freqs, c.min_period, c.max_period)
         self.register_buffer("omega", (2 * math.pi / periods).float())
-        self.register_buffer("phase_scale", (float(max_period) / periods).float())
+        self.register_buffer("phase_scale", (float(c.max_period) / periods).float())
         # No biases: a bias would give every video the same motion (StyleGAN-V, "motion mode collapse").
         self.to_period = EqualLinear(code_dim, num_freqs, bias=False)
         self.to_phase = EqualLinear(code_dim, num_freqs, bias=False)
@@ -193,11 +183,6 @@ class StyleGANVMotion(nn.Module):
         return self._encode(t, period, phase) - remove + add
 
 
-def build_motion(kind: str, **kwargs) -> nn.Module:
-    """``kind`` is GenDeF's ``motion_mapping`` config key."""
-    if kind == "mlp":
-        kwargs.pop("kernel_size", None)
-        return MotionEncoder(**kwargs)
-    if kind == "stylegan_v":
-        return StyleGANVMotion(**kwargs)
-    raise ValueError(f"motion_mapping must be 'mlp' or 'stylegan_v', got {kind!r}")
+def build_motion(config: MotionConfig) -> nn.Module:
+    """The motion mapping ``config.mapping`` names (GenDeF's ``motion_mapping`` key)."""
+    return {"mlp": MotionEncoder, "stylegan_v": StyleGANVMotion}[config.mapping](config)

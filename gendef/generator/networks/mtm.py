@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .layers import EqualLinear, ModulatedConv2d
 from .modulated_ops import modulated_conv
 
-__all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in_mtm_range", "check_mtm_resolutions"]
+__all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in_mtm_range"]
 
 
 class OffsetPredictor(nn.Module):
@@ -90,19 +90,6 @@ def in_mtm_range(resolution: int, mtm_resolutions: Optional[Sequence[int]]) -> b
         return False
     lo, hi = int(mtm_resolutions[0]), int(mtm_resolutions[1])
     return lo <= int(resolution) <= hi
-
-
-def check_mtm_resolutions(mtm_resolutions) -> Optional[tuple]:
-    """Normalise the config value, with a one-line error for anything that is not [min, max]."""
-    if mtm_resolutions is None:
-        return None
-    try:
-        lo, hi = (int(v) for v in mtm_resolutions)
-    except (TypeError, ValueError):
-        raise ValueError(f"mtm_resolutions must be [min, max], got {mtm_resolutions!r}") from None
-    if not 1 <= lo <= hi:
-        raise ValueError(f"mtm_resolutions must satisfy 1 <= min <= max, got {mtm_resolutions!r}")
-    return lo, hi
 
 
 def styled_conv_to_mtm(

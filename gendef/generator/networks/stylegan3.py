@@ -29,19 +29,22 @@ float16 / bfloat16, clamped at ``conv_clamp`` = 256 (float16 only on CUDA, as of
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from ..config import GenDeFConfig
 from .alias_free_ops import FilterPlan, filtered_lrelu
 from .modulated_ops import modulated_conv
 from .layers import EqualLinear, MappingNetwork
-from .mtm import OffsetPredictor, check_mtm_resolutions, in_mtm_range
+from .mtm import OffsetPredictor, in_mtm_range
 
-__all__ = ["StyleGAN3Generator", "SynthesisInput", "AliasFreeLayer", "lowpass_filter"]
+__all__ = ["StyleGAN3Generator", "SynthesisInput", "AliasFreeLayer", "LayerGeometry", "lowpass_filter"]
 
+CONV_CLAMP = 256.0  # StyleGAN3's conv_clamp: layer outputs are clamped to +-256
 _REDUCED_DTYPES = {"none": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -102,55 +105,59 @@ class SynthesisInput(nn.Module):
         return x.permute(0, 3, 1, 2).contiguous()
 
 
-class AliasFreeLayer(nn.Module):
-    """Modulated conv -> bias -> upsample -> leaky ReLU -> downsample (or the 1x1 ToRGB)."""
+@dataclass(frozen=True)
+class LayerGeometry:
+    """Where one alias-free layer sits in the synthesis network: channels, sizes (with margin),
+    sampling rates, filter cutoffs and transition half-widths, in (input, output) pairs."""
 
-    def __init__(
-        self,
-        w_dim: int,
-        in_ch: int,
-        out_ch: int,
-        in_size: int,
-        out_size: int,
-        in_rate: int,
-        out_rate: int,
-        in_cutoff: float,
-        out_cutoff: float,
-        in_half_width: float,
-        out_half_width: float,
-        is_torgb: bool = False,
-        kernel: int = 3,
-        filter_size: int = 6,
-        lrelu_upsampling: int = 2,
-        conv_clamp: Optional[float] = 256.0,
-        magnitude_ema_beta: float = 0.999,
-        mtm: bool = False,
-        mtm_mask: bool = False,
-        update_magnitude_ema: bool = True,
-        compute_dtype: Optional[torch.dtype] = None,
-    ):
+    channels: Tuple[int, int]
+    sizes: Tuple[int, int]
+    rates: Tuple[int, int]
+    cutoffs: Tuple[float, float]
+    half_widths: Tuple[float, float]
+    is_torgb: bool = False
+    mtm: bool = False  # this layer's conv is deformable (MTM)
+    compute_dtype: Optional[torch.dtype] = None  # mixed precision picked this layer
+
+
+class AliasFreeLayer(nn.Module):
+    """Modulated conv -> bias -> upsample -> leaky ReLU -> downsample (or the 1x1 ToRGB).
+
+    ``geometry`` places the layer; ``config`` gives the model-wide settings (w_dim, MTM mask,
+    magnitude EMA). Kernel, filter size, lrelu upsampling, clamp and EMA beta are StyleGAN3's."""
+
+    kernel_size = 3
+    filter_size = 6
+    lrelu_upsampling = 2
+    magnitude_ema_beta = 0.999
+
+    def __init__(self, geometry: LayerGeometry, config: GenDeFConfig):
         super().__init__()
+        g = geometry
+        is_torgb = g.is_torgb
+        in_ch, out_ch = g.channels
         self.is_torgb = is_torgb
         self.in_ch, self.out_ch = in_ch, out_ch
-        self.in_size, self.out_size = int(in_size), int(out_size)
-        self.in_rate, self.out_rate = int(in_rate), int(out_rate)
-        self.kernel = 1 if is_torgb else kernel
-        self.conv_clamp = conv_clamp
-        self.magnitude_ema_beta = magnitude_ema_beta
-        self.update_magnitude_ema = bool(update_magnitude_ema)
-        self.compute_dtype = compute_dtype
-        self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)
+        self.in_size, self.out_size = (int(s) for s in g.sizes)
+        self.in_rate, self.out_rate = (int(r) for r in g.rates)
+        self.kernel = 1 if is_torgb else self.kernel_size
+        self.conv_clamp = CONV_CLAMP
+        self.update_magnitude_ema = bool(config.canonical.update_magnitude_ema)
+        self.compute_dtype = g.compute_dtype
+        self.affine = EqualLinear(config.w_dim, in_ch, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, self.kernel, self.kernel))
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.register_buffer("magnitude_ema", torch.ones(()))
-        self.offset = OffsetPredictor(in_ch, self.kernel, w_dim, self.kernel - 1, mask=mtm_mask) if mtm and not is_torgb else None
+        mask = config.mtm_mask
+        self.offset = OffsetPredictor(in_ch, self.kernel, config.w_dim, self.kernel - 1, mask=mask) if g.mtm and not is_torgb else None
 
-        tmp_rate = max(self.in_rate, self.out_rate) * (1 if is_torgb else lrelu_upsampling)
+        tmp_rate = max(self.in_rate, self.out_rate) * (1 if is_torgb else self.lrelu_upsampling)
         self.up = int(round(tmp_rate / self.in_rate))
         self.down = int(round(tmp_rate / self.out_rate))
-        up_taps = filter_size * self.up if self.up > 1 and not is_torgb else 1
-        down_taps = filter_size * self.down if self.down > 1 and not is_torgb else 1
-        for name, taps, cutoff, hw in (("up_filter", up_taps, in_cutoff, in_half_width), ("down_filter", down_taps, out_cutoff, out_half_width)):
+        up_taps = self.filter_size * self.up if self.up > 1 and not is_torgb else 1
+        down_taps = self.filter_size * self.down if self.down > 1 and not is_torgb else 1
+        filters = (("up_filter", up_taps, g.cutoffs[0], g.half_widths[0]), ("down_filter", down_taps, g.cutoffs[1], g.half_widths[1]))
+        for name, taps, cutoff, hw in filters:
             f = lowpass_filter(taps, cutoff, hw * 2, tmp_rate)
             self.register_buffer(name, f if f is not None else torch.ones(1), persistent=False)
         self.up_taps, self.down_taps = up_taps, down_taps
@@ -210,88 +217,58 @@ class AliasFreeLayer(nn.Module):
         return FilterPlan(k_up, k_down, self.up, self.down, lo, hi, float(self.conv_clamp) if self.conv_clamp else None)
 
 class StyleGAN3Generator(nn.Module):
-    """Mapping + alias-free synthesis with the same interface as ``CanonicalGenerator``."""
+    """Mapping + alias-free synthesis with the same interface as ``CanonicalGenerator``.
 
-    def __init__(
-        self,
-        resolution: int = 64,
-        z_dim: int = 128,
-        w_dim: int = 128,
-        channel_base: int = 8192,
-        channel_max: int = 256,
-        mapping_layers: int = 2,
-        feature_layer: Optional[int] = None,
-        use_noise: bool = True,
-        num_layers: Optional[int] = None,
-        num_critical: int = 2,
-        first_cutoff: float = 2.0,
-        first_stopband: float = 2**2.1,
-        last_stopband_rel: float = 2**0.3,
-        margin_size: int = 10,
-        output_scale: float = 0.25,
-        mtm_resolutions: Optional[Sequence[int]] = None,
-        mtm_mask: bool = False,
-        update_magnitude_ema: bool = True,
-        mixed_precision: str = "none",
-        mixed_precision_res: int = 4,
-    ):
+    Settings come from ``config`` (``config.canonical`` plus the shared resolution, z/w sizes and
+    MTM); the filter schedule's constants are StyleGAN3-T's."""
+
+    num_critical = 2  # critically sampled last layers
+    first_cutoff = 2.0
+    first_stopband = 2**2.1
+    last_stopband_rel = 2**0.3
+    margin_size = 10
+    output_scale = 0.25
+
+    def __init__(self, config: GenDeFConfig):
         super().__init__()
-        if mixed_precision not in _REDUCED_DTYPES:
-            raise ValueError(f"mixed_precision must be one of {sorted(_REDUCED_DTYPES)}, got {mixed_precision!r}")
-        log2 = int(math.log2(resolution)) if resolution > 0 else 0
-        if 2**log2 != resolution or resolution < 8:
-            raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
-        n = int(num_layers) if num_layers is not None else 2 * log2 - 2
-        if n <= num_critical:
-            raise ValueError(f"stylegan3 needs more than {num_critical} layers, got {n}")
+        c = config.canonical
+        resolution = config.resolution
+        log2 = int(math.log2(resolution))
+        n = 2 * log2 - 2
         self.resolution = resolution
-        self.z_dim = z_dim
-        self.output_scale = output_scale
-        self.mapping = MappingNetwork(z_dim, w_dim, num_layers=mapping_layers)
-        mtm_resolutions = check_mtm_resolutions(mtm_resolutions)
+        self.z_dim = config.z_dim
+        self.mapping = MappingNetwork(config.z_dim, config.w_dim, num_layers=c.mapping_layers)
+        mtm_resolutions = config.canonical_mtm_range
 
         last_cutoff = resolution / 2
-        exps = np.minimum(np.arange(n + 1) / (n - num_critical), 1.0)
-        cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** exps
-        stopbands = first_stopband * (last_cutoff * last_stopband_rel / first_stopband) ** exps
+        exps = np.minimum(np.arange(n + 1) / (n - self.num_critical), 1.0)
+        cutoffs = self.first_cutoff * (last_cutoff / self.first_cutoff) ** exps
+        stopbands = self.first_stopband * (last_cutoff * self.last_stopband_rel / self.first_stopband) ** exps
         rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, resolution))))
         half_widths = np.maximum(stopbands, rates / 2) - cutoffs
-        sizes = rates + 2 * margin_size
+        sizes = rates + 2 * self.margin_size
         sizes[-2:] = resolution
-        channels = np.rint(np.minimum(channel_base / 2 / cutoffs, channel_max)).astype(int).clip(min=1)
+        channels = np.rint(np.minimum(c.channel_base / 2 / cutoffs, c.channel_max)).astype(int).clip(min=1)
         channels[-1] = 3
         self.rates = [int(r) for r in rates]
         self.sizes = [int(s) for s in sizes]
-        self.channels = [int(c) for c in channels]
+        self.channels = [int(ch) for ch in channels]
 
-        self.input = SynthesisInput(w_dim, self.channels[0], self.sizes[0], rates[0], cutoffs[0])
+        self.input = SynthesisInput(config.w_dim, self.channels[0], self.sizes[0], rates[0], cutoffs[0])
         self.layers = nn.ModuleList()
+        reduced = _REDUCED_DTYPES[c.mixed_precision]
         for i in range(n + 1):
             p = max(i - 1, 0)
-            self.layers.append(
-                AliasFreeLayer(
-                    w_dim,
-                    self.channels[p],
-                    self.channels[i],
-                    self.sizes[p],
-                    self.sizes[i],
-                    self.rates[p],
-                    self.rates[i],
-                    cutoffs[p],
-                    cutoffs[i],
-                    half_widths[p],
-                    half_widths[i],
-                    is_torgb=i == n,
-                    mtm=in_mtm_range(self.rates[i], mtm_resolutions),
-                    mtm_mask=mtm_mask,
-                    update_magnitude_ema=update_magnitude_ema,
-                    # official: sampling_rate * 2**num_fp16_res > resolution
-                    compute_dtype=_REDUCED_DTYPES[mixed_precision] if rates[i] * 2**mixed_precision_res > resolution else None,
-                )
+            geometry = LayerGeometry(
+                (self.channels[p], self.channels[i]), (self.sizes[p], self.sizes[i]), (self.rates[p], self.rates[i]),
+                (cutoffs[p], cutoffs[i]), (half_widths[p], half_widths[i]), is_torgb=i == n,
+                mtm=in_mtm_range(self.rates[i], mtm_resolutions),
+                # official: sampling_rate * 2**num_fp16_res > resolution
+                compute_dtype=reduced if rates[i] * 2**c.mixed_precision_res > resolution else None,
             )
+            self.layers.append(AliasFreeLayer(geometry, config))
         self.num_layers = n
-        if feature_layer is None:
-            feature_layer = n - 1
+        feature_layer = c.feature_layer if c.feature_layer is not None else n - 1
         if not 1 <= feature_layer <= n:
             raise ValueError(f"canonical_feature_layer must be in 1..{n}, got {feature_layer}")
         self.feature_layer = feature_layer
