@@ -94,11 +94,11 @@ def test_decompose_leaves_the_callers_threads_alone_or_restores_them(three_torch
 def test_the_cli_passes_its_threads_through(tmp_path, monkeypatch):
     asked = []
 
-    def fake_decompose_file(path, **kw):
+    def fake_decompose_clip(path, **kw):
         asked.append(kw["threads"])
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr("gendef.decomposition.decompose_file", fake_decompose_file)
+    monkeypatch.setattr("gendef.decomposition.clip.decompose_clip", fake_decompose_clip)
     for extra in ([], ["--threads", "2"]):
         args = add_decompose_arguments(argparse.ArgumentParser()).parse_args(["in.mp4", "--out", str(tmp_path / "o.npz"), "--quiet", *extra])
         with pytest.raises(RuntimeError, match="stop here"):
