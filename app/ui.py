@@ -92,7 +92,7 @@ def build_demo(checkpoint=None) -> gr.Blocks:
                     video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False, elem_id="video-view")
                     canonical = gr.Image(label="Canonical image", interactive=False, elem_id="canonical-view", buttons=["download", "fullscreen"])
                     field = gr.Video(label="Deformation field", autoplay=True, loop=True, interactive=False, elem_id="field-view")
-                strip = gr.Image(label="Frames and displacement (hue = direction, saturation = magnitude)", interactive=False, elem_id="strip-view")
+                strip = gr.Image(label="Frames and displacement (hue = direction, saturation = magnitude; full at the largest displacement, at least 1 px)", interactive=False, elem_id="strip-view")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
