@@ -58,7 +58,7 @@ DEFAULTS = {
     "health_seeds": 2,  # fixed-seed G_ema samples per check (0 = off)
     "health_frames": 8,
     "health_strip_every": 1000,  # 0 = no strips
-    "health_data_speed": None,  # the data's speed in % of the side per frame, if known (else: warn when static)
+    "health_data_speed": None,  # the data's speed in % of the side per frame (else measured on the training data)
     "eval_every": 0,
     "eval_metrics": "fid",
     "eval": {},

@@ -163,7 +163,8 @@ class Run:
         self._bad = torch.zeros((), device=self.device)  # NaN guard: non-finite losses since the last read
         self._guarded: dict = {}
         self.modules = {"G": G, "D": D, "G_ema": self.G_ema}
-        self.monitor = FieldMonitor(self.cfg, self.out, enabled=video and self.accelerator.is_main_process)
+        self.monitor = FieldMonitor(self.cfg, self.out, enabled=video and self.accelerator.is_main_process,
+                                    data=self.datasets[0] if self.datasets else None)
         self._resume()
 
     def _optimizers(self, g_params, d_params):
