@@ -10,7 +10,8 @@ The CPU sibling of ``benchmarks/gpu_ladder.py``. Every rung trains from scratch 
 eager fp32, torch's default threads, the DataLoader with ``num_workers=0``, a host read of the NaN
 guard every step, Adam's default loop), then with one more switch on top of those kept so far:
 
-- ``threads=1``: one intra-op thread instead of torch's default (one per core). The inter-op pool is
+- ``threads=1`` (``cpu_threads=1``): one intra-op thread instead of torch's default (one per core,
+  ``cpu_threads=0``, the baseline). The inter-op pool is
   not used by eager training (only ``torch.jit.fork`` and friends), so it has no rung;
 - ``data_on_device``: stage 1's frames decoded once into a uint8 tensor in memory (no per-step PNG decode);
 - ``sync_every=25``: no per-step host read of the NaN guard;
@@ -43,16 +44,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from benchmarks.gpu_check import device_name, device_ready, write_data  # noqa: E402
 
-# (name, trainer overrides, intra-op threads or None): cumulative.
+# (name, trainer overrides): cumulative.
 RUNGS = [
-    ("threads=1", [], 1),
-    ("data_on_device", ["data_on_device=true"], None),  # stage 1 only (clips use the DataLoader)
-    ("sync_every=25", ["sync_every=25"], None),
-    ("adam=foreach", ["adam=foreach"], None),
-    ("channels_last", ["channels_last=true"], None),
-    ("compile", ["compile=true", "compile_backend=inductor"], None),
+    ("threads=1", ["cpu_threads=1"]),
+    ("data_on_device", ["data_on_device=true"]),  # stage 1 only (clips use the DataLoader)
+    ("sync_every=25", ["sync_every=25"]),
+    ("adam=foreach", ["adam=foreach"]),
+    ("channels_last", ["channels_last=true"]),
+    ("compile", ["compile=true", "compile_backend=inductor"]),
 ]
-BASELINE = ["data_on_device=false", "sync_every=1", "adam=auto", "channels_last=false", "mixed_precision=no",
+BASELINE = ["cpu_threads=0", "data_on_device=false", "sync_every=1", "adam=auto", "channels_last=false", "mixed_precision=no",
             "compile=false", "checkpoint_deformation=false", "num_workers=0"]
 CONFIGS = {"sky64": ("sky64.yaml", 12)}
 
@@ -68,6 +69,7 @@ def parse(argv):
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="the clock a rung is judged on")
     p.add_argument("--min-gain", type=float, default=0.03, help="a rung is kept when it is this much faster")
     p.add_argument("--compile", action="store_true", help="add the inductor rung (minutes of compiling)")
+    p.add_argument("--rungs", default=None, help="comma list: climb only these rungs (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny.yaml, 3 steps, batch 4, no compile rung (CI smoke test)")
     p.add_argument("--out", default=None, help="also write everything to this JSON file")
     p.add_argument("overrides", nargs="*", help="extra key=value trainer overrides for every run")
@@ -92,10 +94,11 @@ def timed_run(stage: int, argv: list) -> dict:
     from train.run import run_stage
 
     module = finetune if stage == 2 else pretrain
-    marks, last = [], {}
+    marks, last, threads = [], {}, []
 
     def train(run):
         end_step = run.end_step
+        threads.append(torch.get_num_threads())  # the run's own (it restores the process's when it closes)
 
         def timed_end_step(scalars):
             r1 = scalars.get("loss/r1") is not None
@@ -110,14 +113,14 @@ def timed_run(stage: int, argv: list) -> dict:
 
     t0 = (time.perf_counter(), time.process_time())
     rc = run_stage(argv, module.__name__.rsplit(".", 1)[-1], "cpu_ladder", train)
-    return {"rc": rc, "marks": marks, "losses": last, "t0": t0}
+    return {"rc": rc, "marks": marks, "losses": last, "t0": t0, "threads": threads[0] if threads else None}
 
 
 def summarize(result: dict, args, r1_interval: int) -> dict:
     """Per clock: plain-step and R1-step seconds in the timed window, s/kimg at the config's R1 interval."""
     marks, w = result["marks"], args.warmup
     losses = {k: v for k, v in result["losses"].items() if k.startswith("loss/")}
-    out = {"steps": len(marks), "rc": result["rc"], "losses": losses,
+    out = {"steps": len(marks), "rc": result["rc"], "losses": losses, "threads": result["threads"],
            "finite": result["rc"] == 0 and len(marks) == args.steps and bool(losses)
            and all(map(math.isfinite, losses.values()))}
     if len(marks) <= w:
@@ -171,9 +174,6 @@ def line(stage: int, rung: str, r: dict, kept: str, base: dict) -> str:
 
 
 def climb(args, config: str, batch: int) -> dict:
-    import torch
-
-    threads0 = torch.get_num_threads()
     results = {"rows": [], "chosen": {}}
     print(f"| stage | rung (added on top of the kept ones) | wall s/kimg | CPU s/kimg | wall s per plain / R1 step "
           f"| warm-up s | vs baseline ({args.clock}) | losses finite | kept |\n|---|---|---|---|---|---|---|---|---|", flush=True)
@@ -184,23 +184,21 @@ def climb(args, config: str, batch: int) -> dict:
         res = int(load_config(config, [], "pretrain")["model"].get("resolution", 64))
         data = write_data(tmp / "data", args, res)
         for stage in args.stages:
-            kept, threads, best, base = [], threads0, None, None
-            for rung, switches, n_threads in [("baseline", [], None)] + RUNGS:
+            kept, best, base = [], None, None
+            for rung, switches in [("baseline", [])] + RUNGS:
                 if (rung, stage) == ("data_on_device", 2) or (rung == "compile" and not args.compile):
                     continue
-                torch.set_num_threads(n_threads or threads)
+                if args.rungs and rung != "baseline" and rung not in args.rungs.split(","):
+                    continue
                 out = tmp / f"s{stage}-{len(results['rows'])}"
                 r = run_rung(stage, config, batch, data, out, kept + switches, args)
                 ok = rung == "baseline" or keep(r, best, args.min_gain)
                 if ok:
-                    kept, threads, best = kept + switches, n_threads or threads, r
+                    kept, best = kept + switches, r
                 base = base or r
-                row = {"stage": stage, "rung": rung, "threads": n_threads or threads, **r, "kept": ok}
-                results["rows"].append(row)
+                results["rows"].append({"stage": stage, "rung": rung, "threads": r["threads"], **r, "kept": ok})
                 print(line(stage, rung, r, "yes" if ok else "no", base), flush=True)
-            torch.set_num_threads(threads0)
-            chosen = kept + ([f"threads={threads}"] if threads != threads0 else [])
-            results["chosen"][f"stage {stage}"] = {"switches": chosen, "row": best, "baseline": base,
+            results["chosen"][f"stage {stage}"] = {"switches": kept, "row": best, "baseline": base,
                                                    "speedup": base["s_per_kimg"] / best["s_per_kimg"]
                                                    if base and best and best["s_per_kimg"] else None}
     return results

@@ -96,6 +96,7 @@ DEFAULTS = {
     "compile": False,  # torch.compile G_c and D (R1's double backward stays eager)
     "compile_backend": "inductor",  # inductor | aot_eager | eager (the CPU tests use aot_eager)
     "checkpoint_deformation": False,  # stage 2: recompute per-frame G_d + warp in the backward (less memory)
+    "cpu_threads": 1,  # CPU runs: intra-op threads (0 = torch's default, one per core; 1 measured fastest on the shared 2-core VM)
     # networks
     "model": {},
     "disc": {},

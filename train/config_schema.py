@@ -95,6 +95,7 @@ TRAIN_SCHEMA = {
     "compile": _FLAG,
     "compile_backend": Key("choice", choices=("inductor", "aot_eager", "eager")),
     "checkpoint_deformation": _FLAG,
+    "cpu_threads": Key("int", 0, 1024),
     "model": None,  # gendef.generator.config
     "disc": None,  # gendef.generator.config
 }

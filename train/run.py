@@ -40,7 +40,7 @@ from train.errors import NonFiniteLoss, TrainError
 from train.monitor import FieldMonitor
 from train.oom import OUT_OF_MEMORY, out_of_memory
 from train.previews import log_samples, write_samples
-from train.speed import adam_kwargs, apply_switches, eager
+from train.speed import adam_kwargs, apply_switches, apply_threads, eager
 
 __all__ = ["Run", "run_stage"]
 
@@ -108,6 +108,7 @@ class Run:
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out)),
         )
         acc = self.accelerator
+        self._threads_before = apply_threads(cfg, acc.device)
         self._trackers = False
         self.push_failed = False
         try:  # before anything is written: a bad config leaves no half-made run folder
@@ -460,3 +461,4 @@ class Run:
             self.accelerator.end_training()
         if self.accelerator.num_processes == 1:
             AcceleratorState._reset_state(reset_partial_state=True)
+        torch.set_num_threads(self._threads_before)
