@@ -27,7 +27,7 @@ def build(studio) -> None:
         pick = gr.Dropdown([], label="Segment to edit", visible=False, elem_id="segment-pick",
                            info="each segment of the clip has its own canonical image; edits carry to the others")
         info = gr.Markdown("", visible=False, elem_id="segments-info")
-    strip = gr.Image(label="Frames and displacement (hue = direction, saturation = magnitude)", interactive=False, elem_id="strip-view")
+    strip = gr.Image(label="Frames and displacement (hue = direction, saturation = magnitude; full at the largest displacement, at least 1 px)", interactive=False, elem_id="strip-view")
     studio.add(video=video, canonical=canonical, field=field, strip=strip, segment_pick=pick, segments_info=info)
     studio.on(pick.input, pick_segment, ["state", pick], (LOADED,))
 

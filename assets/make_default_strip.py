@@ -2,7 +2,8 @@
 
 ``python assets/make_default_strip.py [--checkpoint checkpoints/default] [--out assets/default_samples.png]``
 One row per seed: canonical image, 4 frames of a 64-frame video, and below them the
-displacement of each frame (colour wheel: hue = direction, saturation = magnitude).
+displacement of each frame (colour wheel: hue = direction, saturation = magnitude; full colour =
+max(largest displacement in the row, 1 px), gendef.viz.FIELD_SCALE_FLOOR_PX: a still field draws white).
 """
 import argparse
 import os

@@ -28,7 +28,13 @@ __all__ = [
     "side_by_side",
     "resize_image",
     "point_colors",
+    "FIELD_SCALE_FLOOR_PX",
+    "field_scale",
 ]
+
+# The field pictures' full colour never stands for less than this many canonical pixels, so float noise
+# in a (nearly) zero field draws as white, not as bold stripes stretched to full saturation.
+FIELD_SCALE_FLOOR_PX = 1.0
 
 
 # --------------------------------------------------------------------------------------
@@ -85,11 +91,19 @@ def _fit_height(img: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(img, (new_w, height), interpolation=interp)
 
 
+def field_scale(disp: np.ndarray) -> float:
+    """The field pictures' full-colour magnitude: max(largest |displacement|, ``FIELD_SCALE_FLOOR_PX``) pixels."""
+    observed = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
+    return max(observed if np.isfinite(observed) else 0.0, FIELD_SCALE_FLOOR_PX)
+
+
 def deformation_strip(video, num: int = 4, tile: int = 128, gap: int = 2) -> np.ndarray:
     """Canonical image + ``num`` evenly spaced frames, and under each frame its displacement.
 
     Top row: canonical, frames; bottom row: a colour-wheel legend, then
-    ``grid - identity`` of each frame on one shared scale (so strengths compare).
+    ``grid - identity`` of each frame on one shared scale (so strengths compare):
+    full colour = max(largest |displacement| shown, 1 px) (``FIELD_SCALE_FLOOR_PX``),
+    so a field that moves less than a pixel draws pale and a zero field white.
     Small models are upscaled with nearest neighbour so their pixels stay visible.
     """
     num = int(num)
@@ -102,7 +116,7 @@ def deformation_strip(video, num: int = 4, tile: int = 128, gap: int = 2) -> np.
     idx = np.unique(np.linspace(0, t - 1, min(num, t)).round().astype(int))
     frames = np.stack([video.render_frame(int(i)) for i in idx])
     disp = video.grid[idx] - _frame_identity(video)[None]
-    scale = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
+    scale = field_scale(disp)
     top = [_fit_height(to_uint8(video.canonical), tile)] + [_fit_height(to_uint8(f), tile) for f in frames]
     bottom = [_fit_height(color_wheel(64), tile)] + [
         _fit_height(flow_to_color(d, max_magnitude=scale), tile) for d in disp
@@ -118,12 +132,13 @@ def deformation_strip(video, num: int = 4, tile: int = 128, gap: int = 2) -> np.
 def deformation_video(video, max_magnitude: Optional[float] = None) -> np.ndarray:
     """Every frame's displacement ``grid - identity`` as colours, float32 [T, H, W, 3].
 
-    One scale for the whole clip (default: its largest displacement), so the
-    colours' saturation is comparable from frame to frame.
+    One scale for the whole clip (default: max(its largest displacement, 1 px),
+    ``FIELD_SCALE_FLOOR_PX``), so the colours' saturation is comparable from frame
+    to frame and a zero field draws white.
     """
     disp = video.grid - _frame_identity(video)[None]
     if max_magnitude is None:
-        max_magnitude = float(np.sqrt((disp**2).sum(-1)).max()) if disp.size else 0.0
+        max_magnitude = field_scale(disp)
     return to_float01(np.stack([flow_to_color(d, max_magnitude) for d in disp]))
 
 

@@ -156,3 +156,43 @@ def test_video_file_seek_matches_sequential_decoding(tmp_path):
     for start in (0, 7, 23, 36):
         got = read_clip(str(tmp_path / "v.mp4"), start, 4)
         np.testing.assert_array_equal(got, read_video(tmp_path / "v.mp4", start, 4)[0])
+
+
+_QUIET_BATCH = """
+import sys, warnings, zipfile
+from pathlib import Path
+warnings.simplefilter("error")  # any warning (torch's "not writable" is a UserWarning) fails the draw
+from gendef.data import ClipDataset, FrameDataset
+from train.batches import infinite_loader
+root = Path(sys.argv[1])
+cfg = {"seed": 0, "grad_accum": 1, "num_workers": 0}
+with zipfile.ZipFile(root.parent / "data.zip", "w") as zf:
+    for f in sorted(root.rglob("*.png")):
+        zf.write(f, f.relative_to(root).as_posix())
+for data in (root, root.parent / "data.zip"):
+    frames = next(infinite_loader(FrameDataset(data, 16), cfg, 4, 0, 0))  # 16 px frames, 16 px data
+    clips, times = next(infinite_loader(ClipDataset(data, 16, num_frames=3, max_dist=4), cfg, 2, 0, 0))
+    print(tuple(frames.shape), tuple(clips.shape))
+"""
+
+
+def test_a_training_batch_raises_no_warning(tmp_path):
+    """Issue 27 item 5: PNG frames (folder and zip) decode into writable arrays, so torch.from_numpy does not
+    warn. torch warns only once per process, so the batch is drawn in a fresh one with warnings as errors."""
+    import os
+    import subprocess
+    import sys
+
+    from gendef.video.io import read_image
+
+    root = tmp_path / "frames"  # frames already at the training size: no resize copies them
+    for v in range(2):
+        (root / f"video{v}").mkdir(parents=True)
+        for t in range(6):
+            Image.fromarray(frame(t, R, R)).save(root / f"video{v}" / f"{t:06d}.png")
+    assert read_image(root / "video0" / "000000.png").flags.writeable
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    out = subprocess.run([sys.executable, "-c", _QUIET_BATCH, str(root)], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "not writable" not in out.stderr and "Warning" not in out.stderr
+    assert out.stdout.split("\n")[:2] == ["(4, 3, 16, 16) (2, 3, 3, 16, 16)"] * 2

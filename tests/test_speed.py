@@ -161,3 +161,46 @@ def test_stage1_trains_from_device_data(data, tmp_path):
     assert pretrain.main(["--config", TINY, f"data={data}", f"output_dir={tmp_path}", "max_steps=2",
                           "data_on_device=true", *FAST]) == 0
     assert (tmp_path / "checkpoints" / "step-00000002").is_dir()
+
+
+def _first_losses(run_dir):
+    import csv
+
+    first = next(csv.DictReader(open(run_dir / "log.csv")))
+    return [float(first[k]) for k in ("loss/D", "loss/G", "loss/r1") if first.get(k)]
+
+
+@pytest.mark.parametrize("r1", [False, True])
+def test_one_cpu_thread_gives_the_default_threads_losses_and_gradients(r1):
+    """cpu_threads (issue 27; default 1 on the CPU): G_c + D loss and every gradient, with and without R1,
+    equal torch's default thread count to 1e-4 (relative to the gradient's size)."""
+    from train.speed import _TORCH_THREADS, apply_threads
+
+    G, D = tiny_nets()
+    before = apply_threads({"cpu_threads": 1}, "cpu")
+    assert torch.get_num_threads() == 1
+    loss_1, grads_1 = d_step(G, D, r1)
+    apply_threads({"cpu_threads": 0}, "cpu")
+    assert torch.get_num_threads() == _TORCH_THREADS
+    loss_n, grads_n = d_step(G, D, r1)
+    torch.set_num_threads(before)
+    assert len(grads_1) == len(grads_n) > 10 and abs(loss_1.item() - loss_n.item()) < 1e-4
+    assert all((a - b).abs().max().item() <= 1e-4 * max(1.0, a.abs().max().item()) for a, b in zip(grads_1, grads_n))
+
+
+def test_cpu_threads_runs_log_the_same_first_losses_and_restore_the_threads(data, tmp_path):
+    """Stage 1 (R1 at step 0) and stage 2 with cpu_threads=1 and =0 log the same first-step losses (to 1e-4);
+    a run leaves the process's thread count as it found it. Later steps differ by Adam-amplified rounding."""
+    from train import finetune, pretrain
+
+    before = torch.get_num_threads()
+    args = ["--config", TINY, f"data={data}", "max_steps=2", *FAST]
+    for threads, name in ((1, "s1-one"), (0, "s1-all")):
+        assert pretrain.main(args + [f"output_dir={tmp_path / name}", f"cpu_threads={threads}"]) == 0
+        assert torch.get_num_threads() == before
+    for threads, name in ((1, "s2-one"), (0, "s2-all")):
+        assert finetune.main(["--config", TINY, f"data={data}", f"output_dir={tmp_path / name}", "max_steps=1",
+                              f"init={tmp_path / 's1-one'}", f"cpu_threads={threads}", *FAST]) == 0
+    for one, all_ in (("s1-one", "s1-all"), ("s2-one", "s2-all")):
+        a, b = _first_losses(tmp_path / one), _first_losses(tmp_path / all_)
+        assert len(a) == len(b) >= 3 and max(abs(x - y) for x, y in zip(a, b)) < 1e-4

@@ -374,6 +374,7 @@ def test_stage2_field_monitor_logs_warns_once_and_draws(stage1, data, tmp_path, 
 
     monkeypatch.setitem(field_health.BANDS, "mean_pct", -1.0)  # any field is "too large": the warning must fire
     monkeypatch.setitem(field_health.BANDS, "static_speed_pct", -1.0)  # and only that one
+    monkeypatch.setitem(field_health.BANDS, "speed_rel", float("inf"))  # (the speed band, measured on the data)
     out_dir = tmp_path / "monitored"
     rc = finetune.main(["--config", TINY, f"data={data / 'frames.zip'}", f"output_dir={out_dir}", f"init={stage1}",
                         "max_steps=3", "ckpt_every=10", "sample_every=0", "health_seeds=1", "health_frames=4",
@@ -389,6 +390,23 @@ def test_stage2_field_monitor_logs_warns_once_and_draws(stage1, data, tmp_path, 
     acc = EventAccumulator(str(next((out_dir / "logs" / "finetune").glob("events.out.tfevents.*"))))
     acc.Reload()
     assert {"field/mean_px", "field/hf_px", "field/speed_px", "field/coverage"} <= set(acc.Tags()["scalars"])
+
+
+def test_stage2_monitor_measures_the_data_speed_and_flags_a_static_field(stage1, data, tmp_path, capsys):
+    """Issue 27: without health_data_speed the monitor measures the training data's speed (its frames roll
+    1 px per frame) with the samples' estimator; a field that has not moved yet is "nearly static"."""
+    out_dir = tmp_path / "static"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames.zip'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=1", "ckpt_every=10", "sample_every=0", "health_seeds=1", "health_frames=4",
+                        "health_strip_every=0", *FAST])
+    assert rc == 0
+    health = json.loads((out_dir / "health.json").read_text())
+    assert health["data_speed_from"].startswith("measured on 16 clips x 16 frames of the training data")
+    assert health["data_speed_pct"] > 1.0  # 1 px per frame of 20 px, seen at 16 px: several % of the side
+    assert health["last"]["flow_speed_pct"] < 0.05 * health["data_speed_pct"]  # zero-initialised G_d
+    speed = [w["message"] for w in health["warnings"] if w["statistic"] == "field/speed"]
+    assert len(speed) == 1 and "nearly static" in speed[0]
+    assert "field monitor: the data moves" in capsys.readouterr().out
 
 
 def test_guard_lr_deformation_mult_puts_g_d_in_its_own_group():

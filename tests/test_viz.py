@@ -16,6 +16,7 @@ from gendef.viz import (
     deformation_strip,
     deformation_video,
     draw_tracks,
+    FIELD_SCALE_FLOOR_PX,
     flow_to_color,
     overlay_masks,
     point_colors,
@@ -85,6 +86,30 @@ def test_deformation_strip_shows_displacement():
     np.testing.assert_array_equal(
         strip[:16, :16], cv2.resize((vid.canonical * 255 + 0.5).astype(np.uint8), (16, 16), interpolation=cv2.INTER_NEAREST)
     )
+
+
+def _strip_of(shift_px, noise=0.0):
+    """A 4-frame 8x8 video whose frames 1-3 shift right by ``shift_px``, plus float noise; the strip's field row."""
+    grid = identity_grid(8, 8, 4)
+    grid[1:, ..., 0] += shift_px
+    grid = grid + noise * np.random.default_rng(0).standard_normal(grid.shape).astype(np.float32)
+    vid = CanonicalVideo(np.full((8, 8, 3), 0.5, np.float32), grid, fps=8)
+    return deformation_strip(vid, num=4, tile=16, gap=2)[18:, 18:], deformation_video(vid)
+
+
+def test_field_pictures_have_a_one_pixel_floor_so_a_zero_field_draws_white():
+    """Issue 27: float noise (1e-5 px) must not be stretched to full colour; 1 px is full colour, 0.5 px half."""
+    assert FIELD_SCALE_FLOOR_PX == 1.0
+    still, still_video = _strip_of(0.0, noise=1e-5)
+    assert still.min() >= 254 and still_video.min() >= 254 / 255  # white (at most 1 level off, from the noise)
+    moving, moving_video = _strip_of(1.0)
+    h, s = _hue_sat(moving[8, -8])  # last frame, 1 px to the right: saturated red
+    assert s > 0.95 and (h < 2 or h > 358)
+    assert abs(_hue_sat((moving_video[3, 4, 4] * 255).round().astype(np.uint8))[1] - 1.0) < 0.02
+    half, _ = _strip_of(0.5)
+    assert abs(_hue_sat(half[8, -8])[1] - 0.5) < 0.02  # below the floor: pale, in proportion
+    big, _ = _strip_of(3.0)
+    assert _hue_sat(big[8, -8])[1] > 0.95  # above the floor the scale is the field's own max, as before
 
 
 def test_draw_tracks_draws_at_positions_and_hides_invisible():

@@ -101,7 +101,7 @@ class TrainConfig:
                                 "check (0 = off)", Rule("int", 0, 64))
     health_frames: int = setting(8, "frames per field-monitor sample", Rule("int", 2, 256), "frames")
     health_strip_every: int = setting(1000, "a field-monitor PNG strip every N steps (0 = none)", _COUNT, "steps")
-    health_data_speed: Optional[float] = setting(None, "the data's speed, if known (else: warn when static)",
+    health_data_speed: Optional[float] = setting(None, "the data's speed (else measured on the training data)",
                                                  Rule("float", 0, 100, optional=True), "% of the side per frame")
     eval_every: int = setting(0, "compute the metrics every N steps (0 = never)", _COUNT, "steps")
     eval_metrics: str = setting("fid", "comma-separated metric names (gendef.metrics)", _TEXT)
@@ -152,6 +152,8 @@ class TrainConfig:
                                    _choice("inductor", "aot_eager", "eager"))
     checkpoint_deformation: bool = setting(False, "stage 2: recompute per-frame G_d + warp in the backward "
                                            "(less memory)", _FLAG)
+    cpu_threads: int = setting(1, "CPU runs: intra-op threads (0 = torch's default, one per core; 1 measured "
+                               "fastest on the shared 2-core VM)", Rule("int", 0, 1024), "threads")
     # networks
     model: Dict[str, Any] = setting({}, "GenDeF's flat keys (gendef.generator.config.GenDeFConfig)", _SECTION)
     disc: Dict[str, Any] = setting({}, "the discriminator's keys (gendef.generator.config.DiscriminatorConfig)",

@@ -42,7 +42,7 @@ from train.errors import NonFiniteLoss, TrainError
 from train.monitor import FieldMonitor
 from train.oom import OUT_OF_MEMORY, out_of_memory
 from train.previews import log_samples, write_samples
-from train.speed import adam_kwargs, apply_switches, eager
+from train.speed import adam_kwargs, apply_switches, apply_threads, eager
 
 __all__ = ["Run", "run_stage"]
 
@@ -112,6 +112,7 @@ class Run:
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out)),
         )
         acc = self.accelerator
+        self._threads_before = apply_threads(cfg, acc.device)
         self._trackers = False
         self.push_failed = False
         try:  # before anything is written: a bad config leaves no half-made run folder
@@ -168,7 +169,8 @@ class Run:
         self._bad = torch.zeros((), device=self.device)  # NaN guard: non-finite losses since the last read
         self._guarded: dict = {}
         self.modules = {"G": G, "D": D, "G_ema": self.G_ema}
-        self.monitor = FieldMonitor(self.cfg, self.out, enabled=video and self.accelerator.is_main_process)
+        self.monitor = FieldMonitor(self.cfg, self.out, enabled=video and self.accelerator.is_main_process,
+                                    data=self.datasets[0] if self.datasets else None)
         self._resume()
 
     def _optimizers(self, g_params, d_params):
@@ -464,3 +466,4 @@ class Run:
             self.accelerator.end_training()
         if self.accelerator.num_processes == 1:
             AcceleratorState._reset_state(reset_partial_state=True)
+        torch.set_num_threads(self._threads_before)

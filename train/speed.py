@@ -8,6 +8,10 @@ turns them on one at a time and says which combination it would choose on a GPU.
 - ``compile`` / ``compile_backend``: ``torch.compile`` of G_c and D in place. R1's double
   backward cannot go through a compiled graph, so the R1 steps run eager (:func:`eager`).
 - ``checkpoint_deformation``: stage 2 recomputes the per-frame G_d + warp in the backward.
+- ``cpu_threads``: a CPU run's intra-op threads (0 = torch's default, one per core). On the shared
+  2-core VM two OpenMP threads wait on each other whenever the other jobs take a core: one thread
+  trained sky64 with 5.5x (stage 1) and 2.9x (stage 2) less CPU time than two
+  (``benchmarks/cpu_ladder.py``, train/README 8).
 """
 from __future__ import annotations
 
@@ -15,7 +19,18 @@ import contextlib
 
 import torch
 
-__all__ = ["adam_kwargs", "apply_switches", "eager"]
+__all__ = ["adam_kwargs", "apply_switches", "apply_threads", "eager"]
+
+_TORCH_THREADS = torch.get_num_threads()  # torch's own default, before a run changes it
+
+
+def apply_threads(cfg: dict, device) -> int:
+    """A CPU run's intra-op threads from ``cfg["cpu_threads"]`` (0 = torch's default); returns the count
+    before, for :meth:`Run.close` to restore (a run in a longer process leaves its threads as it found them)."""
+    before = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(int(cfg.get("cpu_threads", 0)) or _TORCH_THREADS)
+    return before
 
 
 def adam_kwargs(cfg: dict, device) -> dict:

@@ -279,7 +279,7 @@ class _VideoDatasetBase(torch.utils.data.Dataset):
             try:
                 data = self._zipfile().read(v.frames[idx])
                 with Image.open(io.BytesIO(data)) as im:
-                    img = np.asarray(im.convert("RGB"))
+                    img = np.array(im.convert("RGB"))  # writable (asarray: a read-only view)
             except Exception as e:
                 raise VideoIOError(f"{v.frames[idx]}: not a readable image ({e})") from None
         else:

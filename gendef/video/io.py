@@ -202,14 +202,17 @@ def _encode_ffmpeg(frames, hw, tmp: Path, fps: float, ext: str) -> None:
 
 
 def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
-    """Image file -> uint8 [H, W, 3] (or [H, W, 4] when it has alpha)."""
+    """Image file -> uint8 [H, W, 3] (or [H, W, 4] when it has alpha), a writable array of its own.
+
+    ``np.array`` copies: ``np.asarray`` of a PIL image is a read-only view, which torch.from_numpy
+    warns about ("The given NumPy array is not writable") in every training run."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()
             mode = "RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB"
-            return np.asarray(im.convert(mode))
+            return np.array(im.convert(mode))
     except FileNotFoundError:
         raise VideoIOError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
