@@ -12,7 +12,7 @@ from gendef.generator import build
 from gendef.generator.config import CanonicalConfig, DiscriminatorConfig, GenDeFConfig, MotionConfig
 from gendef.settings import Rule, flat_fields
 from train.config import ConfigError, DEFAULTS, load_config, validate_config
-from train.config_schema import TrainConfig
+from train.config_schema import defaults, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -25,7 +25,7 @@ def _one_line(e) -> str:
     return text
 
 
-@pytest.mark.parametrize("cls, n", [(GenDeFConfig, 35), (DiscriminatorConfig, 10), (TrainConfig, 71)])
+@pytest.mark.parametrize("cls, n", [(GenDeFConfig, 35), (DiscriminatorConfig, 10), (TrainConfig, 72)])
 def test_every_field_has_meaning_default_rule_and_is_documented(cls, n):
     fields = flat_fields(cls)
     assert len(fields) == n
@@ -149,6 +149,8 @@ def test_the_shipped_config_json_without_the_new_keys_loads():
 def test_an_old_state_pack_config_still_validates_and_builds_its_model():
     old = json.loads((FIXTURES / "old_pack_config.json").read_text())  # a pack's state.json "config", pre issue 29
     settings = validate_config(dict(old), "pretrain")
-    assert settings.train.as_dict() == old
+    now = settings.train.as_dict()
+    assert {k: now[k] for k in old} == old  # every old key as it was; keys added since take their defaults
+    assert {k: now[k] for k in now if k not in old} == {k: v for k, v in defaults().items() if k not in old}
     assert settings.model == GenDeFConfig.from_flat(old["model"]) and settings.model.resolution == 128
     assert settings.disc.channel_max == 192 and settings.model.size[0] > 1e6
