@@ -87,6 +87,9 @@ DEFAULTS = {
     "lambda_field_smooth": 0.0,  # edge-aware spatial smoothness of m = grid - identity, beside L_reg
     "freeze_canonical": False,
     "reset_deformation": True,
+    # stage 2 takes model.time_min_period / time_max_period / motion_anchor_spacing from its own config
+    # instead of stage 1's config.json (stage 1 never trains the motion code; train/README 11)
+    "retime_motion": False,
     "from_scratch": False,  # stage 2 without stage 1 (Table 4 "w/o pt."): networks from model/disc, init unused
     # speed switches (issue 20; train/README 8, benchmarks/gpu_ladder.py picks the GPU combination)
     "data_on_device": "auto",  # stage 1's frames as uint8 on the GPU when they fit (train/device_data.py)

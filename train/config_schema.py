@@ -87,6 +87,7 @@ TRAIN_SCHEMA = {
     "lambda_field_smooth": _NONNEG,
     "freeze_canonical": _FLAG,
     "reset_deformation": _FLAG,
+    "retime_motion": _FLAG,
     "from_scratch": _FLAG,
     "data_on_device": Key("choice", choices=("auto", True, False)),
     "sync_every": _POS,
