@@ -77,7 +77,7 @@ def test_u_barely_changes_over_a_clip_with_a_256_frame_period():
 def test_a_retimed_field_learns_to_move_where_the_paper_time_constants_barely_do():
     slow = _fit_motion(_stage1())
     fast = _fit_motion(retimed_motion(_stage1(), TINY, RETIME))
-    assert slow < 0.06 and fast > max(0.1, 3 * slow)  # seeds 0-3: slow 0.00-0.04, fast 0.12-0.31
+    assert slow < 0.06 and fast > max(0.1, 3 * slow)  # seeds 0-3: slow 0.00-0.04, fast 0.12-0.21
 
 
 def test_retime_motion_is_off_by_default_and_sky64_stage2_turns_it_on():
