@@ -85,4 +85,5 @@ def test_retime_motion_is_off_by_default_and_sky64_stage2_turns_it_on():
     s1 = load_config("train/configs/sky64.yaml", [], "pretrain")
     s2 = load_config("train/configs/sky64.yaml", [], "finetune")
     assert not s1["retime_motion"] and s1["model"]["time_min_period"] == 256
-    assert s2["retime_motion"] and {k: s2["model"][k] for k in RETIME} == RETIME
+    assert s2["retime_motion"] and {k: s2["model"][k] for k in RETIME} == dict(RETIME, time_min_period=16,
+                                                                                 motion_anchor_spacing=16)
