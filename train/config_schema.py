@@ -137,6 +137,9 @@ class TrainConfig:
     freeze_canonical: bool = setting(False, "stage 2 keeps G_c fixed ('pt. then fix')", _FLAG)
     reset_deformation: bool = setting(True, "stage 2 re-initialises G_d's last ToOut as deformation_init says",
                                       _FLAG)
+    retime_motion: bool = setting(False, "stage 2 takes model.time_min_period / time_max_period / "
+                                  "motion_anchor_spacing from its own config instead of stage 1's config.json "
+                                  "(stage 1 never trains the motion code; train/README 11)", _FLAG)
     from_scratch: bool = setting(False, "stage 2 without stage 1 (Table 4 'w/o pt.'): networks from model/disc, "
                                  "init unused", _FLAG)
     # speed switches (issue 20; train/README 8, benchmarks/gpu_ladder.py picks the GPU combination)

@@ -8,7 +8,8 @@ last ToOut of G_d starts as ``model.deformation_init`` says ("zero": at step 0 e
 equals the canonical image). Clip times follow ``time_sampling`` (gendef.data.times).
 Paper ablations: ``freeze_canonical=true`` ('pt. then fix'), ``lambda_reg=0`` ('w/o L_reg'),
 ``from_scratch=true`` ('w/o pt.'), ``model.deformation_init=xavier|none`` (Table A1),
-``model.canonical_feature_layer=N`` (Table 3).
+``model.canonical_feature_layer=N`` (Table 3). ``retime_motion=true`` takes the motion code's time
+constants from this config instead of stage 1's (train/README 11: a 256-frame clock on 32-frame videos).
 """
 from __future__ import annotations
 
@@ -43,10 +44,13 @@ def load_stage1(cfg: dict, device):
         raise TrainError(f"init: {e}") from None
     saved = json.loads((init / "config.json").read_text()) if (init / "config.json").is_file() else {}
     differ = {k: v for k, v in cfg["model"].items() if saved and saved.get(k) != v}
+    retime = {k: differ.pop(k) for k in MOTION_TIME_KEYS if k in differ} if cfg["retime_motion"] else {}
     if differ:
         print(f"note: stage 2 keeps the network settings of {init}/config.json; ignoring model={differ}")
     if cfg["init_weights"] == "raw":
         load_raw_generator(G, init)
+    if retime:
+        G = retimed_motion(G, saved, retime)
     if cfg["reset_deformation"]:
         G.deformation.reset_output()  # as deformation_init says (Table A1); "zero": frames = canonical
     disc_cfg = {"resolution": G.resolution}
@@ -67,6 +71,26 @@ def load_stage1(cfg: dict, device):
     else:
         print(f"warning: {d_file} not found; stage 2 starts with a fresh discriminator")
     return G.train().to(device), D.to(device), disc_cfg
+
+
+MOTION_TIME_KEYS = ("time_min_period", "time_max_period", "motion_anchor_spacing")
+
+
+def retimed_motion(G, saved: dict, retime: dict):
+    """``retime_motion``: G rebuilt with stage 2's motion time constants, every weight kept. They set
+    only the motion code's fixed buffers (frequencies, phase scales) and anchor spacing, which stage 1
+    never trains; with 32-frame videos a 256-frame period leaves u_t nearly constant (train/README 11)."""
+    from gendef import GenDeF
+
+    if set(retime) - set(MOTION_TIME_KEYS):
+        raise TrainError(f"retime_motion changes only {', '.join(MOTION_TIME_KEYS)}, got {sorted(retime)}")
+    print(f"note: retime_motion: stage 2 uses model={retime} (stage 1: { {k: saved.get(k) for k in retime} })")
+    new = GenDeF(**{**saved, **retime})
+    fixed = {n for n, _ in new.motion.named_buffers(prefix="motion")}
+    missing, unexpected = new.load_state_dict({k: v for k, v in G.state_dict().items() if k not in fixed}, strict=False)
+    if unexpected or set(missing) != fixed:
+        raise TrainError(f"retime_motion: weights do not match ({sorted(set(missing) - fixed)[:3]}, {unexpected[:3]})")
+    return new.train(G.training)
 
 
 def load_raw_generator(G, init: Path) -> None:
