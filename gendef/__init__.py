@@ -17,7 +17,7 @@ __all__ = ["CanonicalVideo", "SegmentedVideo", "load", "load_video_npz", "Canoni
 
 def __getattr__(name):
     if name == "GenDeF":
-        from .generator.gendef import GenDeF
+        from .generator.model import GenDeF
 
         return GenDeF
     if name == "decompose":

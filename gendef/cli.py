@@ -91,7 +91,7 @@ def _check_fps(fps):
 
 # ------------------------------------------------------------------------- commands
 def cmd_sample(args) -> int:
-    from .generator.gendef import GenDeF
+    from .generator.model import GenDeF
 
     if not 1 <= args.frames <= 4096:
         raise UsageError("--frames must be between 1 and 4096")

@@ -362,7 +362,7 @@ def test_absurd_model_configs_refused_under_memory_limit(tmp_path, tiny_checkpoi
     res = run_limited(
         f"""
         import torch
-        from gendef.generator.gendef import GenDeF
+        from gendef.generator.model import GenDeF
         torch.set_num_threads(1)
         # -- limit --
         for name, folder in {folders!r}.items():
@@ -387,7 +387,7 @@ def test_absurd_model_configs_refused_under_memory_limit(tmp_path, tiny_checkpoi
 
 def test_every_model_key_has_a_range():
     """The schema covers every constructor argument, so no key goes unchecked."""
-    from gendef.generator.gendef import GenDeF
+    from gendef.generator.model import GenDeF
     from gendef.generator.config import MODEL_SCHEMA
 
     assert set(GenDeF.config_keys()) <= set(MODEL_SCHEMA)
@@ -406,7 +406,7 @@ def test_every_model_key_has_a_range():
     ],
 )
 def test_model_config_values_one_line(tiny_gendef_kwargs, override, words):
-    from gendef.generator.gendef import GenDeF
+    from gendef.generator.model import GenDeF
     from gendef.errors import ModelConfigError
 
     with pytest.raises(ModelConfigError) as e:

@@ -166,3 +166,10 @@ def test_the_video_package_docstring_names_every_module():
     names = [p.stem for p in (PKG / "video").glob("*.py") if not p.name.startswith("__")]
     missing = [n for n in names if f"gendef.video.{n}`" not in gendef.video.__doc__]
     assert len(names) >= 9 and not missing, missing
+
+
+def test_no_module_repeats_its_package_name():
+    """gendef/generator/gendef.py read as gendef.generator.gendef; a module's name says what it adds."""
+    repeats = [str(p.relative_to(ROOT)) for top in ("gendef", "app", "train", "benchmarks") for p in (ROOT / top).rglob("*.py")
+               if p.stem in {part for part in p.relative_to(ROOT).parent.parts}]
+    assert not repeats, f"module names that repeat a package name: {repeats}"

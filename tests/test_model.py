@@ -60,7 +60,7 @@ def test_network_frames_equal_canonical_video_render(tiny_checkpoint):
     m = GenDeF.from_pretrained(tiny_checkpoint)
     vid = m.sample(seed=1, num_frames=4)
     assert np.abs(vid.grid - np.mgrid[0:16, 0:16][::-1].transpose(1, 2, 0)[None]).max() > 0.3
-    from gendef.generator.gendef import _generator
+    from gendef.generator.model import _generator
 
     z_c = torch.randn(1, m.z_dim, generator=_generator(1, 0))
     z_d = torch.randn(1, m.z_dim, generator=_generator(1, 1))

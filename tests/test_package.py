@@ -32,7 +32,7 @@ def test_wheel_core_has_no_studio_dependencies(tmp_path):
 
 
 def test_library_and_cli_import_without_gradio():
-    code = ("import sys, gendef, gendef.cli, gendef.video, gendef.generator.gendef, gendef.decomposition\n"
+    code = ("import sys, gendef, gendef.cli, gendef.video, gendef.generator.model, gendef.decomposition\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'app', 'accelerate'))\n"
             "assert not bad, bad\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")

@@ -9,7 +9,7 @@ import torch
 
 from gendef import GenDeF
 from gendef.generator import losses
-from gendef.generator.gendef import PAPER_RECIPE, RECIPE_DEFAULTS
+from gendef.generator.model import PAPER_RECIPE, RECIPE_DEFAULTS
 from gendef.generator.networks.discriminator import VIDEO_ONLY_PREFIXES, Discriminator, temporal_shift
 from gendef.generator.networks.motion_codes import MotionEncoder, StyleGANVMotion
 

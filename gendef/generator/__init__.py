@@ -1,6 +1,6 @@
 """The GAN: ``GenDeF`` = G_c (canonical image) + G_d (deformation field) + warp.
 
-- :mod:`~gendef.generator.gendef`: the ``GenDeF`` module (sampling, save/load, hub I/O).
+- :mod:`~gendef.generator.model`: the ``GenDeF`` module (sampling, save/load, hub I/O).
 - :mod:`~gendef.generator.config`: the model settings (``GenDeFConfig`` with its canonical,
   deformation and motion parts, ``DiscriminatorConfig``): one typed definition per key.
 - :mod:`~gendef.generator.build`: the networks built from a ``GenDeFConfig`` and the size budget
