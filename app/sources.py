@@ -3,10 +3,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import math
+
 import gradio as gr
 
 from gendef import decomposition
 from gendef.video import fullsize
+from gendef.decomposition.inputs import working_size
 from gendef.errors import GenDeFError
 from gendef.video.canonical_video import CanonicalVideo
 from gendef.video.segments import SegmentedVideo, load_video_npz
@@ -22,6 +25,9 @@ from .views import display_scale, status_line
 PANEL = "source"
 ON_LOAD = ("status", "notice")
 MIN_FRAMES, MAX_FRAMES = 16, 128
+MAX_CLIP_FRAMES = 1800  # a whole clip the studio decomposes: 60 s at 30 fps, checked from the header
+MAX_PREVIEW_BYTES = 256 << 20  # a whole clip's display-size frames as float32: the preview shrinks to fit
+MAX_OUTPUT_BYTES = 1 << 30  # a whole clip's output-size frames as uint8 (exports): larger falls back to the working size
 MAX_UPLOAD_MB = 50
 MAX_CLIP_SECONDS = 600
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
@@ -61,7 +67,8 @@ def build(studio) -> None:
         with gr.Tab("Upload clip", id="tab-upload"):
             clip = gr.File(label=f"Video clip (≤ {MAX_UPLOAD_MB} MB)", file_types=list(VIDEO_EXTS), elem_id="clip-file")
             with gr.Row():
-                clip_frames = gr.Slider(MIN_FRAMES, MAX_FRAMES, value=32, step=1, label="Frames to use")
+                clip_frames = gr.Number(0, label="Frames to use (0 = whole clip)", precision=0, minimum=0, maximum=MAX_CLIP_FRAMES,
+                                        info=f"whole clips up to {MAX_CLIP_FRAMES} frames; up to {MAX_FRAMES}: one canonical image", elem_id="clip-frames")
                 clip_size = gr.Slider(MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE, value=128, step=32, label="Working size (px)", info="the motion is fitted at this size")
             with gr.Row():
                 clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
@@ -170,16 +177,28 @@ def _require_sizes(frame_hw, canvas_hw) -> None:
     )
 
 
-def _limit_video(video: Video) -> Video:
-    """The studio's limits on a loaded video (a CanonicalVideo or a chain of segments): sizes, the first MAX_FRAMES frames."""
+def _limit_video(video: Video, most: int = MAX_FRAMES) -> Video:
+    """The studio's limits on a loaded video (a CanonicalVideo or a chain of segments): sizes, the first ``most`` frames."""
     for seg in video.segments if isinstance(video, SegmentedVideo) else (video,):
         _require_sizes(video.frame_size, seg.canvas_size)
-    if video.num_frames > MAX_FRAMES:
-        gr.Warning(f"The file has {video.num_frames} frames; the studio keeps the first {MAX_FRAMES}.")
+    if video.num_frames > most:
+        gr.Warning(f"The file has {video.num_frames} frames; the studio keeps the first {most}.")
         if isinstance(video, SegmentedVideo):
-            return video.head(MAX_FRAMES)
-        video = CanonicalVideo(video.canonical, video.grid[:MAX_FRAMES], video.fps, dict(video.metadata), size=video.size)
+            return video.head(most)
+        video = CanonicalVideo(video.canonical, video.grid[:most], video.fps, dict(video.metadata), size=video.size)
     return video
+
+
+def bounded_preview(state: StudioState) -> None:
+    """A whole clip's views: the display-size frames (float32, whole clip) shrunk to fit MAX_PREVIEW_BYTES,
+    decided from the sizes before anything is rendered. Videos of up to MAX_FRAMES frames are shown as before."""
+    v = state.preview
+    h, w = v.frame_size
+    need = v.num_frames * h * w * 3 * 4
+    if v.num_frames <= MAX_FRAMES or need <= MAX_PREVIEW_BYTES:
+        return
+    s = math.sqrt(MAX_PREVIEW_BYTES / need)
+    state.preview = state.video.with_size((max(2, int(h * s)), max(2, int(w * s))))
 
 
 def _check_npz_header(path: Path) -> None:
@@ -245,14 +264,60 @@ def decompose_output_size(clip, choice) -> str:
     return f"{w}x{h}"
 
 
-def _check_clip(path: Path, info: Optional[VideoInfo], start: int, n: int) -> None:
+def _check_clip(path: Path, info: Optional[VideoInfo], start: int, n: Optional[int]) -> None:
+    """The clip's header against the studio's limits (``n`` None: the whole clip from ``start``), before any decoding."""
     frames, fps = clip_length(info)
     if frames and fps > 0 and frames / fps > MAX_CLIP_SECONDS:
         fail(f"{path.name} lasts {frames / fps / 60:.0f} min; the limit is {MAX_CLIP_SECONDS // 60} min. Trim it first.")
     if frames and start >= frames:
         fail(f"Start frame {start} is past the end of {path.name} ({frames} frames).")
-    if frames and frames - start > n:
+    if n is None and frames - start > MAX_CLIP_FRAMES:
+        fail(f"{path.name} has {frames - start} frames from frame {start}; the studio decomposes at most {MAX_CLIP_FRAMES} "
+             f"frames (60 s at 30 fps) at once: set Frames to use or Start frame.")
+    if n is not None and frames and frames - start > n:
         gr.Info(f"Using frames {start}..{start + n - 1} of {frames}.")
+
+
+def _clip_frames(num_frames) -> Optional[int]:
+    """The Frames field: empty or 0 is the whole clip (None), otherwise MIN_FRAMES..MAX_CLIP_FRAMES."""
+    if num_frames in (None, "") or (isinstance(num_frames, (int, float)) and num_frames == 0):
+        return None
+    return whole_number(num_frames, "Frames", MIN_FRAMES, MAX_CLIP_FRAMES)
+
+
+def _whole_clip_output(info: Optional[VideoInfo], out_size: str, count: int, size: int) -> str:
+    """A clip of more than MAX_FRAMES frames keeps a full-size output only where its uint8 frames fit
+    MAX_OUTPUT_BYTES (checked from the header); otherwise the working size, said so."""
+    if info is None or count <= MAX_FRAMES or out_size == "working":
+        return out_size
+    src = (info.height, info.width)
+    h, w = fullsize.resolve_output_size(out_size, src, working_size(*src, size))
+    if count * h * w * 3 <= MAX_OUTPUT_BYTES:
+        return out_size
+    gr.Warning(f"{count} frames at {w}x{h} would need {count * h * w * 3 / 2**30:.1f} GiB; "
+               f"the studio keeps whole clips at the working size above {MAX_OUTPUT_BYTES >> 30} GiB.")
+    return "working"
+
+
+def _decompose(path: Path, info, start: int, n: Optional[int], size: int, steps: int, out_size: str, progress) -> Video:
+    """Up to MAX_FRAMES frames: one canonical image (``decompose_file``), as ever; a whole clip or a longer
+    span: ``decompose_clip``, streamed, split into segments where one canvas stops explaining the frames."""
+    if n is not None and n <= MAX_FRAMES:
+        def report(fraction, message=""):
+            progress(min(max(float(fraction), 0.0), 1.0) * 0.75, desc=message or "decomposing")
+
+        return decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report,
+                                            output_size=out_size, info=info, threads=None)
+
+    def per_segment(k, num, message=""):
+        if not num:
+            progress(0.02, desc=message or "scanning the clip")
+            return
+        detail = message.partition(": ")[2] if num > 1 else message
+        progress(0.05 + 0.7 * min(k, num - 1) / num, desc=f"segment {k + 1} of {num}" + (f": {detail}" if detail else ""))
+
+    return decomposition.decompose_clip(str(path), start=start, frames=n, size=size, steps=steps, progress=per_segment,
+                                        output_size=out_size, info=info, threads=None)
 
 
 @friendly
@@ -279,26 +344,25 @@ def open_example(state, progress=gr.Progress(), studio=None):
 def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, progress=gr.Progress(), studio=None):
     """Real clip -> CanonicalVideo (or, where the decomposer splits the clip, a chain of segments) with
     the decomposer (gendef.decomposition): motion fitted at the working size, canonical image rebuilt
-    from the full-size frames at the output size. The header is probed once here and handed to the
-    decomposer; its progress (fraction, message) is shown as it comes; threads stay as the services set them."""
+    from the full-size frames at the output size. Frames empty or 0: the whole clip (at most
+    MAX_CLIP_FRAMES, refused from the header otherwise), progress shown per segment. The header is
+    probed once here and handed to the decomposer; threads stay as the services set them."""
     state = _fresh(state)
     path = _upload_path(file)
     require(path.suffix.lower() in VIDEO_EXTS, f"{path.name}: unsupported type; upload one of {', '.join(VIDEO_EXTS)}.")
-    n = whole_number(num_frames, "Frames", MIN_FRAMES, MAX_FRAMES)
+    n = _clip_frames(num_frames)
     size = whole_number(size, "Size", MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE)
     start = whole_number(start or 0, "Start frame", 0, 10**7)
     steps = whole_number(steps, "Steps", 0, MAX_DECOMPOSE_STEPS)
     info = _header(path)
     _check_clip(path, info, start, n)
     out_size = decompose_output_size(info, output_size)
+    count = (info.frames - start) if info is not None and n is None else (n or 0)
+    out_size = _whole_clip_output(info, out_size, count, size)
     progress(0.0, desc="decomposing")
-
-    def report(fraction, message=""):
-        progress(min(max(float(fraction), 0.0), 1.0) * 0.75, desc=message or "decomposing")
-
-    video = decomposition.decompose_file(str(path), start=start, frames=n, size=size, steps=steps, progress=report,
-                                         output_size=out_size, info=info, threads=None)
-    video = _limit_video(video)
+    video = _decompose(path, info, start, n, size, steps, out_size, progress)
+    video = _limit_video(video, MAX_FRAMES if n is not None and n <= MAX_FRAMES else MAX_CLIP_FRAMES)
     chosen = video.metadata.get("layers_reason")
     state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})" + (f"; {chosen}" if chosen else ""))
+    bounded_preview(state)
     return loaded_views(state, progress, studio=studio)

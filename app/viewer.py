@@ -34,7 +34,7 @@ def build(studio) -> None:
 
 def reset(state: StudioState) -> dict:
     views = dict(
-        video=write_mp4(state, state.preview.frames(), "video.mp4"),
+        video=str(state.preview.to_video(state.new_path("video.mp4"), fps=state.video.fps, audio=None)),  # streamed, frame by frame
         field=write_mp4(state, viz.deformation_video(state.preview_canvas), "deformation.mp4"),
         canonical=display_canonical(state),
     )

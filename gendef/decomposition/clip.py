@@ -72,6 +72,7 @@ def decompose_clip(
     steps: Optional[int] = None,
     progress: Optional[SegmentProgress] = None,
     rules: SpanRules = SpanRules(),
+    info=None,
     **kwargs,
 ):
     """A clip file -> CanonicalVideo (one span: exactly ``decompose_file``) or SegmentedVideo.
@@ -79,7 +80,8 @@ def decompose_clip(
     ``progress(segment_index, num_segments, message)``: num_segments is 0 while the clip is
     scanned. ``kwargs`` go to ``decompose`` (layers, device, threads, ...); a full-size
     ``output_size`` applies to a one-span clip only: several spans stay at the working size
-    (metadata ``output_note`` says so).
+    (metadata ``output_note`` says so). ``info``: the clip's header when the caller has probed it
+    already (``gendef.video.reader.probe``).
     """
     from ..video.audio import source_audio
     from ..video.reader import probe
@@ -88,7 +90,7 @@ def decompose_clip(
     report = progress or (lambda i, n, m: None)
     t0 = time.perf_counter()
     try:
-        info = probe(path)
+        info = probe(path) if info is None else info
         count = _frame_count(info, start, frames, size)
         hw = working_size(info.height, info.width, size)
         if kwargs.get("output_size") is not None:  # a bad choice fails before the scan, not after the fit
@@ -99,7 +101,7 @@ def decompose_clip(
         cuts, spans = scan(path, start, count, hw, rules)
         if len(spans) == 1:
             one = lambda f, m: report(0, 1, m)  # noqa: E731
-            return decompose_file(path, start=start, frames=frames, size=size, steps=steps, progress=one, **kwargs)
+            return decompose_file(path, start=start, frames=frames, size=size, steps=steps, progress=one, info=info, **kwargs)
         output_size = kwargs.pop("output_size", None)
         if kwargs.get("canvas_scale") is None:
             kwargs["canvas_scale"] = SEGMENT_CANVAS_SCALE
