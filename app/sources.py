@@ -10,6 +10,7 @@ import gradio as gr
 from gendef import decomposition
 from gendef.video import fullsize
 from gendef.decomposition.inputs import working_size
+from gendef.decomposition.segmenting import SpanRules
 from gendef.errors import GenDeFError
 from gendef.video.canonical_video import CanonicalVideo
 from gendef.video.segments import SegmentedVideo, load_video_npz
@@ -28,6 +29,9 @@ MIN_FRAMES, MAX_FRAMES = 16, 128
 MAX_CLIP_FRAMES = 1800  # a whole clip the studio decomposes: 60 s at 30 fps, checked from the header
 MAX_PREVIEW_BYTES = 256 << 20  # a whole clip's display-size frames as float32: the preview shrinks to fit
 MAX_OUTPUT_BYTES = 1 << 30  # a whole clip's output-size frames as uint8 (exports): larger falls back to the working size
+# A whole clip of up to MAX_FRAMES frames is split at its hard cuts only (one canvas per shot, as the
+# studio always fitted such clips, at the output size where it is one shot); longer clips by every rule.
+SHORT_CLIP_RULES = SpanRules(max_span=MAX_FRAMES, drift=math.inf, content=math.inf)
 MAX_UPLOAD_MB = 50
 MAX_CLIP_SECONDS = 600
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
@@ -316,8 +320,10 @@ def _decompose(path: Path, info, start: int, n: Optional[int], size: int, steps:
         detail = message.partition(": ")[2] if num > 1 else message
         progress(0.05 + 0.7 * min(k, num - 1) / num, desc=f"segment {k + 1} of {num}" + (f": {detail}" if detail else ""))
 
+    count = n if n is not None else (info.frames - start if info is not None else MAX_CLIP_FRAMES)
+    rules = SHORT_CLIP_RULES if count <= MAX_FRAMES else SpanRules()
     return decomposition.decompose_clip(str(path), start=start, frames=n, size=size, steps=steps, progress=per_segment,
-                                        output_size=out_size, info=info, threads=None)
+                                        rules=rules, output_size=out_size, info=info, threads=None)
 
 
 @friendly

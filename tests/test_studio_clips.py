@@ -108,3 +108,14 @@ def _repeated(chain: SegmentedVideo, times: int) -> SegmentedVideo:
         pairs += [(off + s, seg) for s, seg in zip(chain.starts, chain.segments)]
         cuts += [off + c for c in chain.cuts] + ([off] if r else [])
     return SegmentedVideo(pairs, fps=chain.fps, cuts=cuts)
+
+
+def test_a_short_clip_without_cuts_stays_one_canonical_image(tmp_path):
+    """Up to MAX_FRAMES frames the studio splits at hard cuts only: a fast pan keeps one canvas, as before."""
+    from gendef.decomposition import clip as clip_mod
+    from gendef.video.canonical_video import CanonicalVideo
+
+    path = write_video(pan(texture(3), 16, SIDE, speed=3.0), tmp_path / "pan.mp4", fps=10)
+    assert len(clip_mod.scan(path, 0, 16, (SIDE, SIDE))[1]) > 1  # the decomposer's own rules would split it
+    state = sources.decompose_upload(StudioState(), str(path), 0, 64, 0, 3, sources.OUTPUT_WORKING)["state"]
+    assert isinstance(state.video, CanonicalVideo) and state.video.num_frames == 16
