@@ -38,6 +38,7 @@ import torch
 
 from benchmarks.ablation_default import random_i3d
 from benchmarks.field_health import measure as field_rows
+from benchmarks.default_install import write_text_atomic
 from benchmarks.quality import model_frames, real_clips, real_frames
 from gendef.data.synthetic import clip_seed, render_clip
 from gendef.errors import GenDeFError, one_line
@@ -273,13 +274,6 @@ def measure(a) -> dict:
     return card
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="the exported G_ema folder")
@@ -315,8 +309,8 @@ def main(argv=None) -> int:
     md = markdown(card)
     print(md)
     if a.out:
-        _write(a.out.with_suffix(".md"), md)
-        _write(a.out.with_suffix(".json"), json.dumps(card, indent=1) + "\n")
+        write_text_atomic(a.out.with_suffix(".md"), md)
+        write_text_atomic(a.out.with_suffix(".json"), json.dumps(card, indent=1) + "\n")
     if a.install:
         from benchmarks.default_install import install
 
