@@ -149,19 +149,23 @@ def _timed(fn, repeats: int) -> tuple:
 
 def latency(checkpoint: str, frame_counts, repeats: int) -> dict:
     """app_latency's rows, per frame count: GenDeF.sample, the studio's Sample callback, every apply action."""
-    from app.checkpoints import get_model
+    from app.services import Services
     from app.sources import sample
     from app.state import StudioState, cleanup
     from benchmarks.app_latency import apply_actions
 
-    model = get_model(checkpoint).model
+    from app.studio import Studio
+    from app.ui import TABS
+
+    studio = Studio(Services(), TABS)  # one Services for the whole measurement: the model loads once
+    model = studio.services.model(checkpoint).model
     model.sample(seed=0, num_frames=2)  # warm-up
     rows = []
     for n in frame_counts:
         fresh = StudioState()
         actions = {"sample: GenDeF.sample (generator only)": lambda: model.sample(seed=1, num_frames=n),
-                   "sample: studio callback (generator + views)": lambda: sample(fresh, checkpoint, 1, n, 1.0, 16)}
-        state = sample(StudioState(), checkpoint, 0, n, 1.0, 16)["state"]
+                   "sample: studio callback (generator + views)": lambda: sample(fresh, checkpoint, 1, n, 1.0, 16, studio=studio)}
+        state = sample(StudioState(), checkpoint, 0, n, 1.0, 16, studio=studio)["state"]
         actions.update(apply_actions(state))
         for name, fn in actions.items():
             rows.append(dict(zip(("action", "frames", "wall_s", "cpu_s"), (name, n, *_timed(fn, repeats)))))
