@@ -113,21 +113,3 @@ def load_model(checkpoint: str, public: bool, progress: Optional[Callable] = Non
             raise ModelUnavailable(REFUSED) from None
     return LoadedModel(_load(checkpoint), checkpoint, untrained=False)
 
-
-# The same, on the process's shared Services (app.services.shared): for callers without a studio.
-def get_model(checkpoint: Optional[str] = None, progress: Optional[Callable] = None) -> LoadedModel:
-    from .services import shared
-
-    return shared().model(checkpoint, progress)
-
-
-def clear_cache() -> None:
-    from .services import shared
-
-    shared().clear("models")
-
-
-def configure_access(host: str = "127.0.0.1", share: bool = False) -> None:
-    from .services import shared
-
-    shared().served = is_served(host, share)

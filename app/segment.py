@@ -11,7 +11,6 @@ from gendef.editing import segment as sg
 from . import chain
 from .errors import friendly, one_line, require
 from .formats import masks_to_zip
-from .services import shared
 from .state import Result, StudioState, TabPart
 from .studio import services_of
 from .views import (EDIT_ON_CANONICAL, RESULT_VIEWS, display_canonical, edit_frame, edit_target, finish, frame_slider,
@@ -71,15 +70,6 @@ def segment_status() -> str:
 
 def default_segmenter(studio=None) -> str:
     return SEG_SAM if services_of(studio).has_segmenter() or sg.sam_status()[0] else SEG_GRABCUT
-
-
-def set_segmenter(segmenter) -> None:
-    """Install an already-built Segmenter in the shared services (tests, scripts)."""
-    shared().set_segmenter(segmenter)
-
-
-def clear_segmenters() -> None:
-    shared().clear("segmenters")
 
 
 def _part(state: StudioState) -> SegmentPart:

@@ -2,7 +2,8 @@
 
 One ``Services`` object is made where the studio starts (``app.py`` / ``app.ui.build_demo``) and
 handed to every callback that needs it (through ``app.studio.Studio``). A callback called without
-a studio (a script, a test) uses :func:`shared`, the one module-level instance. Sampling and the
+a studio (a script, a test) runs on a fresh Services of its own: nothing is kept at module level,
+so a caller that wants a model loaded once makes one Services and passes it. Sampling and the
 editors are read-only on the networks, so sessions share one instance of each; the lock only
 serialises the (slow) first load of a model.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 import threading
 from typing import Callable, Optional
+
+from gendef.editing.slot import Slot
 
 from . import checkpoints
 
@@ -31,8 +34,8 @@ class Services:
         self._lock = threading.Lock()
         self._models: dict = {}  # checkpoint as typed -> LoadedModel
         self._preloaded: dict = {}  # ("stylizer", control, fast) / ("segmenter",) -> instance built by a test or a Space
-        self._stylizer: dict = {}  # the loaded ControlNet pipeline (one at a time: GBs each)
-        self._segmenter: dict = {}  # the loaded SAM
+        self._stylizer = Slot()  # the loaded ControlNet pipeline (one at a time: GBs each)
+        self._segmenter = Slot()  # the loaded SAM
 
     def start(self) -> None:
         """Apply the thread budget (once, at start-up, before any job runs)."""
@@ -103,10 +106,3 @@ class Services:
                 self._segmenter.clear()
                 self._preloaded.pop(("segmenter",), None)
 
-
-_SHARED = Services()  # the one Services of callbacks called directly (scripts, tests); a studio makes its own
-
-
-def shared() -> Services:
-    """The process's Services for callbacks called without a studio (``app.sources.sample(state, ...)``)."""
-    return _SHARED

@@ -46,14 +46,17 @@ class TabPart:
     """A tab's share of the session (its clicks, mask, tracks...): a dataclass in the tab's module.
 
     A new video starts every part afresh, so a part's defaults are its reset. Its fields read
-    through the state too (``state.mask``); field names are unique across parts.
+    through the state too (``state.mask``); field names are unique across parts. The part classes
+    are found through Python's own record of subclasses, so no list of them is kept here.
     """
 
-    kinds: list = []  # every part class, in the order their modules define them
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        TabPart.kinds.append(cls)
+    @classmethod
+    def kinds(cls) -> list:
+        """Every part class defined so far (subclasses of subclasses included), in definition order."""
+        found = []
+        for sub in cls.__subclasses__():
+            found += [sub] + sub.kinds()
+        return found
 
 
 @dataclass
@@ -78,7 +81,7 @@ class StudioState:
         """A tab's field read through the state (state.mask, state.track_points)."""
         if name.startswith("_") or "parts" not in self.__dict__:
             raise AttributeError(name)
-        for kind in TabPart.kinds:
+        for kind in TabPart.kinds():
             if name in {f.name for f in fields(kind)}:
                 return getattr(self.part(kind), name)
         raise AttributeError(f"{type(self).__name__} has no field {name!r}")

@@ -7,8 +7,8 @@ A tab is a module with
 - optionally ``ON_LOAD`` and ``reset(state) -> {view name: value}``: what its views show
   for a freshly loaded video (exactly the ``ON_LOAD`` names).
 Callbacks return ``{view name: value}``; those that need the services or the other tabs take
-``studio=None``: the binder passes the studio, a direct call (a script, a test) gets
-:func:`default_studio`.
+``studio=None``: the binder passes the studio; a direct call (a script, a test) gets
+:func:`default_studio`, every tab on a fresh Services (nothing is shared at module level).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import functools
 import inspect
 from typing import Optional
 
-from .services import Services, shared
+from .services import Services
 
 LOADED = "<the views a loaded video resets>"  # in outputs: every tab's ON_LOAD views
 
@@ -118,14 +118,14 @@ class Studio:
 
 
 def default_studio(studio: Optional[Studio] = None) -> Studio:
-    """``studio``, or, for a callback called directly, the studio's tabs on the shared services."""
+    """``studio``, or, for a callback called directly, every tab on a fresh Services of its own."""
     if studio is not None:
         return studio
     from .ui import TABS
 
-    return Studio(shared(), TABS)
+    return Studio(Services(), TABS)
 
 
 def services_of(studio: Optional[Studio]) -> Services:
-    """The studio's services, or the shared ones for a callback called directly."""
-    return shared() if studio is None else studio.services
+    """The studio's services, or, for a callback called directly, a fresh Services of its own."""
+    return Services() if studio is None else studio.services

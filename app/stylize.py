@@ -7,7 +7,6 @@ from gendef.editing.looks import apply_look as _look
 
 from . import chain
 from .errors import friendly, number, require, whole_number
-from .services import shared
 from .state import Result
 from .studio import services_of
 from .views import RESULT_VIEWS, finish, require_video
@@ -54,15 +53,6 @@ def stylize_status(control: str = "canny", fast: bool = True, studio=None) -> st
     if ok:
         return f"ControlNet ({control}) weights found locally. {msg}"
     return f"**ControlNet stylization is not ready.** {msg}"
-
-
-def set_stylizer(stylizer, control: str = "canny", fast: bool = True) -> None:
-    """Install an already-built Stylizer in the shared services (tests, scripts)."""
-    shared().set_stylizer(stylizer, control, fast)
-
-
-def clear_stylizers() -> None:
-    shared().clear("stylizers")
 
 
 @friendly

@@ -20,15 +20,6 @@ DISPLAY_MAX = 1024  # large (full-size) canonical images are shown downscaled to
 RESULT_VIEWS = ("state", "result_video", "comparison", "result_files", "status")  # what every edit result fills
 
 
-def __getattr__(name):
-    """LOAD_VIEWS: the views a freshly loaded video resets, as the studio's tabs declare them."""
-    if name == "LOAD_VIEWS":
-        from .studio import default_studio
-
-        return default_studio().load_views
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def require_video(state: Optional[StudioState]) -> StudioState:
     require(isinstance(state, StudioState) and state.video is not None,
             "No video yet: sample one, upload a clip or open a .npz first.")

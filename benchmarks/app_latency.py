@@ -29,8 +29,10 @@ import gradio as gr
 import numpy as np
 
 from app import scribble, segment, sources, stylize, track, views
-from app.checkpoints import LoadedModel, get_model
-from app.services import shared
+from app.checkpoints import LoadedModel
+from app.services import Services
+from app.studio import Studio
+from app.ui import TABS
 from app.state import StudioState, cleanup
 
 
@@ -58,13 +60,13 @@ def _timed(fn, repeats):
     return statistics.median(walls), statistics.median(cpus)
 
 
-def sample_rows(num_frames, repeats, checkpoint):
-    """The Sample button: the generator alone, then the whole callback (views included)."""
-    model = get_model(checkpoint).model
+def sample_rows(num_frames, repeats, checkpoint, studio):
+    """The Sample button: the generator alone, then the whole callback (views included), on ``studio``'s services."""
+    model = studio.services.model(checkpoint).model
     model.sample(seed=0, num_frames=2)  # warm-up
     gen = _timed(lambda: model.sample(seed=1, num_frames=num_frames), repeats)
     state = StudioState()
-    cb = _timed(lambda: sources.sample(state, checkpoint, 1, num_frames, 1.0, 16), repeats)
+    cb = _timed(lambda: sources.sample(state, checkpoint, 1, num_frames, 1.0, 16, studio=studio), repeats)
     cleanup(state)
     return [("sample: GenDeF.sample (generator only)", gen), ("sample: studio callback (generator + views)", cb)]
 
@@ -84,8 +86,8 @@ def apply_actions(state):
     }
 
 
-def run(num_frames, repeats, checkpoint):
-    state = sources.sample(StudioState(), checkpoint, 0, num_frames, 1.0, 16)["state"]
+def run(num_frames, repeats, checkpoint, studio):
+    state = sources.sample(StudioState(), checkpoint, 0, num_frames, 1.0, 16, studio=studio)["state"]
     actions = apply_actions(state)
     rows = []
     for name, fn in actions.items():
@@ -111,6 +113,7 @@ def main():
     args = ap.parse_args()
     if args.config:
         return main_config(args)
+    studio = Studio(Services(), TABS)  # the benchmark's one Services: the model loads once
     if args.resolution:
         import torch
 
@@ -119,10 +122,10 @@ def main():
         torch.manual_seed(0)
         narrow = GenDeF(resolution=args.resolution, channel_base=1024, channel_max=32, deformation_channel_base=512, deformation_channel_max=16).eval()
         args.checkpoint = f"narrow-untrained-{args.resolution}"
-        shared().set_model(LoadedModel(narrow, args.checkpoint, untrained=True))
-    loaded = get_model(args.checkpoint)
+        studio.services.set_model(LoadedModel(narrow, args.checkpoint, untrained=True))
+    loaded = studio.services.model(args.checkpoint)
     label = loaded.checkpoint if not loaded.untrained or args.resolution else "untrained demo model"
-    results = {n: run(n, args.repeats, args.checkpoint) for n in args.frames}
+    results = {n: run(n, args.repeats, args.checkpoint, studio) for n in args.frames}
     size = next(iter(results.values()))[0]
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     print(f"Apply -> playable video, {label}, {size[1]}x{size[0]} frames, median of {args.repeats}, OMP_NUM_THREADS={threads}\n")
@@ -142,12 +145,13 @@ def main_config(args):
     torch.manual_seed(0)
     model = GenDeF(**load_config(args.config)["model"]).eval()
     args.checkpoint = f"untrained-{Path(args.config).stem}"
-    shared().set_model(LoadedModel(model, args.checkpoint, untrained=True))
+    studio = Studio(Services(), TABS)
+    studio.services.set_model(LoadedModel(model, args.checkpoint, untrained=True))
     cells = {}
     for n in args.frames:
-        rows = sample_rows(n, args.repeats, args.checkpoint)
+        rows = sample_rows(n, args.repeats, args.checkpoint, studio)
         if not args.sample_only:
-            size, edits = run(n, args.repeats, args.checkpoint)
+            size, edits = run(n, args.repeats, args.checkpoint, studio)
             rows += [(name, (t, float("nan"))) for name, t in edits]
         cells[n] = rows
     threads = os.environ.get("OMP_NUM_THREADS", "default")

@@ -38,6 +38,7 @@ import torch
 
 from benchmarks.ablation_default import random_i3d
 from benchmarks.field_health import measure as field_rows
+from benchmarks.default_install import write_text_atomic
 from benchmarks.quality import model_frames, real_clips, real_frames
 from gendef.data.synthetic import clip_seed, render_clip
 from gendef.errors import GenDeFError, one_line
@@ -148,19 +149,23 @@ def _timed(fn, repeats: int) -> tuple:
 
 def latency(checkpoint: str, frame_counts, repeats: int) -> dict:
     """app_latency's rows, per frame count: GenDeF.sample, the studio's Sample callback, every apply action."""
-    from app.checkpoints import get_model
+    from app.services import Services
     from app.sources import sample
     from app.state import StudioState, cleanup
     from benchmarks.app_latency import apply_actions
 
-    model = get_model(checkpoint).model
+    from app.studio import Studio
+    from app.ui import TABS
+
+    studio = Studio(Services(), TABS)  # one Services for the whole measurement: the model loads once
+    model = studio.services.model(checkpoint).model
     model.sample(seed=0, num_frames=2)  # warm-up
     rows = []
     for n in frame_counts:
         fresh = StudioState()
         actions = {"sample: GenDeF.sample (generator only)": lambda: model.sample(seed=1, num_frames=n),
-                   "sample: studio callback (generator + views)": lambda: sample(fresh, checkpoint, 1, n, 1.0, 16)}
-        state = sample(StudioState(), checkpoint, 0, n, 1.0, 16)["state"]
+                   "sample: studio callback (generator + views)": lambda: sample(fresh, checkpoint, 1, n, 1.0, 16, studio=studio)}
+        state = sample(StudioState(), checkpoint, 0, n, 1.0, 16, studio=studio)["state"]
         actions.update(apply_actions(state))
         for name, fn in actions.items():
             rows.append(dict(zip(("action", "frames", "wall_s", "cpu_s"), (name, n, *_timed(fn, repeats)))))
@@ -273,13 +278,6 @@ def measure(a) -> dict:
     return card
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="the exported G_ema folder")
@@ -315,8 +313,8 @@ def main(argv=None) -> int:
     md = markdown(card)
     print(md)
     if a.out:
-        _write(a.out.with_suffix(".md"), md)
-        _write(a.out.with_suffix(".json"), json.dumps(card, indent=1) + "\n")
+        write_text_atomic(a.out.with_suffix(".md"), md)
+        write_text_atomic(a.out.with_suffix(".json"), json.dumps(card, indent=1) + "\n")
     if a.install:
         from benchmarks.default_install import install
 

@@ -97,7 +97,9 @@ def _atomic_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _atomic_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temp file and a rename (the benchmarks' one text writer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -124,5 +126,5 @@ def install(card: dict, figures_md: str, sittings, allow_missed: bool = False, d
     subprocess.run([sys.executable, str(REPO_ROOT / "assets" / "make_default_strip.py"), "--checkpoint", str(dest),
                     "--out", str(strip)], check=True, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
     write_fingerprint(dest, fingerprint)
-    _atomic_text(dest / "README.md", text)
+    write_text_atomic(dest / "README.md", text)
     return f"installed {src} into {dest}; wrote {strip}, {fingerprint} and {dest / 'README.md'}"

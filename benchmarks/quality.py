@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gendef.data.synthetic import clip_seed, render_clip  # noqa: E402
+from gendef.video.io import atomic_output  # noqa: E402
 from gendef.metrics.motion_stats import clip_motion, flow_stats  # noqa: E402
 from gendef.metrics.swd import swd  # noqa: E402
 
@@ -123,13 +124,6 @@ def table(rows, a) -> str:
     return "\n".join(lines) + "\n" + foot + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old", default="checkpoints/default", help="the old (32 px) model folder")
@@ -164,8 +158,10 @@ def main(argv=None):
     md = table(rows, a)
     print(md)
     if a.out:
-        _write(Path(a.out), md)
-        _write(Path(a.out).with_suffix(".json"), json.dumps({"args": vars(a), "rows": rows}, indent=1))
+        with atomic_output(Path(a.out)) as tmp:
+            tmp.write_text(md)
+        with atomic_output(Path(a.out).with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps({"args": vars(a), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -26,32 +26,28 @@ def _check(n) -> int:
 
 
 @contextlib.contextmanager
-def torch_threads(n: Optional[int]) -> Iterator[None]:
-    """torch's intra-op threads = ``n`` inside the block; ``None``: untouched."""
+def _scoped(n: Optional[int], get, set_) -> Iterator[None]:
+    """``set_(n)`` inside the block and the old value back after (also on an error); ``None``: untouched."""
     if n is None:
         yield
         return
+    n, old = _check(n), get()
+    set_(n)
+    try:
+        yield
+    finally:
+        set_(old)
+
+
+def torch_threads(n: Optional[int]):
+    """torch's intra-op threads = ``n`` inside the block; ``None``: untouched."""
     import torch
 
-    n, old = _check(n), torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    return _scoped(n, torch.get_num_threads, torch.set_num_threads)
 
 
-@contextlib.contextmanager
-def opencv_threads(n: Optional[int]) -> Iterator[None]:
+def opencv_threads(n: Optional[int]):
     """OpenCV's threads = ``n`` inside the block; ``None``: untouched."""
-    if n is None:
-        yield
-        return
     import cv2
 
-    n, old = _check(n), cv2.getNumThreads()
-    cv2.setNumThreads(n)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(old)
+    return _scoped(n, cv2.getNumThreads, cv2.setNumThreads)

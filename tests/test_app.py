@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from app import errors, export, checkpoints, scribble, segment, sources, stylize, track, views
+from app.services import Services
 from app.state import StudioState, cleanup
+from app.studio import default_studio
 from gendef.video.canonical_video import CanonicalVideo
 from gendef.video.grid import identity_grid
 from gendef.imageutil import to_uint8
@@ -17,13 +19,7 @@ from gendef.imageutil import to_uint8
 @pytest.fixture(autouse=True)
 def fresh_caches(monkeypatch):
     monkeypatch.delenv("GENDEF_CHECKPOINT", raising=False)
-    checkpoints.clear_cache()
-    stylize.clear_stylizers()
-    segment.clear_segmenters()
     yield
-    checkpoints.clear_cache()
-    stylize.clear_stylizers()
-    segment.clear_segmenters()
 
 
 def _select(x, y):
@@ -56,7 +52,7 @@ def test_sample_new_motion_and_views(tiny_checkpoint):
     from gendef import GenDeF
 
     out = sources.sample(StudioState(), str(tiny_checkpoint), 5, 16, 1.0, 12)
-    assert set(out) == set(views.LOAD_VIEWS)
+    assert set(out) == set(default_studio().load_views)
     state, video_path, field_path, canon, strip, editor = (out[k] for k in ("state", "video", "field", "canonical", "strip", "editor"))
     notice = out["notice"]
     assert notice.startswith("Model:") and "untrained" not in notice.lower()
@@ -80,11 +76,12 @@ def test_sample_new_motion_and_views(tiny_checkpoint):
 def test_untrained_demo_fallback_is_labelled(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(checkpoints, "REPO_ROOT", tmp_path)  # no checkpoints/default anywhere
-    loaded = checkpoints.get_model(None)
+    services = Services()
+    loaded = services.model(None)
     assert loaded.untrained and loaded.checkpoint == checkpoints.DEMO_CHECKPOINT
     assert loaded.model.resolution == checkpoints.DEMO_RESOLUTION
     assert "Untrained demo model" in loaded.notice
-    assert checkpoints.get_model("") is loaded  # cached, built once
+    assert services.model("") is loaded  # cached, built once
 
 
 def test_bad_checkpoints_and_caps_give_one_line_errors(tmp_path):
@@ -352,16 +349,17 @@ def test_sam_segment_through_real_predictor():
 
     v, _ = _disc_video()
     seg = Segmenter(_tiny_sam())
-    segment.set_segmenter(seg)
-    assert segment.default_segmenter() == segment.SEG_SAM
+    studio = default_studio()
+    studio.services.set_segmenter(seg)
+    assert segment.default_segmenter(studio=studio) == segment.SEG_SAM
     state = _loaded(v)
     k = state.scale
-    out = segment.segment_click(state, "positive", segment.SEG_SAM, _select(14 * k, 16 * k))
+    out = segment.segment_click(state, "positive", segment.SEG_SAM, _select(14 * k, 16 * k), studio=studio)
     state, text = out["state"], out["seg_points"]
     assert text.strip().endswith("canonical pixels.") and "SAM:" in text
     assert state.mask.shape == (32, 32) and state.mask.dtype == bool
     np.testing.assert_array_equal(state.mask, seg.segment(v.canonical, positive=state.seg_positive))
-    state = segment.segment_click(state, "negative", segment.SEG_SAM, _select(2 * k, 2 * k))["state"]
+    state = segment.segment_click(state, "negative", segment.SEG_SAM, _select(2 * k, 2 * k), studio=studio)["state"]
     assert state.seg_negative and seg.embeddings_computed == 1  # later clicks reuse the embedding
     np.testing.assert_array_equal(
         state.mask, seg.segment(v.canonical, positive=state.seg_positive, negative=state.seg_negative)
@@ -388,13 +386,14 @@ def test_stylize_runs_tiny_controlnet_pipeline(tmp_path):
     from gendef.editing.stylize import Stylizer
     from tests.test_editing import _tiny_pipe
 
-    stylize.set_stylizer(Stylizer(_tiny_pipe(tmp_path), control="canny", fast=True, size=32), "canny", True)
-    assert "preloaded" in stylize.stylize_status("canny", True)
+    studio = default_studio()
+    studio.services.set_stylizer(Stylizer(_tiny_pipe(tmp_path), control="canny", fast=True, size=32), "canny", True)
+    assert "preloaded" in stylize.stylize_status("canny", True, studio=studio)
     v = _panning_video()
     state = _loaded(v)
     with pytest.raises(gr.Error, match="Write a prompt"):
         stylize.apply_stylize(state, "  ", "", "canny", 0.6, 2, 0, True)
-    out = stylize.apply_stylize(state, "a red cat", "", "canny", 0.5, 2, 1, True)
+    out = stylize.apply_stylize(state, "a red cat", "", "canny", 0.5, 2, 1, True, studio=studio)
     state, status = out["state"], out["status"]
     styled = state.result.canonical
     assert styled.shape == v.canonical.shape and np.abs(styled - v.canonical).mean() > 1e-3

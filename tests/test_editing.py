@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gendef.editing import segment, stylize
+from gendef.editing.slot import Slot
 from gendef.editing.looks import LOOKS, apply_look
 from gendef.editing.segment import Segmenter, grabcut_segment, sam_status
 from gendef.errors import SegmentUnavailable
@@ -307,7 +308,6 @@ def test_lineart_annotator_real_code_with_random_weights():
 
 def test_annotator_missing_offline_is_explained(tmp_path, no_network, monkeypatch):
     monkeypatch.setenv("GENDEF_ANNOTATORS", str(tmp_path / "empty"))
-    stylize._ANNOTATORS.clear()
     with pytest.raises(StylizeUnavailable, match="sk_model.pth.*canny"):
         make_control_image(_photo(), "lineart")
 
@@ -399,13 +399,12 @@ def test_stylizer_from_pretrained_local_folders_with_lcm_lora(tmp_path, no_netwo
     out = st(_photo(16, 24), "cat", steps=2, strength=1.0)
     assert out.shape == (16, 24, 3)
     # without fast mode the scheduler stays as saved; the shared instance is rebuilt only on change
-    kw = dict(base=str(base), controlnet=str(cn), lcm_lora=str(lora), local_files_only=True, size=None)
+    kw = dict(base=str(base), controlnet=str(cn), lcm_lora=str(lora), local_files_only=True, size=None, cache=Slot())
     st2 = stylize.get_stylizer(fast=False, **kw)
     assert not isinstance(st2.pipe.scheduler, LCMScheduler)
     assert stylize.get_stylizer(fast=False, **kw) is st2
     st3 = stylize.get_stylizer(fast=True, **kw)
     assert st3 is not st2 and isinstance(st3.pipe.scheduler, LCMScheduler)
-    stylize._CACHED.clear()
 
 
 def test_weights_status_reports_missing_offline(tmp_path, no_network, monkeypatch):

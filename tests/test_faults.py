@@ -641,14 +641,14 @@ def public_studio(monkeypatch):
     from app import checkpoints
 
     monkeypatch.setenv("SPACE_ID", "someone/gendef-studio")
-    checkpoints.clear_cache()
     yield checkpoints
-    checkpoints.clear_cache()
 
 
 def test_served_studio_checkpoint_box_one_message_for_every_refusal(public_studio, tiny_checkpoint, tmp_path):
     """On a Space (or --host beyond loopback) arbitrary local paths are refused, and every refusal
     reads the same whether the path exists, is a checkpoint, or is nothing at all."""
+    from app.services import Services
+
     checkpoints = public_studio
     refused = [
         str(tiny_checkpoint),  # a valid checkpoint, but an arbitrary local path
@@ -664,36 +664,31 @@ def test_served_studio_checkpoint_box_one_message_for_every_refusal(public_studi
     messages = set()
     for name in refused:
         with pytest.raises(checkpoints.ModelUnavailable) as e:
-            checkpoints.get_model(name)
+            Services().model(name)
         messages.add(one_line(e.value))
     assert messages == {checkpoints.REFUSED}
 
 
 def test_served_studio_still_loads_the_default_and_checkpoints_folder(public_studio, monkeypatch, tiny_checkpoint):
+    from app.services import Services
+
     checkpoints = public_studio
     monkeypatch.setattr(checkpoints, "REPO_ROOT", tiny_checkpoint.parent)  # checkpoints/ = <tmp>/checkpoints
     (tiny_checkpoint.parent / "checkpoints").mkdir()
     tiny_checkpoint.rename(tiny_checkpoint.parent / "checkpoints" / "tiny")
-    assert checkpoints.get_model("tiny").model.resolution == 16
-    assert checkpoints.get_model("checkpoints/tiny").model.resolution == 16
+    assert Services().model("tiny").model.resolution == 16
+    assert Services().model("checkpoints/tiny").model.resolution == 16
 
 
 def test_local_studio_loads_any_folder(monkeypatch, tiny_checkpoint):
     pytest.importorskip("gradio")
     from app import checkpoints
+    from app.services import Services
 
     monkeypatch.delenv("SPACE_ID", raising=False)
-    checkpoints.configure_access("127.0.0.1")
-    checkpoints.clear_cache()
-    assert checkpoints.get_model(str(tiny_checkpoint)).model.resolution == 16
-    checkpoints.configure_access("0.0.0.0")
-    checkpoints.clear_cache()
-    try:
-        with pytest.raises(checkpoints.ModelUnavailable, match="Checkpoint not available"):
-            checkpoints.get_model(str(tiny_checkpoint))
-    finally:
-        checkpoints.configure_access("127.0.0.1")
-        checkpoints.clear_cache()
+    assert Services(served=checkpoints.is_served("127.0.0.1")).model(str(tiny_checkpoint)).model.resolution == 16
+    with pytest.raises(checkpoints.ModelUnavailable, match="Checkpoint not available"):
+        Services(served=checkpoints.is_served("0.0.0.0")).model(str(tiny_checkpoint))
 
 
 def test_studio_open_npz_checks_header_before_loading(tmp_path):

@@ -84,3 +84,15 @@ def test_quality_table_for_a_model_and_the_data(tiny_checkpoint, tmp_path):
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert rows[0]["swd_own"] > 0 and 0 <= rows[0]["drift"] <= 1 and rows[1]["resolution"] == 16
     assert "from its exact sampling grids" in out.read_text() and rows[1]["grid_speed"] > 0
+
+
+def test_a_stage1_only_sitting_stops_after_stage_1_and_counts_its_cpu_time(tmp_path):
+    """--stage1-only: long stage 1s in sittings that add up; sitting.json's cpu_seconds feeds the card's CPU hours."""
+    out = tmp_path / "o"
+    r = subprocess.run([sys.executable, "train/sitting.py", "--smoke", "--device", "cpu", "--stage1-only", "--out", str(out),
+                        "--work", str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((out / "sitting.json").read_text())
+    assert list(meta["stages"]) == ["stage1"] and meta["stages"]["stage1"]["steps"] == 2
+    assert json.loads((out / "pack" / "state.json").read_text())["stage"] == "pretrain"  # the next sitting continues stage 1
+    assert 0 < meta["cpu_seconds"] < meta["total_seconds"] * (os.cpu_count() or 1) + 5

@@ -173,16 +173,12 @@ def test_two_jobs_at_once_keep_their_threads_and_models(tiny_checkpoint, tmp_pat
 
 def test_studio_services_are_not_the_shared_ones(tiny_checkpoint):
     from app import checkpoints
-    from app.services import shared
 
     own = Services()
     sources.sample(StudioState(), str(tiny_checkpoint), 0, 16, 1.0, 8, studio=Studio(own, ui.TABS))
-    assert str(tiny_checkpoint) in own._models and str(tiny_checkpoint) not in shared()._models
-    checkpoints.configure_access("0.0.0.0")
-    try:
-        assert shared().public and not own.public
-    finally:
-        checkpoints.configure_access("127.0.0.1")
+    assert str(tiny_checkpoint) in own._models
+    served = Services(served=checkpoints.is_served("0.0.0.0"))
+    assert served.public and not own.public and not served._models
 
 
 def test_an_upload_is_probed_once_and_its_size_decided_once(monkeypatch):

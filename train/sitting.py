@@ -178,6 +178,14 @@ def collect(a, last: Path, runs: list, meta: dict) -> list:
     return written + [out / "sitting.json"]
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children, in seconds."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -252,6 +260,7 @@ def main(argv=None) -> int:
         print(f"stage 2: {json.dumps(results['stage2'])}", flush=True)
     meta["stages"] = results
     meta["total_seconds"] = time.perf_counter() - t_start
+    meta["cpu_seconds"] = cpu_seconds()  # this process and its children: the model card's CPU hours
     files = collect(a, runs[-1], runs, meta)
     print("wrote " + ", ".join(str(p) for p in files))
     ok = all(r["rc"] == 0 for r in results.values()) and not meta["files_over_16MiB"] and not meta["too_many_files"]

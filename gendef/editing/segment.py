@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import SegmentUnavailable, UsageError
 from ..extras import missing_message
 from ..imageutil import rgb_uint8
+from .slot import Slot
 
 __all__ = [
     "DEFAULT_SAM",
@@ -340,19 +341,14 @@ def _colour_prior(img: np.ndarray, pos: np.ndarray, neg: np.ndarray, r: int) -> 
     return np.isin(labels, sorted(keep))
 
 
-_CACHED: dict = {}
-_CACHE_LOCK = threading.Lock()
-
-
 def get_segmenter(checkpoint: Optional[str] = None, model_type: str = DEFAULT_SAM, device: Optional[str] = None,
-                  local_files_only: bool = False, cache: Optional[dict] = None) -> Segmenter:
-    """A shared SAM segmenter (loaded once; sessions share it, calls are serialised), kept in
-    ``cache``, a dict the caller owns (the studio's services), or, when None, in this module."""
+                  local_files_only: bool = False, cache: Optional[Slot] = None) -> Segmenter:
+    """A SAM segmenter (sessions may share it, its calls are serialised), loaded once into ``cache``,
+    a :class:`gendef.editing.slot.Slot` the caller owns (the studio's services, a script); without
+    one, a new Segmenter is loaded and nothing is kept."""
     key = (resolve_checkpoint(checkpoint, model_type), _check_type(model_type), device)
-    cache = _CACHED if cache is None else cache
-    with _CACHE_LOCK:
-        if cache.get("key") != key:
-            cache.clear()
-            cache["segmenter"] = Segmenter.from_pretrained(checkpoint, model_type, device, local_files_only)
-            cache["key"] = key
-        return cache["segmenter"]
+
+    def build():
+        return Segmenter.from_pretrained(checkpoint, model_type, device, local_files_only)
+
+    return build() if cache is None else cache.get(key, build)

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import StylizeUnavailable, UsageError
 from ..extras import missing_message
 from ..imageutil import rgb_uint8
+from .slot import Slot
 
 __all__ = [
     "CONTROL_TYPES",
@@ -29,6 +30,7 @@ __all__ = [
     "ANNOTATOR_REPO",
     "Stylizer",
     "make_control_image",
+    "load_annotator",
     "weights_status",
     "resolve_ids",
     "get_stylizer",
@@ -181,36 +183,29 @@ def _offline() -> bool:
 # --------------------------------------------------------------------------------------
 # control images
 # --------------------------------------------------------------------------------------
-_ANNOTATORS: dict = {}
-_ANNOTATOR_LOCK = threading.Lock()
-
-
-
-
-def _load_annotator(control: str, local_files_only: bool = False):
-    repo = resolve_ids(control)["annotator"]
-    key = (control if control != "scribble" else "hed", repo)
-    with _ANNOTATOR_LOCK:
-        if key in _ANNOTATORS:
-            return _ANNOTATORS[key]
-        if _offline() or local_files_only:
-            if _missing_files(repo, [(f,) for f in _ANNOTATOR_FILES[control]]):
-                raise StylizeUnavailable(
-                    f"The {control} annotator needs {', '.join(_ANNOTATOR_FILES[control])} from {repo}, "
-                    f"which is not in the local cache (offline). Use the 'canny' control, which needs no weights."
-                )
-        try:
-            if control == "lineart":
-                from controlnet_aux.lineart import LineartDetector as cls
-            elif control in ("hed", "scribble"):
-                from controlnet_aux.hed import HEDdetector as cls
-            else:
-                from controlnet_aux.midas import MidasDetector as cls
-            det = cls.from_pretrained(repo, local_files_only=local_files_only or _offline())
-        except Exception as e:
-            raise StylizeUnavailable(f"could not load the {control} annotator from {repo}: {_short(e)}") from None
-        _ANNOTATORS[key] = det
-        return det
+def load_annotator(control: str, local_files_only: bool = False):
+    """The controlnet-aux annotator for ``control`` (not canny), loaded afresh: the caller keeps it
+    (a Stylizer keeps its own) or passes it to :func:`make_control_image` as ``detector``."""
+    c = _check_control(control)
+    if c == "canny":
+        raise UsageError("the canny control needs no annotator")
+    repo = resolve_ids(c)["annotator"]
+    if _offline() or local_files_only:
+        if _missing_files(repo, [(f,) for f in _ANNOTATOR_FILES[c]]):
+            raise StylizeUnavailable(
+                f"The {c} annotator needs {', '.join(_ANNOTATOR_FILES[c])} from {repo}, "
+                f"which is not in the local cache (offline). Use the 'canny' control, which needs no weights."
+            )
+    try:
+        if c == "lineart":
+            from controlnet_aux.lineart import LineartDetector as cls
+        elif c in ("hed", "scribble"):
+            from controlnet_aux.hed import HEDdetector as cls
+        else:
+            from controlnet_aux.midas import MidasDetector as cls
+        return cls.from_pretrained(repo, local_files_only=local_files_only or _offline())
+    except Exception as e:
+        raise StylizeUnavailable(f"could not load the {c} annotator from {repo}: {_short(e)}") from None
 
 
 def make_control_image(image, control: str = "canny", low_threshold: int = 100, high_threshold: int = 200,
@@ -218,7 +213,7 @@ def make_control_image(image, control: str = "canny", low_threshold: int = 100, 
     """Condition image for the ControlNet, uint8 [H, W, 3] at the input's size.
 
     canny is OpenCV (no weights); the others run a controlnet-aux annotator,
-    fetched on first use or passed in as ``detector`` (already built).
+    loaded for this call or passed in as ``detector`` (see :func:`load_annotator`).
     """
     import cv2
 
@@ -231,7 +226,7 @@ def make_control_image(image, control: str = "canny", low_threshold: int = 100, 
             raise UsageError(f"canny thresholds need 0 <= low <= high, got {lo}, {hi}")
         edges = cv2.Canny(img, lo, hi)
         return np.repeat(edges[..., None], 3, axis=-1)
-    det = detector if detector is not None else _load_annotator(c, local_files_only)
+    det = detector if detector is not None else load_annotator(c, local_files_only)
     # annotators resize their input's short side to this, in multiples of 64
     res = int(resolution or min(512, max(64, min(h, w))))
     kw = dict(detect_resolution=res, image_resolution=res, output_type="np")
@@ -381,6 +376,8 @@ class Stylizer:
         work = cv2.resize(src, (ww, wh), interpolation=cv2.INTER_AREA if wh < h else cv2.INTER_CUBIC)
         if control_image is None:
             _report(progress, 0.0, f"{self.control} control image")
+            if self.detector is None and self.control != "canny":
+                self.detector = load_annotator(self.control)  # loaded once, kept by this stylizer
             ctrl = make_control_image(work, self.control, detector=self.detector)
         else:
             ctrl = cv2.resize(rgb_uint8(control_image), (ww, wh), interpolation=cv2.INTER_AREA)
@@ -424,30 +421,24 @@ class Stylizer:
         return np.clip(np.nan_to_num(res), 0.0, 1.0).astype(np.float32)
 
 
-_CACHED: dict = {}
-_CACHE_LOCK = threading.Lock()
-
-
 def get_stylizer(control: str = "canny", fast: bool = True, base: Optional[str] = None,
                  controlnet: Optional[str] = None, device: Optional[str] = None, local_files_only: bool = False,
                  progress: Optional[Callable] = None, size: Optional[int] = 512,
-                 lcm_lora: Optional[str] = None, cache: Optional[dict] = None) -> Stylizer:
-    """A shared stylizer, rebuilt only when the models change.
+                 lcm_lora: Optional[str] = None, cache: Optional[Slot] = None) -> Stylizer:
+    """A stylizer, rebuilt only when the models change.
 
-    A Stable Diffusion pipeline takes GBs of memory, so a caller keeps one and only the
-    most recently requested configuration: in ``cache``, a dict the caller owns (the
-    studio's services), or, when None, in this module (for scripts).
+    A Stable Diffusion pipeline takes GBs of memory, so a caller keeps one, the most recently
+    requested configuration, in ``cache``: a :class:`gendef.editing.slot.Slot` the caller owns
+    (the studio's services, a script). Without one, a new Stylizer is loaded and nothing is kept.
     """
     c = _check_control(control)
     ids = resolve_ids(c, base, controlnet, lcm_lora)
     key = (c, bool(fast), ids["base"], ids["controlnet"], ids["lcm_lora"], device, size)
-    cache = _CACHED if cache is None else cache
-    with _CACHE_LOCK:
-        if cache.get("key") != key:
-            cache.clear()
-            cache["stylizer"] = Stylizer.from_pretrained(
-                base=ids["base"], controlnet=ids["controlnet"], control=c, fast=fast, device=device,
-                local_files_only=local_files_only, progress=progress, lcm_lora=ids["lcm_lora"], size=size,
-            )
-            cache["key"] = key
-        return cache["stylizer"]
+
+    def build():
+        return Stylizer.from_pretrained(
+            base=ids["base"], controlnet=ids["controlnet"], control=c, fast=fast, device=device,
+            local_files_only=local_files_only, progress=progress, lcm_lora=ids["lcm_lora"], size=size,
+        )
+
+    return build() if cache is None else cache.get(key, build)
