@@ -14,6 +14,8 @@ from typing import List
 import cv2
 import numpy as np
 
+from ..imageutil import to_float01
+
 THUMB_WIDTH = 64
 HIST_BINS = 16
 CUT_HIST = 0.3  # histogram distance (half L1, 0..1) a cut must exceed
@@ -34,7 +36,7 @@ class ClipStats:
 
     def add(self, frame: np.ndarray) -> None:
         """One working-size frame (float [H, W, 3] in [0, 1], or uint8)."""
-        f = frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32)
+        f = to_float01(frame)
         h, w = f.shape[:2]
         tw = min(THUMB_WIDTH, w)
         th = max(8, int(round(h * tw / w)))
