@@ -11,10 +11,9 @@ from typing import List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..config import GenDeFConfig
-from .layers import MappingNetwork, StyledConv, ToOutput, channels_for
+from .layers import MappingNetwork, StyledConv, ToOutput, channels_for, resize_bilinear
 from .mtm import styled_conv_to_mtm
 
 
@@ -66,7 +65,7 @@ class CanonicalGenerator(nn.Module):
                 feat = x
             if i == 0 or i % 2 == 0:  # end of a resolution block
                 y = self.to_rgbs[(i + 1) // 2](x, w)
-                rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2.0, mode="bilinear", align_corners=False) + y
+                rgb = y if rgb is None else resize_bilinear(rgb, scale_factor=2.0) + y
         if feat is None:
             feat = rgb
         return rgb, feat

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import GenDeFConfig
-from .layers import EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToOutput, channels_for
+from .layers import EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToOutput, channels_for, resize_bilinear
 from .mtm import styled_conv_to_mtm
 
 
@@ -111,7 +111,7 @@ class DeformationGenerator(nn.Module):
         if feat.shape[-1] > x.shape[-1] and self.feature_resize == "pool":
             f = F.adaptive_avg_pool2d(feat, x.shape[-2:])  # box filter: alias-free, any dtype
         else:
-            f = F.interpolate(feat, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            f = resize_bilinear(feat, size=x.shape[-2:])
         f = f.repeat_interleave(frames, dim=0).to(x.dtype)
         return torch.cat([x, f], dim=1)
 
@@ -148,7 +148,7 @@ class DeformationGenerator(nn.Module):
             if field is None:
                 field = out
                 continue
-            up = F.interpolate(field, scale_factor=2.0, mode="bilinear", align_corners=False)
+            up = resize_bilinear(field, scale_factor=2.0)
             if i == n - 1 and self.init != "none":
                 multiplier, adder = out.split(2, dim=1)
                 field = up * multiplier + adder

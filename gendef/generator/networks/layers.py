@@ -14,6 +14,19 @@ import torch.nn.functional as F
 SQRT2 = math.sqrt(2.0)
 
 
+def resize_bilinear(x: torch.Tensor, size=None, scale_factor=None) -> torch.Tensor:
+    """``F.interpolate(..., mode="bilinear", align_corners=False)``, faster on the CPU.
+
+    PyTorch's CPU kernel for a contiguous [N, C, H, W] tensor is 3-6x slower than its channels-last
+    kernel (1.5-1.8x with the backward; README "CPU ladder"), so a CPU input goes through channels-last
+    and comes back contiguous. The numbers are the same up to float rounding: bit-identical on most
+    shapes, at most 1 ulp apart on some (tests/test_layers_resize.py)."""
+    cpu_nchw = x.device.type == "cpu" and x.ndim == 4 and x.is_contiguous() and x.shape[1] > 1
+    y = F.interpolate(x.contiguous(memory_format=torch.channels_last) if cpu_nchw else x,
+                      size=size, scale_factor=scale_factor, mode="bilinear", align_corners=False)
+    return y.contiguous() if cpu_nchw else y
+
+
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     """Leaky ReLU with StyleGAN's gain so activations keep unit variance."""
     return F.leaky_relu(x, 0.2) * SQRT2
@@ -95,7 +108,7 @@ class ModulatedConv2d(nn.Module):
         s = self.affine(w)  # [N, in]
         weight = self.weight * self.scale
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = resize_bilinear(x, scale_factor=2.0)
         x = x * s.to(x.dtype)[:, :, None, None]
         out = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if self.demodulate:

@@ -18,9 +18,8 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .layers import EqualLinear, ModulatedConv2d
+from .layers import EqualLinear, ModulatedConv2d, resize_bilinear
 from .modulated_ops import modulated_conv
 
 __all__ = ["OffsetPredictor", "ModulatedDeformConv2d", "styled_conv_to_mtm", "in_mtm_range"]
@@ -73,7 +72,7 @@ class ModulatedDeformConv2d(ModulatedConv2d):
         s = self.affine(w)
         weight = self.weight * self.scale
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = resize_bilinear(x, scale_factor=2.0)
         offset, mask = self.offset.split(self.offset(x, w))
         return self.demodulated(modulated_conv(x, s, weight.to(x.dtype), self.padding, offset, mask), s, weight)
 
