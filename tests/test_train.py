@@ -160,6 +160,24 @@ def test_freeze_canonical_without_reg(stage1, data, tmp_path):
     assert not torch.equal(before.deformation.to_outs[-1].conv.weight, after.deformation.to_outs[-1].conv.weight)
 
 
+def test_d_warmup_trains_d_alone(stage1, data, tmp_path):
+    from safetensors.torch import load_file
+
+    from gendef import GenDeF
+
+    out_dir = tmp_path / "warm"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=2", "d_warmup_kimg=1", "sample_every=0", *FAST])
+    assert rc == 0
+    before, after = GenDeF.from_pretrained(stage1), GenDeF.from_pretrained(out_dir)
+    for (k, a), b in zip(before.canonical.state_dict().items(), after.canonical.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert after.deformation.to_outs[-1].conv.weight.abs().sum() == 0  # G_d still at its zero start
+    d0, d1 = load_file(str(stage1 / "discriminator.safetensors")), load_file(str(out_dir / "discriminator.safetensors"))
+    changed = [k for k in d0 if k in d1 and not torch.equal(d0[k], d1[k])]
+    assert len(changed) > 0.5 * len(d0)  # D trained
+
+
 def test_resume_continues_exactly(data, tmp_path):
     args = ["--config", TINY, f"data={data / 'frames'}", "ckpt_every=2", "sample_every=0", "ada_interval=3", "aug_p=0.5", *FAST]
     straight, split = tmp_path / "straight", tmp_path / "split"

@@ -134,6 +134,9 @@ class TrainConfig:
     lr_deformation_mult: float = setting(1.0, "G_d's learning rate = lr * this", Rule("float", 0, 100))
     lambda_field_smooth: float = setting(0.0, "edge-aware spatial smoothness of m = grid - identity, beside L_reg",
                                          _NONNEG)
+    d_warmup_kimg: float = setting(0.0, "stage 2 trains D alone for its first this many kimg (G and G_ema keep "
+                                   "stage 1's weights; the zero field's still clips teach D that real clips move)",
+                                   Rule("float", 0, 1e6), "kimg")
     freeze_canonical: bool = setting(False, "stage 2 keeps G_c fixed ('pt. then fix')", _FLAG)
     reset_deformation: bool = setting(True, "stage 2 re-initialises G_d's last ToOut as deformation_init says",
                                       _FLAG)

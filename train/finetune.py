@@ -10,6 +10,8 @@ Paper ablations: ``freeze_canonical=true`` ('pt. then fix'), ``lambda_reg=0`` ('
 ``from_scratch=true`` ('w/o pt.'), ``model.deformation_init=xavier|none`` (Table A1),
 ``model.canonical_feature_layer=N`` (Table 3). ``retime_motion=true`` takes the motion code's time
 constants from this config instead of stage 1's (train/README 11: a 256-frame clock on 32-frame videos).
+``d_warmup_kimg`` trains D alone first, so G_d's first gradients come from a D that already knows real
+clips move.
 """
 from __future__ import annotations
 
@@ -201,10 +203,14 @@ def train(run: Run) -> None:
             logs["total"] = logs["total"] + lam_smooth * logs["loss/field_smooth"]
         return logs
 
+    warmup_nimg = float(cfg["d_warmup_kimg"]) * 1000
     for step in run.steps():
         loss_D, r1, real_logits = run.discriminator_step(draw)
         do_reg = lam > 0 and step % int(cfg["reg_every"]) == 0
-        logs = run.generator_step(lambda: g_loss(do_reg))
+        if run.state["cur_nimg"] < warmup_nimg:  # D warm-up: G waits
+            logs = {"loss/G": None, "loss/reg": None}
+        else:
+            logs = run.generator_step(lambda: g_loss(do_reg))
         run.end_step({**logs, "loss/D": loss_D, "loss/r1": r1, "logits/real": real_logits.mean()})
     run.finish()
 
