@@ -1,8 +1,7 @@
 """Stage 3, the fit: coarse-to-fine Adam on (canonical, residual lattices) at working size.
 
-``fit_working_size`` is the stage boundary: frames at working resolution in, a
-``CanonicalVideo`` whose grid has the working frame size out. Later steps (a
-full-size canonical from the source frames, metadata) build on its result.
+``Fit`` and ``fit_levels`` fit one canvas, ``fit_layered`` up to ``settings.layers`` layers;
+``layer_choice.fit_working_size`` (the stage boundary) picks between them and ``--layers auto``.
 """
 from __future__ import annotations
 
@@ -247,23 +246,6 @@ class Fit:
             "layers": [list(map(int, b)) for b in self.boxes],
         }
         return vid
-
-
-def fit_working_size(video: np.ndarray, settings: FitSettings, fps: float = 16.0, progress: Optional[ProgressFn] = None) -> CanonicalVideo:
-    """Frames [T, H, W, 3] float in [0, 1] at working size -> CanonicalVideo (grid [T, H, W, 2]).
-
-    One smooth canvas first; with ``settings.layers`` > 1, what it cannot explain
-    (independent movers, found as blobs of large error) becomes a layer of its own and
-    the fit starts again from the flow with the movers left out of the scene's motion.
-    """
-    report = progress or (lambda f, m: None)
-    if settings.auto_layers:
-        from .layer_choice import fit_auto  # it builds on Fit
-
-        return fit_auto(video, settings, fps, report)
-    if settings.layers < 2:
-        return fit_levels(Fit(video, settings, report), settings.steps).result(fps)
-    return fit_layered(video, settings, fps, report)
 
 
 def fit_layered(video: np.ndarray, settings: FitSettings, fps: float, report: ProgressFn, flows: tuple = ()) -> CanonicalVideo:

@@ -1,4 +1,7 @@
-"""``--layers auto``: one canvas, or layers where a cheap trial measures that they pay.
+"""How many layers the fit gets. ``fit_working_size`` is the stage boundary (frames at working
+size in, a ``CanonicalVideo`` whose grid has the working frame size out): one canvas,
+``--layers N``'s layered fit (``fit.fit_layered``), or ``--layers auto``, which keeps one canvas
+unless a cheap trial measures that layers pay:
 
 1. The single-canvas fit (exactly what ``--layers 1`` returns).
 2. Where its errors leave blobs that move against the scene around them (any share of the
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from typing import Optional
 
 import numpy as np
 
@@ -101,3 +105,19 @@ def fit_auto(video: np.ndarray, settings: FitSettings, fps: float, report: Progr
     if n_layers > 1 and multi_db >= single_db + settings.gain_db:
         return _choice(multi, n_layers, f"{n_layers} layers: {movers}, {said} ({versus})", tried)
     return _choice(single, 1, f"1 layer: {movers}, {said}, but the layered fit did not help ({versus})", tried)
+
+
+def fit_working_size(video: np.ndarray, settings: FitSettings, fps: float = 16.0, progress: Optional[ProgressFn] = None) -> CanonicalVideo:
+    """Frames [T, H, W, 3] float in [0, 1] at working size -> CanonicalVideo (grid [T, H, W, 2]).
+
+    One smooth canvas first; with ``settings.layers`` > 1, what it cannot explain
+    (independent movers, found as blobs of large error) becomes a layer of its own and
+    the fit starts again from the flow with the movers left out of the scene's motion;
+    with ``settings.auto_layers``, ``fit_auto`` decides.
+    """
+    report = progress or (lambda f, m: None)
+    if settings.auto_layers:
+        return fit_auto(video, settings, fps, report)
+    if settings.layers < 2:
+        return fit_levels(Fit(video, settings, report), settings.steps).result(fps)
+    return fit_layered(video, settings, fps, report)
