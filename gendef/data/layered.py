@@ -46,13 +46,19 @@ def _paths(kind: int, num_frames: int, size: int):
     return bg, np.stack([a, b])
 
 
-def layered_scene(layers: int = 2, num_frames: int = 32, size: int = 128, points: int = 12) -> LayeredScene:
-    """``layers`` = 2 (photo + one disc) or 3 (photo + a disc + a rounded square over it)."""
+def layered_scene(layers: int = 2, num_frames: int = 32, size: int = 128, points: int = 12, share: float = None) -> LayeredScene:
+    """``layers`` = 2 (photo + one disc) or 3 (photo + a disc + a rounded square over it).
+
+    ``share``: the disc's area as a fraction of the frame (default 0.08, radius 0.16 of
+    the side; 0.025 is the small mover of issue 28); the square keeps its size.
+    """
     if layers not in (2, 3):
         raise ValueError("layers must be 2 or 3")
+    if share is not None and not 0.001 <= share <= 0.2:
+        raise ValueError(f"share must be between 0.001 and 0.2, got {share}")
     big, f = 2 * size, 2.0
     bg_path, centres = _paths(layers, num_frames, size)
-    radius = np.array([0.16, 0.13])[: layers - 1] * size
+    radius = np.array([0.16 if share is None else float(np.sqrt(share / np.pi)), 0.13])[: layers - 1] * size
     bg_img = _photo("astronaut", int(1.4 * big))
     sprites = [_photo(n, int(2 * radius[k] * f) + 8) for k, n in enumerate(["coffee", "chelsea"][: layers - 1])]
     ys, xs = np.mgrid[0:big, 0:big].astype(np.float32)

@@ -17,8 +17,9 @@ every editor works on it unchanged. Stages, one module each:
    resolution) of (canonical, lattices) against the frames, with the
    ``losses``: Charbonnier photometric loss, curvature prior on the canonical,
    smoothness of the finest lattice and the paper's L_reg (eq. 4).
-4. ``pipeline``: input checks, working size, ``fit.fit_working_size`` (the
-   stage boundary: working-size frames -> CanonicalVideo), metadata.
+4. ``pipeline``: input checks, working size, ``layer_choice.fit_working_size`` (the
+   stage boundary: working-size frames -> CanonicalVideo; one canvas, N layers, or ``auto``:
+   a cheap trial of layers against one canvas decides), metadata.
 5. whole clips (``clip.decompose_clip``): ``cuts`` finds hard cuts from cheap frame
    statistics, ``segmenting`` splits the clip into overlapping spans where one canvas stops
    explaining it (cut, drift, changed content, length); each span is decomposed as above and

@@ -4,8 +4,8 @@ Two streaming passes over the file, each holding at most one span of working-siz
 
 1. ``scan``: cheap statistics of every frame (``cuts.ClipStats``), the hard cuts, the spans
    (``segmenting.plan_spans``);
-2. each span's frames are decomposed with the single-canvas fit (``pipeline.decompose``),
-   one CanonicalVideo per span.
+2. each span's frames are decomposed (``pipeline.decompose``; with ``layers="auto"`` a span
+   runs the layers' trial only where its one-canvas fit finds movers), one CanonicalVideo per span.
 
 A clip that needs one span is decomposed exactly as ``decompose_file`` does (same numbers).
 """
@@ -119,6 +119,9 @@ def decompose_clip(
         "source": "decompose", "source_path": str(path), "start": int(start), "source_size": [info.height, info.width],
         "seconds": round(time.perf_counter() - t0, 2), "steps": int(seg_steps), "peak_frames_held": stream.peak_held,
     }
+    trials = [v.metadata["layers_trial"]["seconds"] for _, v in segments if "layers_trial" in v.metadata]
+    if trials:  # layers auto tries layers only in spans where movers were found (layer_choice)
+        meta.update({"layers_trials": len(trials), "layers_trial_seconds": round(sum(trials), 2)})
     if output_size is not None and str(output_size).strip().lower() != "working":
         meta["output_note"] = f"{len(spans)} segments are kept at the working size ({hw[1]}x{hw[0]}); output size {output_size} applies to one-segment clips"
     p = Path(path)

@@ -1,13 +1,12 @@
 """Stage 3, the fit: coarse-to-fine Adam on (canonical, residual lattices) at working size.
 
-``fit_working_size`` is the stage boundary: frames at working resolution in, a
-``CanonicalVideo`` whose grid has the working frame size out. Later steps (a
-full-size canonical from the source frames, metadata) build on its result.
+``Fit`` and ``fit_levels`` fit one canvas, ``fit_layered`` up to ``settings.layers`` layers;
+``layer_choice.fit_working_size`` (the stage boundary) picks between them and ``--layers auto``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import cv2
@@ -20,12 +19,10 @@ from .canvas import Canvas, plan_canvas, splat_canonical, stack_below
 from .field import ResidualField
 from .inputs import resize_frames
 from .initial_motion import initial_motion, layer_motion
-from .movers import fill_holes, mover_mask, relative_motion, split_movers
+from .movers import fill_holes, mover_mask, split_movers
 
 ProgressFn = Callable[[float, str], None]
 CHUNK_PIXELS = 32 * 256 * 256
-MIN_MOVER_SHARE = 0.02  # of the frame's pixels over the clip: smaller movers are left to one canvas (auto)
-MIN_RELATIVE_MOTION = 0.35  # px per frame against the scene around it: an independent mover (auto)
 
 
 @dataclass(frozen=True)
@@ -127,6 +124,7 @@ class Fit:
         gray = np.stack([cv2.resize(f.mean(-1), (nw, nh), interpolation=cv2.INTER_AREA) for f in video])
         self.ex, self.ey = fit_losses.edge_weights(torch.from_numpy(gray)[:, None].to(self.device))
         self.canonical = None
+        self.level_psnr = None  # PSNR of the last step of the last level fitted (at that level's size)
         self.done = 0
         self.total_steps = max(settings.steps, 1)
 
@@ -180,9 +178,9 @@ class Fit:
             with torch.no_grad():
                 canonical.clamp_(0.0, 1.0)
             self.done += 1
+            self.level_psnr = 10 * math.log10(1.0 / max(sq_err / frames_l.numel(), 1e-10))
             if it % 10 == 0 or it == n_steps - 1:
-                level_psnr = 10 * math.log10(1.0 / max(sq_err / frames_l.numel(), 1e-10))
-                self.report(0.1 + 0.85 * self.done / self.total_steps, f"scale 1/{factor}: step {it + 1}/{n_steps}, PSNR {level_psnr:.2f} dB")
+                self.report(0.1 + 0.85 * self.done / self.total_steps, f"scale 1/{factor}: step {it + 1}/{n_steps}, PSNR {self.level_psnr:.2f} dB")
         self.canonical = canonical
 
     def errors(self, layer: int = None) -> np.ndarray:
@@ -250,22 +248,12 @@ class Fit:
         return vid
 
 
-def fit_working_size(video: np.ndarray, settings: FitSettings, fps: float = 16.0, progress: Optional[ProgressFn] = None) -> CanonicalVideo:
-    """Frames [T, H, W, 3] float in [0, 1] at working size -> CanonicalVideo (grid [T, H, W, 2]).
-
-    One smooth canvas first; with ``settings.layers`` > 1, what it cannot explain
-    (independent movers, found as blobs of large error) becomes a layer of its own and
-    the fit starts again from the flow with the movers left out of the scene's motion.
-    """
-    report = progress or (lambda f, m: None)
-    if settings.auto_layers:
-        return _fit_auto(video, settings, fps, report)
-    if settings.layers < 2:
-        return _fit_levels(Fit(video, settings, report), settings.steps).result(fps)
-    # a shorter first fit only has to show where one canvas fails
-    fit = Fit(video, settings, report)
+def fit_layered(video: np.ndarray, settings: FitSettings, fps: float, report: ProgressFn, flows: tuple = ()) -> CanonicalVideo:
+    """Up to ``settings.layers`` layers: a shorter robust one-canvas fit shows where one canvas
+    fails; its movers get layers and the fit starts again (``flows``: already computed)."""
+    fit = Fit(video, settings, report, flows=flows)
     fit.total_steps = settings.steps // 2 + settings.steps + settings.steps // 4
-    _fit_levels(fit, settings.steps // 2)
+    fit_levels(fit, settings.steps // 2)
     mask = mover_mask(fit.errors())
     if mask.mean() < 0.002:  # one canvas explains the clip: finish its fit
         fit.fit_level(1, settings.steps - settings.steps // 2, first_level=False)
@@ -275,59 +263,13 @@ def fit_working_size(video: np.ndarray, settings: FitSettings, fps: float = 16.0
     for group in split_movers(mask, fit.flows, settings.layers - 1):
         layered.add_layer(group)
     layered.done, layered.total_steps = fit.done, fit.total_steps
-    _fit_levels(layered, settings.steps)
+    fit_levels(layered, settings.steps)
     layered.refine_labels()
     layered.fit_level(1, settings.steps // 4, first_level=False)
     return layered.result(fps)
 
 
-def _fit_levels(fit: "Fit", steps: int) -> "Fit":
+def fit_levels(fit: "Fit", steps: int) -> "Fit":
     for i, (factor, n_steps) in enumerate(_levels(fit.video.shape[1], fit.video.shape[2], steps)):
         fit.fit_level(factor, n_steps, first_level=(i == 0))
     return fit
-
-
-def _psnr(vid: CanonicalVideo, video: np.ndarray) -> float:
-    mse = float(np.mean((vid.frames() - video) ** 2))
-    return 99.0 if mse <= 1e-10 else 10.0 * math.log10(1.0 / mse)
-
-
-def _choice(vid: CanonicalVideo, n_layers: int, reason: str) -> CanonicalVideo:
-    vid.metadata.update({"layers_chosen": int(n_layers), "layers_reason": reason})
-    return vid
-
-
-def _fit_auto(video: np.ndarray, settings: FitSettings, fps: float, report: ProgressFn) -> CanonicalVideo:
-    """``--layers auto``: the single-canvas fit, then (only when its errors show blobs
-    that move on their own) a layered fit with up to ``settings.layers`` layers, kept
-    only if it beats one canvas by ``settings.gain_db``; metadata says what and why."""
-    single_settings = replace(settings, layers=1, auto_layers=False, robust=settings.robust)
-    fit = Fit(video, single_settings, report)
-    fit.total_steps = settings.steps + settings.steps + settings.steps // 4
-    _fit_levels(fit, settings.steps)
-    single = fit.result(fps)
-    single_db = _psnr(single, video)
-    mask = mover_mask(fit.errors())
-    if settings.layers < 2 or mask.mean() < 0.002:
-        return _choice(single, 1, f"1 layer: no independent mover ({mask.mean():.1%} of the pixels unexplained)")
-    groups = [g for g in split_movers(mask, fit.flows, settings.layers - 1) if relative_motion(g, mask, fit.flows) >= MIN_RELATIVE_MOTION]
-    if not groups:
-        return _choice(single, 1, f"1 layer: what one canvas misses ({mask.mean():.0%} of the pixels) moves with the scene")
-    share = float(np.mean([g.mean() for g in groups]) * len(groups))
-    if share < MIN_MOVER_SHARE:  # bunny (1%) and the walkers stand-in (0.4%) lost 2-6 dB with layers
-        return _choice(single, 1, f"1 layer: movers cover only {share:.1%} of the frame, too little for a layer")
-    report(0.5, f"{len(groups)} possible mover(s), {share:.0%} of the frame: trying {len(groups) + 1} layers")
-    layered_settings = replace(settings, auto_layers=False, robust=settings.layered_robust)
-    layered = Fit(video, layered_settings, report, flows=fit.flows, movers=mask)
-    for group in groups:
-        layered.add_layer(group)
-    layered.done, layered.total_steps = fit.done, fit.total_steps
-    _fit_levels(layered, settings.steps)
-    layered.refine_labels()
-    layered.fit_level(1, settings.steps // 4, first_level=False)
-    multi = layered.result(fps)
-    multi_db = _psnr(multi, video)
-    movers = f"{len(groups)} independent mover{'s' if len(groups) > 1 else ''}, {share:.0%} of the frame"
-    if multi_db >= single_db + settings.gain_db:
-        return _choice(multi, len(groups) + 1, f"{len(groups) + 1} layers: {movers} ({multi_db:.1f} dB vs {single_db:.1f} dB with one canvas)")
-    return _choice(single, 1, f"1 layer: {movers}, but layers did not help ({multi_db:.1f} dB vs {single_db:.1f} dB with one canvas)")

@@ -8,7 +8,8 @@ from typing import Optional
 import numpy as np
 
 from ..video.canonical_video import CanonicalVideo
-from .fit import FitSettings, ProgressFn, fit_working_size
+from .fit import FitSettings, ProgressFn
+from .layer_choice import fit_working_size
 from .quality import psnr
 from . import inputs
 from .inputs import as_float_frames, check_memory, resize_frames, working_size
