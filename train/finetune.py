@@ -47,6 +47,7 @@ def load_stage1(cfg: dict, device):
     saved = json.loads((init / "config.json").read_text()) if (init / "config.json").is_file() else {}
     differ = {k: v for k, v in cfg["model"].items() if saved and saved.get(k) != v}
     retime = {k: differ.pop(k) for k in MOTION_TIME_KEYS if k in differ} if cfg["retime_motion"] else {}
+    retime.update({k: differ.pop(k) for k in WEIGHTLESS_KEYS if k in differ})
     if differ:
         print(f"note: stage 2 keeps the network settings of {init}/config.json; ignoring model={differ}")
     if cfg["init_weights"] == "raw":
@@ -76,17 +77,19 @@ def load_stage1(cfg: dict, device):
 
 
 MOTION_TIME_KEYS = ("time_min_period", "time_max_period", "motion_anchor_spacing")
+WEIGHTLESS_KEYS = ("field_reference_time",)  # stage 2 always takes these from its own config: no weight depends on them
 
 
 def retimed_motion(G, saved: dict, retime: dict):
     """``retime_motion``: G rebuilt with stage 2's motion time constants, every weight kept. They set
     only the motion code's fixed buffers (frequencies, phase scales) and anchor spacing, which stage 1
-    never trains; with 32-frame videos a 256-frame period leaves u_t nearly constant (train/README 11)."""
+    never trains; with 32-frame videos a 256-frame period leaves u_t nearly constant (train/README 11).
+    The weightless keys (``field_reference_time``) are rebuilt the same way, with or without retime_motion."""
     from gendef import GenDeF
 
-    if set(retime) - set(MOTION_TIME_KEYS):
-        raise TrainError(f"retime_motion changes only {', '.join(MOTION_TIME_KEYS)}, got {sorted(retime)}")
-    print(f"note: retime_motion: stage 2 uses model={retime} (stage 1: { {k: saved.get(k) for k in retime} })")
+    if set(retime) - set(MOTION_TIME_KEYS + WEIGHTLESS_KEYS):
+        raise TrainError(f"retime_motion changes only {', '.join(MOTION_TIME_KEYS + WEIGHTLESS_KEYS)}, got {sorted(retime)}")
+    print(f"note: stage 2 uses model={retime} (stage 1: { {k: saved.get(k) for k in retime} })")
     new = GenDeF(**{**saved, **retime})
     fixed = {n for n, _ in new.motion.named_buffers(prefix="motion")}
     missing, unexpected = new.load_state_dict({k: v for k, v in G.state_dict().items() if k not in fixed}, strict=False)

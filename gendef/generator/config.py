@@ -146,6 +146,10 @@ class GenDeFConfig:
     warp_padding: str = setting("black", "what the warp samples outside the canonical image: black (as cv2.remap "
                                 "renders a CanonicalVideo) or grey (0 in [-1, 1], official)",
                                 Rule("choice", choices=("black", "grey")))
+    field_reference_time: Optional[float] = setting(
+        None, "every frame's field minus G_d's field at this time, so the canonical image is the frame at that "
+        "time and G_d's output is motion only (train/README 11); null = the paper's absolute field",
+        Rule("float", 0, 1e6, optional=True), "frames")
     mtm: bool = setting(False, "put modulated transformation (deformable) layers in both generators (paper 4.1)",
                         _FLAG)
     mtm_resolutions: Optional[Tuple[int, int]] = setting(

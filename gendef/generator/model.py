@@ -71,6 +71,7 @@ class GenDeF(
         self.z_dim = config.z_dim
         self.fps = float(config.fps)
         self.share_latent = config.share_latent
+        self.field_reference_time = config.field_reference_time
         self.canonical, self.motion, self.deformation = build_networks(config)
         res = self.resolution
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, res), torch.linspace(-1, 1, res), indexing="ij")
@@ -91,8 +92,12 @@ class GenDeF(
         device = device or self.device
         z_c = torch.randn(batch, self.z_dim, generator=generator).to(device)
         z_d = z_c if self.share_latent else torch.randn(batch, self.z_dim, generator=generator).to(device)
-        noise = self.motion.make_noise(batch, max(num_frames - 1, 0), generator=generator, device=device)
+        noise = self.motion.make_noise(batch, self.noise_horizon(num_frames - 1), generator=generator, device=device)
         return z_c, z_d, noise
+
+    def noise_horizon(self, last_time: float) -> float:
+        """The last time the motion noise must cover: the clip's, or the field's reference time."""
+        return max(float(last_time), float(self.field_reference_time or 0.0), 0.0)
 
     def warp(self, canonical: torch.Tensor, grid_norm: torch.Tensor) -> torch.Tensor:
         """x_t = T(x_c, m + dm_t): canonical [B,3,R,R] in [-1,1], grid [B,T,H,W,2] -> frames [B,T,3,H,W].
@@ -132,6 +137,9 @@ class GenDeF(
         if self.share_latent:
             z_d = z_c
         img, feat = canonical if canonical is not None else self.canonical(z_c, truncation_psi, noise_mode)
+        if self.field_reference_time is not None:
+            ref = times.new_full((times.shape[0], 1), float(self.field_reference_time))
+            times = torch.cat([times, ref], dim=1)  # G_d's field at the reference time rides along as a last frame
         u = self.motion(motion_noise, times)
         if self.checkpoint_deformation and self.training and torch.is_grad_enabled():
             from torch.utils.checkpoint import checkpoint  # training memory: recompute G_d + warp in the backward
@@ -155,6 +163,8 @@ class GenDeF(
     def _deform(self, z_d, u, feat, img, truncation_psi: float):
         """Per-frame G_d and warp: the sampling grid [B,T,R,R,2] and the frames [B,T,3,R,R]."""
         delta = self.deformation(z_d, u, feat, truncation_psi)  # [B,T,2,R,R]
+        if self.field_reference_time is not None:
+            delta = delta[:, :-1] - delta[:, -1:]  # relative to the reference time's field: motion only
         grid = self.base_grid.to(delta.dtype) + delta.permute(0, 1, 3, 4, 2)
         return grid, self.warp(img, grid)
 
@@ -189,7 +199,7 @@ class GenDeF(
             z_d = torch.cat([torch.randn(1, self.z_dim, generator=_generator(m, 1)) for m in motion_seeds]).to(dev)
             last_t = start_time + num_frames - 1
             noise = torch.cat(
-                [self.motion.make_noise(1, last_t, generator=_generator(m, 2)) for m in motion_seeds]
+                [self.motion.make_noise(1, self.noise_horizon(last_t), generator=_generator(m, 2)) for m in motion_seeds]
             ).to(dev)
             canon = self.canonical(z_c, truncation_psi, "const")
             grids = []
