@@ -108,3 +108,18 @@ def test_one_stream_gives_the_mp4_and_the_gif(tmp_path):
     assert len(list(iter_clip(mp4))) == T
     mp4, gif = write_video_and_gif(video.frames_uint8_iter(), tmp_path / "c.mp4", None, fps=10)
     assert gif is None and mp4.is_file()
+
+
+def test_full_size_frames_become_float_at_the_working_size_one_at_a_time():
+    """decompose() never holds full-size frames as float: the same working frames as before, in a
+    fraction of the float copy (16 uint8 frames of 480x640 are 59 MB as float32)."""
+    from gendef.decomposition.inputs import as_float_frames, resize_frames, working_frames
+
+    rng = np.random.default_rng(4)
+    frames = (rng.random((16, 480, 640, 3)) * 255).astype(np.uint8)
+    got = {}
+    peak = _peak(lambda: got.setdefault("w", working_frames(frames, (48, 64))))
+    np.testing.assert_array_equal(got["w"], resize_frames(as_float_frames(frames), (48, 64)))
+    assert peak < 3 * frames[0].size * 4  # about two frames as float, whatever the clip's length (16 here)
+    floats = frames[:3, :40, :50].astype(np.float32) / 255
+    np.testing.assert_array_equal(working_frames(floats, (40, 50)), as_float_frames(floats))
