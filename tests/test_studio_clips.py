@@ -187,3 +187,28 @@ def test_a_whole_clips_export_streams_its_frames(long_state, monkeypatch):
     with pytest.raises(gr.Error) as err:
         export.export_all(st, "original")
     assert "\n" not in str(err.value) and "600 frames at 64x64" in str(err.value)
+
+
+def test_a_whole_clips_mask_and_tracks_are_drawn_a_chunk_at_a_time(long_state):
+    """Segment and Track on a clip over MAX_FRAMES: uint8 views, the whole-clip float pictures' exactly
+    (tints and cut-outs frame by frame; trails reaching back across chunk boundaries)."""
+    from app import segment, track
+    from app.segment import SegmentPart
+    from gendef import viz
+    from gendef.imageutil import to_uint8
+
+    st = long_state
+    st.pick_segment(0)
+    hc, wc = st.canvas.canvas_size
+    yy, xx = np.mgrid[:hc, :wc]
+    st.part(SegmentPart).mask = np.hypot(xx - wc / 2, yy - hc / 2) <= 8
+    segment.apply_segment(st)
+    masks = st.result.extra["masks"]
+    frames = st.preview.frames()
+    np.testing.assert_array_equal(st.result.frames, to_uint8(viz.overlay_masks(frames, masks, color=segment.MASK_COLOR, alpha=0.45)))
+    np.testing.assert_array_equal(st.result.extra["cutout"], to_uint8(viz.cutout(frames, masks)))
+    st.part(track.TrackPart).track_points.append((wc / 2, hc / 2))
+    track._track_result(st, track.TRACK_ON_CANONICAL, lambda *a, **k: None)
+    pos, vis = st.part(track.TrackPart).tracks
+    assert st.result.frames.dtype == np.uint8 and vis[:10].all()
+    np.testing.assert_array_equal(st.result.frames, to_uint8(viz.draw_tracks(frames, pos, vis)))
