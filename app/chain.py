@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .errors import require
 from .state import StudioState
+from .views import shown
 
 SEGMENT_LABEL = "segment {k}: frames {a}-{b}"
 
@@ -83,6 +84,6 @@ def carried(state: StudioState, edit):
 def propagate(state: StudioState, edit) -> tuple:
     """(preview frames, per-segment edits or None) of an edit (RGB or RGBA) of ``state.canvas``'s canonical image."""
     if not state.chain:
-        return state.preview.render(edit), None
+        return shown(state, edit), None
     edits = carried(state, edit)
-    return state.preview.render(edits), edits
+    return shown(state, edits), edits

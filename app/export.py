@@ -2,7 +2,9 @@
 the chosen video, the re-openable .npz, and the session's masks and trajectories.
 
 Everything is written at the video's output size (``state.video``), not at the size the
-views show: frames are rendered from the canonical edit, one frame at a time.
+views show: frames are rendered from the canonical edit and streamed to the encoder, so an
+export's memory does not grow with the clip (the gif, which holds its frames, is written only
+up to MAX_GIF_PIXELS).
 """
 import gradio as gr
 import numpy as np
@@ -10,11 +12,11 @@ import numpy as np
 from gendef import viz
 from gendef.video.audio import AUTO, resolve_audio
 from gendef.video.canonical_video import CanonicalVideo
+from gendef.video.chunks import iter_uint8
 from gendef.video.segments import SegmentedVideo
-from gendef.imageutil import to_uint8
-from gendef.video.io import write_video
+from gendef.video.io import write_video_and_gif
 
-from .errors import friendly
+from .errors import fail, friendly
 from .formats import masks_to_zip, tracks_to_csv, tracks_to_json
 from .segment import MASK_COLOR, SegmentPart
 from .state import StudioState, Video
@@ -27,6 +29,9 @@ ON_LOAD = ("result_video", "comparison", "result_files", "export_files")
 TRACK_CHUNK = 32  # frames rendered at once when drawing trajectories at output size
 TRACK_TRAIL = viz.TRACK_TRAIL  # frames a trail reaches back
 SEGMENT_TINT = 0.45
+# 60 s of 1080p at 30 fps (the studio's longest clip at its largest output size): about 3 min to render and encode on 2 cores
+MAX_EXPORT_PIXELS = 1800 * 1920 * 1080
+MAX_GIF_PIXELS = 128 * 1920 * 1080  # the gif encoder keeps every frame (a byte a pixel, plus the frames): 128 frames of 1080p
 
 
 def build(studio) -> None:
@@ -78,18 +83,27 @@ def _export_video(state: StudioState, use_result: bool) -> Video:
 
 
 def _export_frames(state: StudioState, use_result: bool) -> np.ndarray:
-    """uint8 [T, H, W, 3] at output size."""
+    """uint8 [T, H, W, 3] at output size: :func:`_export_stream` held whole (export_all never holds it)."""
+    return np.stack(list(_export_stream(state, use_result)))
+
+
+def _export_stream(state: StudioState, use_result: bool):
+    """The frames at output size, uint8 [H, W, 3] one by one (rendered as the encoder takes them)."""
     video = _export_video(state, use_result)
     tracks = state.part(TrackPart).tracks
     if not (use_result and state.result.kind == "track" and tracks is not None):
-        return video.frames_uint8()
-    pos, vis = tracks
-    out = []
-    for a in range(0, video.num_frames, TRACK_CHUNK):  # trails reach back TRACK_TRAIL frames: render those again
-        s, b = max(0, a - TRACK_TRAIL), min(video.num_frames, a + TRACK_CHUNK)
-        frames = np.stack([video.render_frame(t) for t in range(s, b)])
-        out.extend(to_uint8(viz.draw_tracks(frames, pos[s:b], vis[s:b]))[a - s :])
-    return np.stack(out)
+        return video.frames_uint8_iter()
+    pos, vis = tracks  # a chunk's trails reach back into the previous chunk's positions
+    return iter_uint8(video, step=lambda a, frames: viz.draw_tracks(frames, pos, vis, first=a), chunk=TRACK_CHUNK)
+
+
+def _check_export_size(state: StudioState) -> bool:
+    """Refuse (one line) an export over MAX_EXPORT_PIXELS before rendering; whether a gif is written too."""
+    n, (h, w) = state.video.num_frames, state.video.frame_size
+    if n * h * w > MAX_EXPORT_PIXELS:
+        fail(f"Exporting {n} frames at {w}x{h} is too long for the studio (at most {MAX_EXPORT_PIXELS // (1920 * 1080)} frames "
+             f"of 1920x1080); use the CLI (python -m gendef render) on the exported .npz.")
+    return n * h * w <= MAX_GIF_PIXELS
 
 
 def _sound(state: StudioState):
@@ -122,13 +136,14 @@ def export_all(state, which, progress=gr.Progress()):
         gr.Warning("No edit applied yet: exporting the original video.")
     tag = state.result.kind if use_result else "original"
     h, w = state.video.frame_size
-    progress(0.05, desc=f"rendering {w}x{h}")
-    frames = _export_frames(state, use_result)
-    progress(0.3, desc="mp4")
-    files = [str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.mp4"), fps=state.video.fps, audio=_sound(state)))]
-    progress(0.5, desc="gif")
-    files.append(str(write_video(frames, state.new_path(f"{tag}-{w}x{h}.gif"), fps=state.video.fps)))
-    del frames
+    with_gif = _check_export_size(state)
+    mp4_path = state.new_path(f"{tag}-{w}x{h}.mp4")
+    gif_path = state.new_path(f"{tag}-{w}x{h}.gif") if with_gif else None
+    progress(0.05, desc=f"rendering and encoding {w}x{h}" + (" (mp4 + gif)" if with_gif else " (mp4)"))
+    mp4, gif = write_video_and_gif(_export_stream(state, use_result), mp4_path, gif_path, fps=state.video.fps, audio=_sound(state))
+    files = [str(mp4)] + ([str(gif)] if gif is not None else [])
+    if gif is None:
+        gr.Info(f"No gif for {state.video.num_frames} frames at {w}x{h} (gifs up to {MAX_GIF_PIXELS // (w * h)} frames at this size); the mp4 has them all.")
     progress(0.7, desc="npz")
     files.append(str(_export_npz(state, use_result).save(state.new_path(f"{tag}-canonical-video.npz"))))
     progress(0.8, desc="masks and tracks")

@@ -13,7 +13,7 @@ from .errors import friendly, require
 from .formats import rgba_from_editor_layers
 from .state import Result, StudioState
 from .views import (DISPLAY_SIZE, EDIT_ON_CANONICAL, RESULT_VIEWS, display_canonical, display_target, edit_frame,
-                    edit_target, editor_update, finish, frame_slider, require_video)
+                    edit_target, editor_update, finish, frame_slider, require_video, shown)
 
 PANEL = "edit"
 ON_LOAD = ("editor", "scribble_on", "scribble_frame")
@@ -82,7 +82,7 @@ def _apply_on_chain(state, rgba, frame) -> tuple:
     k = state.segment
     reached = [i for i, e in enumerate(edits) if e is not None and (e[..., 3] > 0).any()]
     require(reached, NOTHING_DRAWN if frame is None else f"Frame {frame} shows none of the painted pixels.")
-    frames = state.preview.render(edits)
+    frames = shown(state, edits)
     canonical = state.video.with_edit(edits).segments[k].canonical
     where = "" if frame is None else f" on frame {frame}"
     msg = f"Scribble{where} carried to segments {', '.join(map(str, reached))} and propagated to {len(frames)} frames."
@@ -105,7 +105,7 @@ def apply_scribble(state, value, on=EDIT_ON_CANONICAL, frame=0, progress=gr.Prog
     require(painted > 0, NOTHING_DRAWN if frame is None else f"Frame {frame} shows none of the painted pixels.")
     progress(0.3, desc="propagating through the grid")
     t0 = time.perf_counter()
-    frames = state.preview.render(rgba)  # the view; exports render at output size
+    frames = shown(state, rgba)  # the view; exports render at output size
     canonical = state.video.with_edit(rgba).canonical
     where = "" if frame is None else f" on frame {frame}"
     msg = f"Scribble{where} applied: {painted} canonical pixels painted, propagated to {len(frames)} frames in {time.perf_counter() - t0:.2f} s."

@@ -14,7 +14,7 @@ from .formats import masks_to_zip
 from .state import Result, StudioState, TabPart
 from .studio import services_of
 from .views import (EDIT_ON_CANONICAL, RESULT_VIEWS, display_canonical, edit_frame, edit_target, finish, frame_slider,
-                    require_video, to_image_xy, with_points, write_mp4)
+                    require_video, shown_frames, to_image_xy, with_points, write_mp4)
 
 PANEL = "edit"
 ON_LOAD = ("seg_image", "seg_points", "seg_on", "seg_frame")
@@ -199,9 +199,10 @@ def apply_segment(state, progress=gr.Progress()):
     require(mask is not None and mask.any(), "No mask yet: click on the object in the canonical image first.")
     progress(0.2, desc="propagating the mask")
     masks = state.preview.propagate_mask(mask, **state.on_canvas())
-    frames = state.preview.frames()
-    overlay = viz.overlay_masks(frames, masks, color=MASK_COLOR, alpha=0.45)
-    cut = viz.cutout(frames, masks)
+    overlay, cut = shown_frames(state, steps=(
+        lambda a, frames: viz.overlay_masks(frames, masks[a : a + len(frames)], color=MASK_COLOR, alpha=0.45),
+        lambda a, frames: viz.cutout(frames, masks[a : a + len(frames)]),
+    ))
     progress(0.6, desc="writing masks")
     cut_path = write_mp4(state, cut, "cutout.mp4")
     full = masks if state.preview is state.video else state.video.propagate_mask(mask, **state.on_canvas())

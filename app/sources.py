@@ -9,7 +9,6 @@ import gradio as gr
 
 from gendef import decomposition
 from gendef.video import fullsize
-from gendef.decomposition.inputs import working_size
 from gendef.decomposition.segmenting import SpanRules
 from gendef.errors import GenDeFError
 from gendef.video.canonical_video import CanonicalVideo
@@ -19,16 +18,17 @@ from gendef.video.reader import VideoInfo, probe
 
 from .chain import canvas_side
 from .errors import fail, friendly, number, require, whole_number
-from .state import StudioState, TabPart, Video
+from .state import SHORT_CLIP_FRAMES, StudioState, TabPart, Video
 from .studio import LOADED, default_studio
 from .views import display_scale, status_line
 
 PANEL = "source"
 ON_LOAD = ("status", "notice")
-MIN_FRAMES, MAX_FRAMES = 16, 128
-MAX_CLIP_FRAMES = 1800  # a whole clip the studio decomposes: 60 s at 30 fps, checked from the header
-MAX_PREVIEW_BYTES = 256 << 20  # a whole clip's display-size frames as float32: the preview shrinks to fit
-MAX_OUTPUT_BYTES = 1 << 30  # a whole clip's output-size frames as uint8 (exports): larger falls back to the working size
+MIN_FRAMES, MAX_FRAMES = 16, SHORT_CLIP_FRAMES
+MAX_CLIP_FRAMES = 1800  # a whole clip the studio decomposes or opens: 60 s at 30 fps, checked from the header
+# a whole clip's display-size frames counted as float32 (the views hold them as uint8, a quarter of this,
+# rendered a chunk at a time): the preview shrinks to fit
+MAX_PREVIEW_BYTES = 256 << 20
 # A whole clip of up to MAX_FRAMES frames is split at its hard cuts only (one canvas per shot, as the
 # studio always fitted such clips, at the output size where it is one shot); longer clips by every rule.
 SHORT_CLIP_RULES = SpanRules(max_span=MAX_FRAMES, drift=math.inf, content=math.inf)
@@ -38,6 +38,8 @@ MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
 MAX_GRID_SIDE = 512  # the motion (grid) the studio keeps: generated or working size
 MAX_FRAME_SIDE, MAX_CANVAS_SIDE = 1920, 4096  # output size (1080p either way round) and full-size canonical
 MAX_NPZ_GRID_BYTES = MAX_FRAMES * MAX_GRID_SIDE**2 * 2 * 4  # the most motion the studio keeps (256 MiB)
+# a whole clip's chain of segments: MAX_CLIP_FRAMES frames of the largest working size, a third more for the overlaps (1.2 GiB)
+MAX_CHAIN_GRID_BYTES = MAX_CLIP_FRAMES * MAX_DECOMPOSE_SIZE**2 * 2 * 4 * 4 // 3
 OUTPUT_SOURCE, OUTPUT_1080P, OUTPUT_720P, OUTPUT_WORKING = "source (≤ 1080p)", "1080p", "720p", "working size"
 OUTPUT_SIZES = (OUTPUT_SOURCE, OUTPUT_1080P, OUTPUT_720P, OUTPUT_WORKING)
 MAX_DECOMPOSE_STEPS = 2000
@@ -194,8 +196,9 @@ def _limit_video(video: Video, most: int = MAX_FRAMES) -> Video:
 
 
 def bounded_preview(state: StudioState) -> None:
-    """A whole clip's views: the display-size frames (float32, whole clip) shrunk to fit MAX_PREVIEW_BYTES,
-    decided from the sizes before anything is rendered. Videos of up to MAX_FRAMES frames are shown as before."""
+    """A whole clip's views: the display-size frames (counted as float32, whole clip) shrunk to fit
+    MAX_PREVIEW_BYTES, decided from the sizes before anything is rendered; the views render them a
+    chunk at a time into uint8 (views.shown_frames). Videos of up to MAX_FRAMES frames are shown as before."""
     v = state.preview
     h, w = v.frame_size
     need = v.num_frames * h * w * 3 * 4
@@ -220,10 +223,8 @@ def _check_npz_header(path: Path) -> None:
     t, h, w, _ = pairs[0][0].shape
     nbytes = sum(grid.nbytes for grid, _ in pairs)
     what = f"{t} frames of {w}x{h} motion" if len(pairs) == 1 else f"{len(pairs)} segments of {w}x{h} motion"
-    require(
-        nbytes <= MAX_NPZ_GRID_BYTES,
-        f"{path.name} holds {what} ({nbytes / 2**20:.0f} MB); the studio opens at most {MAX_NPZ_GRID_BYTES >> 20} MB.",
-    )
+    most = MAX_NPZ_GRID_BYTES if len(pairs) == 1 else MAX_CHAIN_GRID_BYTES
+    require(nbytes <= most, f"{path.name} holds {what} ({nbytes / 2**20:.0f} MB); the studio opens at most {most >> 20} MB.")
 
 
 def _upload_path(file) -> Path:
@@ -289,20 +290,6 @@ def _clip_frames(num_frames) -> Optional[int]:
     return whole_number(num_frames, "Frames", MIN_FRAMES, MAX_CLIP_FRAMES)
 
 
-def _whole_clip_output(info: Optional[VideoInfo], out_size: str, count: int, size: int) -> str:
-    """A clip of more than MAX_FRAMES frames keeps a full-size output only where its uint8 frames fit
-    MAX_OUTPUT_BYTES (checked from the header); otherwise the working size, said so."""
-    if info is None or count <= MAX_FRAMES or out_size == "working":
-        return out_size
-    src = (info.height, info.width)
-    h, w = fullsize.resolve_output_size(out_size, src, working_size(*src, size))
-    if count * h * w * 3 <= MAX_OUTPUT_BYTES:
-        return out_size
-    gr.Warning(f"{count} frames at {w}x{h} would need {count * h * w * 3 / 2**30:.1f} GiB; "
-               f"the studio keeps whole clips at the working size above {MAX_OUTPUT_BYTES >> 30} GiB.")
-    return "working"
-
-
 def _decompose(path: Path, info, start: int, n: Optional[int], size: int, steps: int, out_size: str, progress) -> Video:
     """Up to MAX_FRAMES frames: one canonical image (``decompose_file``), as ever; a whole clip or a longer
     span: ``decompose_clip``, streamed, split into segments where one canvas stops explaining the frames."""
@@ -334,8 +321,10 @@ def open_npz(state, file, progress=gr.Progress(), studio=None):
     require(path.suffix.lower() == ".npz", f"{path.name}: expected a .npz CanonicalVideo file.")
     _check_npz_header(path)
     progress(0.1, desc="reading")
-    video = _limit_video(load_video_npz(path))
+    video = load_video_npz(path)  # a chain of segments is a whole clip: kept whole, as when it was decomposed
+    video = _limit_video(video, MAX_CLIP_FRAMES if isinstance(video, SegmentedVideo) else MAX_FRAMES)
     state.set_video(video, f"Opened {path.name}")
+    bounded_preview(state)
     return loaded_views(state, progress, studio=studio)
 
 
@@ -363,10 +352,10 @@ def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_s
     info = _header(path)
     _check_clip(path, info, start, n)
     out_size = decompose_output_size(info, output_size)
-    count = (info.frames - start) if info is not None and n is None else (n or 0)
-    out_size = _whole_clip_output(info, out_size, count, size)
     progress(0.0, desc="decomposing")
     video = _decompose(path, info, start, n, size, steps, out_size, progress)
+    if video.metadata.get("output_note"):  # several segments stay at the working size
+        gr.Info(video.metadata["output_note"][0].upper() + video.metadata["output_note"][1:] + ".")
     video = _limit_video(video, MAX_FRAMES if n is not None and n <= MAX_FRAMES else MAX_CLIP_FRAMES)
     chosen = video.metadata.get("layers_reason")
     state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})" + (f"; {chosen}" if chosen else ""))

@@ -30,6 +30,7 @@ class Result:
     edits: Optional[list] = None  # a chain of segments: the edit carried to every segment (None where unseen)
 
 
+SHORT_CLIP_FRAMES = 128  # the most frames the studio handled before whole clips: one canonical image, float views
 PREVIEW_SIDE = 512  # long side of the frames the studio shows; exports are at the video's output size
 
 

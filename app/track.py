@@ -15,6 +15,7 @@ from .errors import friendly, require
 from .formats import tracks_to_csv, tracks_to_json
 from .state import Result, StudioState, TabPart
 from .views import RESULT_VIEWS, display_canonical, finish, require_video, to_canonical_xy, to_image_xy, with_points
+from .views import shown as shown_clip
 
 PANEL = "edit"
 ON_LOAD = ("track_image", "track_json", "track_points")
@@ -84,7 +85,7 @@ def _track_result(state: StudioState, where, progress) -> dict:
     pos, vis = state.video.track(part.track_points, **on)  # output pixels: what the files hold
     part.tracks = (pos, vis)
     shown = state.preview.track(part.track_points, **on) if state.preview is not state.video else (pos, vis)
-    frames = viz.draw_tracks(state.preview.frames(), *shown)
+    frames = shown_clip(state, step=lambda a, clip: viz.draw_tracks(clip, *shown, first=a))
     text = tracks_to_json(pos, vis, state.video.fps)
     json_path = state.new_path("tracks.json")
     json_path.write_text(text)

@@ -9,10 +9,11 @@ import numpy as np
 
 from gendef import viz
 from gendef.imageutil import to_uint8
-from gendef.video.io import write_video
+from gendef.video.chunks import map_uint8, render_uint8_each
+from gendef.video.io import write_video, write_video_frames
 
 from .errors import require, whole_number
-from .state import Result, StudioState
+from .state import SHORT_CLIP_FRAMES, Result, StudioState
 
 DISPLAY_SIZE = 512  # small pictures are shown upscaled by a whole factor to about this
 DISPLAY_MAX = 1024  # large (full-size) canonical images are shown downscaled to this long side
@@ -122,6 +123,25 @@ def with_points(state: StudioState, image: np.ndarray, points) -> np.ndarray:
     return to_uint8(img)
 
 
+def shown_frames(state: StudioState, edits=None, steps=(None,)) -> list:
+    """What the views show of the preview rendered with ``edits`` (None: the video itself), once per
+    step (``step(first frame, float frames) -> frames``; None: the frames as rendered).
+
+    Up to SHORT_CLIP_FRAMES frames: float32 clips, exactly as ever. A whole clip: uint8 clips, rendered
+    a chunk at a time (gendef.video.chunks), so memory is one chunk of float plus the uint8 results.
+    """
+    v = state.preview
+    if v.num_frames > SHORT_CLIP_FRAMES:
+        return render_uint8_each(v, steps, edits)
+    frames = v.frames() if edits is None else v.render(edits)
+    return [frames if step is None else step(0, frames) for step in steps]
+
+
+def shown(state: StudioState, edits=None, step=None) -> np.ndarray:
+    """:func:`shown_frames` with one step."""
+    return shown_frames(state, edits, (step,))[0]
+
+
 def write_mp4(state: StudioState, frames: np.ndarray, name: str) -> str:
     return str(write_video(frames, state.new_path(name), fps=state.video.fps))
 
@@ -148,9 +168,10 @@ def finish(state: StudioState, result: Result, progress, message: str) -> dict:
     """Show an edit's result: result video, original | result comparison, numeric frames file, status."""
     state.result = result
     progress(0.85, desc="encoding video")
-    original = state.preview.frames()
+    original = shown(state)
     result_path = write_mp4(state, result.frames, f"{result.kind}.mp4")
-    comparison_path = write_mp4(state, viz.side_by_side(original, result.frames), f"{result.kind}-vs-original.mp4")
+    side_by_side = map_uint8(viz.side_by_side, original, result.frames)  # a chunk at a time, straight to the encoder
+    comparison_path = str(write_video_frames(side_by_side, state.new_path(f"{result.kind}-vs-original.mp4"), fps=state.video.fps))
     frames_path = state.new_path(f"{result.kind}-frames.npz")
     # uint8 and uncompressed: compressing float frames cost 70% of "apply" at 256 px x 128 frames
     np.savez(frames_path, original=to_uint8(original), edited=to_uint8(result.frames))

@@ -228,16 +228,22 @@ def as_tracks(positions, visible, num_frames: Optional[int] = None) -> tuple:
 TRACK_TRAIL = 8  # frames a track's fading trail reaches back
 
 
-def draw_tracks(frames, positions, visible, radius: Optional[int] = None, trail: int = TRACK_TRAIL) -> np.ndarray:
+def draw_tracks(frames, positions, visible, radius: Optional[int] = None, trail: int = TRACK_TRAIL,
+                first: Optional[int] = None) -> np.ndarray:
     """Dots at each point's position plus a fading trail over the last ``trail`` frames.
 
     A point is drawn in frame t only while it is visible in t, and trail segments
     only join consecutive frames where it was visible, so occluded or off-screen
-    stretches leave no marks.
+    stretches leave no marks. ``first``: the frames are clip frames ``first, first + 1, ...``
+    of a longer clip whose tracks ``positions``/``visible`` cover every frame (a chunk of
+    the clip; trails reach back before ``first``); None: the tracks are the frames'.
     """
     out = _video_frames(frames).copy()
     t, h, w, _ = out.shape
-    pos, vis = as_tracks(positions, visible, t)
+    pos, vis = as_tracks(positions, visible, t if first is None else None)
+    off = 0 if first is None else int(first)
+    if not 0 <= off <= pos.shape[0] - t:
+        raise ValueError(f"frames {off}..{off + t - 1} are not all in the tracks' {pos.shape[0]} frames")
     n = pos.shape[1]
     if radius is None:
         radius = max(1, int(round(min(h, w) / 64)))
@@ -248,17 +254,17 @@ def draw_tracks(frames, positions, visible, radius: Optional[int] = None, trail:
     k = float(1 << shift)
     fixed = np.round(pos * k)
     for f in range(t):
-        img = out[f]
+        img, g = out[f], off + f
         for i in range(n):
-            if not vis[f, i]:
+            if not vis[g, i]:
                 continue
             col = tuple(float(c) for c in colors[i])
-            for s in range(max(1, f - int(trail) + 1), f + 1):
+            for s in range(max(1, g - int(trail) + 1), g + 1):
                 if vis[s - 1, i] and vis[s, i]:
                     p0 = (int(fixed[s - 1, i, 0]), int(fixed[s - 1, i, 1]))
                     p1 = (int(fixed[s, i, 0]), int(fixed[s, i, 1]))
                     cv2.line(img, p0, p1, col, thickness, cv2.LINE_AA, shift)
-            centre = (int(fixed[f, i, 0]), int(fixed[f, i, 1]))
+            centre = (int(fixed[g, i, 0]), int(fixed[g, i, 1]))
             cv2.circle(img, centre, int(radius * k), col, -1, cv2.LINE_AA, shift)
     return np.clip(out, 0.0, 1.0)
 

@@ -119,3 +119,96 @@ def test_a_short_clip_without_cuts_stays_one_canonical_image(tmp_path):
     assert len(clip_mod.scan(path, 0, 16, (SIDE, SIDE))[1]) > 1  # the decomposer's own rules would split it
     state = sources.decompose_upload(StudioState(), str(path), 0, 64, 0, 3, sources.OUTPUT_WORKING)["state"]
     assert isinstance(state.video, CanonicalVideo) and state.video.num_frames == 16
+
+
+def test_a_reopened_whole_clip_keeps_every_frame(decomposed, tmp_path):
+    """A chain of segments reopens whole (up to MAX_CLIP_FRAMES, as decomposed); a one-canvas file keeps its first MAX_FRAMES."""
+    from gendef.video.canonical_video import CanonicalVideo
+
+    chain = _repeated(decomposed[0]["state"].video, 10)  # 200 frames
+    state = sources.open_npz(StudioState(), str(chain.save(tmp_path / "whole.npz")))["state"]
+    assert state.chain and state.video.num_frames == 200 > sources.MAX_FRAMES
+    np.testing.assert_array_equal(state.video.render_frame(170), chain.render_frame(170))
+    seg = chain.segments[0]
+    one = CanonicalVideo(seg.canonical, np.concatenate([seg.grid] * 20), fps=10.0)  # 200 frames, one canvas
+    with pytest.warns(UserWarning, match=f"keeps the first {sources.MAX_FRAMES}"):
+        state = sources.open_npz(StudioState(), str(one.save(tmp_path / "one.npz")))["state"]
+    assert state.video.num_frames == sources.MAX_FRAMES
+
+
+def _peak(fn) -> tuple:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def long_state(decomposed):
+    st = StudioState()
+    st.set_video(_repeated(decomposed[0]["state"].video, 30), "600 frames")  # 600 frames of 64x64
+    return st
+
+
+def test_a_whole_clips_edit_is_shown_as_uint8_rendered_a_chunk_at_a_time(long_state):
+    """The views of a clip over MAX_FRAMES hold uint8 frames, the float render's exactly, and never the
+    clip as float (600 frames of 64x64 are 29.5 MB as float32; the views held four such copies before)."""
+    from app import stylize
+    from gendef.imageutil import to_uint8
+
+    st = long_state
+    float_clip = st.video.num_frames * SIDE * SIDE * 3 * 4
+    _, peak = _peak(lambda: stylize.apply_look(st, stylize.look_names()[0], 1.0))
+    frames = st.result.frames
+    assert frames.dtype == np.uint8 and frames.shape == (600, SIDE, SIDE, 3)
+    np.testing.assert_array_equal(frames, to_uint8(st.preview.render(st.result.edits)))
+    assert peak < float_clip
+
+
+def test_a_whole_clips_export_streams_its_frames(long_state, monkeypatch):
+    """The mp4 is encoded as the frames are rendered; the gif only within MAX_GIF_PIXELS; an export
+    over MAX_EXPORT_PIXELS is refused in one line before anything is rendered."""
+    from app import export
+    from gendef.video.reader import iter_clip
+
+    st = long_state
+    st.result = None
+    monkeypatch.setattr(export, "MAX_GIF_PIXELS", 100 * SIDE * SIDE)
+    files, peak = _peak(lambda: export.export_all(st, "original")["export_files"])
+    assert files[0].endswith(".mp4") and not any(f.endswith(".gif") for f in files)
+    assert len(list(iter_clip(files[0]))) == 600
+    assert peak < st.video.num_frames * SIDE * SIDE * 3 / 2  # less than half the clip as uint8 (.npz, masks included)
+    monkeypatch.setattr(export, "MAX_EXPORT_PIXELS", 599 * SIDE * SIDE)
+    monkeypatch.setattr(export, "_export_stream", lambda *a: pytest.fail("rendered"))
+    with pytest.raises(gr.Error) as err:
+        export.export_all(st, "original")
+    assert "\n" not in str(err.value) and "600 frames at 64x64" in str(err.value)
+
+
+def test_a_whole_clips_mask_and_tracks_are_drawn_a_chunk_at_a_time(long_state):
+    """Segment and Track on a clip over MAX_FRAMES: uint8 views, the whole-clip float pictures' exactly
+    (tints and cut-outs frame by frame; trails reaching back across chunk boundaries)."""
+    from app import segment, track
+    from app.segment import SegmentPart
+    from gendef import viz
+    from gendef.imageutil import to_uint8
+
+    st = long_state
+    st.pick_segment(0)
+    hc, wc = st.canvas.canvas_size
+    yy, xx = np.mgrid[:hc, :wc]
+    st.part(SegmentPart).mask = np.hypot(xx - wc / 2, yy - hc / 2) <= 8
+    segment.apply_segment(st)
+    masks = st.result.extra["masks"]
+    frames = st.preview.frames()
+    np.testing.assert_array_equal(st.result.frames, to_uint8(viz.overlay_masks(frames, masks, color=segment.MASK_COLOR, alpha=0.45)))
+    np.testing.assert_array_equal(st.result.extra["cutout"], to_uint8(viz.cutout(frames, masks)))
+    st.part(track.TrackPart).track_points.append((wc / 2, hc / 2))
+    track._track_result(st, track.TRACK_ON_CANONICAL, lambda *a, **k: None)
+    pos, vis = st.part(track.TrackPart).tracks
+    assert st.result.frames.dtype == np.uint8 and vis[:10].all()
+    np.testing.assert_array_equal(st.result.frames, to_uint8(viz.draw_tracks(frames, pos, vis)))

@@ -49,6 +49,18 @@ def resize_frames(frames: np.ndarray, hw: tuple) -> np.ndarray:
     return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
 
 
+def working_frames(frames, hw: tuple) -> np.ndarray:
+    """``resize_frames(as_float_frames(frames), hw)``, a frame at a time: the same numbers, without a
+    float copy of full-size frames (a 1080p clip of 128 uint8 frames would need 3.2 GB as float32)."""
+    a = np.asarray(frames)
+    as_float_frames(a[:0])  # shape and dtype checked before any work
+    h, w = hw
+    out = np.empty((a.shape[0], h, w, 3), np.float32)
+    for t in range(a.shape[0]):
+        out[t] = resize_frames(as_float_frames(a[t : t + 1]), hw)[0]
+    return out
+
+
 def available_memory() -> int:
     try:
         import psutil

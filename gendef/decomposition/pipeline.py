@@ -12,7 +12,7 @@ from .fit import FitSettings, ProgressFn
 from .layer_choice import fit_working_size
 from .quality import psnr
 from . import inputs
-from .inputs import as_float_frames, check_memory, resize_frames, working_size
+from .inputs import as_float_frames, check_memory, working_frames, working_size
 from ..errors import DecomposeError
 from ..threads import torch_threads
 
@@ -116,7 +116,8 @@ def decompose(
     (``gendef.video.fullsize``; metadata ``psnr_full``).
     """
     start_time = time.perf_counter()
-    video = as_float_frames(frames)
+    video = np.asarray(frames)
+    as_float_frames(video[:0])  # shape and dtype; the frames become float at the working size, one at a time
     t_count = video.shape[0]
     if t_count < 2:
         raise DecomposeError(f"need at least 2 frames to decompose, got {t_count}")
@@ -135,7 +136,7 @@ def decompose(
         from ..video.fullsize import resolve_output_size
 
         resolve_output_size(output_size, video.shape[1:3], (h, w))
-    video = resize_frames(video, (h, w))
+    video = working_frames(video, (h, w))
     report = progress or (lambda f, m: None)
     with torch_threads(threads):
         vid = fit_working_size(video, settings, fps=fps, progress=report)

@@ -13,6 +13,7 @@
 - :mod:`~gendef.video.audio`: the source clip's sound, muxed into exports.
 - :mod:`~gendef.video.fullsize`: the canonical image at the source's full resolution.
 - :mod:`~gendef.video.frame_edit`: an edit painted on one frame, taken back to canonical space.
+- :mod:`~gendef.video.chunks`: a whole clip rendered a chunk at a time, kept or streamed as uint8.
 """
 from .canonical_video import CanonicalVideo
 from .segments import SegmentedVideo, load_video_npz

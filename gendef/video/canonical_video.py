@@ -343,14 +343,16 @@ class CanonicalVideo:
                  audio="auto") -> Path:
         """Export frames (of the video or of an edit) as .mp4 or .gif, at output size.
 
-        Frames are rendered one at a time straight to uint8 (:meth:`frames_uint8`).
+        Frames are rendered one at a time straight to uint8 (:meth:`frames_uint8_iter`) and
+        streamed to the encoder (a .gif collects its frames).
         ``audio`` (mp4 and other video containers; a gif is always silent): ``"auto"`` muxes
         the span of the source clip's sound recorded in the metadata (see :meth:`audio_span`),
         ``None``/``"none"`` exports silently, a file path uses that file's sound.
         """
-        from .io import write_video
+        from .io import check_output_path, write_video_frames
 
-        return write_video(self.frames_uint8(image), path, fps=fps or self.fps, audio=self.audio_span(audio, path))
+        check_output_path(path)
+        return write_video_frames(self.frames_uint8_iter(image), path, fps=fps or self.fps, audio=self.audio_span(audio, path))
 
     def audio_span(self, audio="auto", path=None):
         """The sound an export of this video plays (``gendef.video.audio.AudioSpan``), or None.
@@ -362,24 +364,29 @@ class CanonicalVideo:
         return export_audio(audio, self.metadata, self.num_frames / self.fps, path)
 
     def frames_uint8(self, image: Optional[np.ndarray] = None) -> np.ndarray:
-        """:meth:`render` as uint8 [T, H, W, 3], frame by frame (no float copy of the clip).
+        """:meth:`render` as uint8 [T, H, W, 3] (:meth:`frames_uint8_iter` stacked; no float copy of the clip)."""
+        self.check_alloc(3, 1, "exporting")
+        frames = np.empty((self.num_frames,) + self.frame_size + (3,), np.uint8)
+        for t, f in enumerate(self.frames_uint8_iter(image)):
+            frames[t] = f
+        return frames
+
+    def frames_uint8_iter(self, image: Optional[np.ndarray] = None):
+        """Yield the frames of :meth:`render` as uint8 [H, W, 3], one at a time (memory: one frame).
 
         The video and RGB edits are resampled in 8 bits directly (the canonical converted
         once; within one level of the float render); overlays and masks go through float.
         """
         from ..imageutil import to_uint8
 
-        self.check_alloc(3, 1, "exporting")
         kind, img = self._prepare_edit(image)
         src = to_uint8(img) if kind in ("video", "rgb") else None
-        frames = np.empty((self.num_frames,) + self.frame_size + (3,), np.uint8)
         for t in range(self.num_frames):
             if src is not None:
-                frames[t] = self._remap(src, t)
+                yield self._remap(src, t)
             else:
                 f = self._render_prepared(kind, img, t)
-                frames[t] = to_uint8(f[..., None] if f.ndim == 2 else f)
-        return frames
+                yield to_uint8(f[..., None] if f.ndim == 2 else f)
 
     def frame_edit_to_canonical(self, edit: np.ndarray, frame: int) -> np.ndarray:
         """An edit made on frame ``frame`` -> the same edit in canonical space, ready to propagate.

@@ -21,7 +21,7 @@ from ..imageutil import to_uint8
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".gif")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-__all__ = ["write_video", "write_video_frames", "atomic_output", "check_fps", "check_output_path", "read_image", "VIDEO_EXTS", "IMAGE_EXTS"]
+__all__ = ["write_video", "write_video_frames", "write_video_and_gif", "atomic_output", "check_fps", "check_output_path", "read_image", "VIDEO_EXTS", "IMAGE_EXTS"]
 
 
 MAX_FPS = 1000.0
@@ -125,11 +125,34 @@ def write_video_frames(frames: Iterable[np.ndarray], path: Union[str, os.PathLik
     return _write(stream(), first.shape[:2], path, fps, audio)
 
 
+def write_video_and_gif(frames: Iterable[np.ndarray], path: Union[str, os.PathLike], gif_path=None, fps: float = 16.0,
+                        audio=None) -> tuple:
+    """One stream of uint8 [H, W, 3] frames -> a video file encoded frame by frame (:func:`write_video_frames`)
+    and, when ``gif_path`` is given, a .gif of the same frames, without rendering them twice.
+
+    The gif keeps every frame until the video is written (a gif encoder needs them all): the caller
+    bounds its size. Returns (video path, gif path or None).
+    """
+    if gif_path is not None:
+        check_output_path(gif_path, (".gif",))
+    kept = [] if gif_path is not None else None
+
+    def tee():
+        for f in frames:
+            if kept is not None:
+                kept.append(f)
+            yield f
+
+    out = write_video_frames(tee(), path, fps=fps, audio=audio)
+    gif = None if kept is None else write_video_frames(iter(kept), gif_path, fps=fps)
+    return out, gif
+
+
 def _write(frames, hw, path: Path, fps: float, audio) -> Path:
     ext = path.suffix.lower()
     with atomic_output(path) as tmp:
         if ext == ".gif":
-            _encode_gif(np.stack(list(frames)), tmp, fps)
+            _encode_gif(frames, tmp, fps)
         elif audio is not None:
             _encode_with_audio(frames, hw, tmp, fps, ext, audio)
         else:
@@ -148,13 +171,15 @@ def _encode_with_audio(frames, hw, tmp: Path, fps: float, ext: str, audio) -> No
         os.replace(muxed, tmp)
 
 
-def _encode_gif(arr: np.ndarray, tmp: Path, fps: float) -> None:
+def _encode_gif(frames, tmp: Path, fps: float) -> None:
+    """uint8 [H, W, 3] frames -> an animated gif; each frame becomes a PIL image only when the encoder
+    takes it (the encoder keeps its palette frames, one byte a pixel)."""
     from PIL import Image
 
-    imgs = [Image.fromarray(f) for f in arr]
+    imgs = (Image.fromarray(np.ascontiguousarray(f)) for f in frames)
     duration = max(1, int(round(1000.0 / fps)))
     try:
-        imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=duration, loop=0, optimize=False)
+        next(imgs).save(tmp, format="GIF", save_all=True, append_images=imgs, duration=duration, loop=0, optimize=False)
     except (OSError, ValueError) as e:
         raise VideoIOError(f"gif encoding failed ({e})") from None
 

@@ -263,7 +263,7 @@ class SegmentedVideo:
     def frames_uint8_iter(self, edits=None, segment: int = 0) -> Iterator[np.ndarray]:
         """:meth:`iter_frames` as uint8 [H, W, 3] (a mask repeated on the three channels)."""
         if self.num_segments == 1:  # exactly CanonicalVideo's export
-            yield from self.segments[0].frames_uint8(self._edits(edits, segment)[0])
+            yield from self.segments[0].frames_uint8_iter(self._edits(edits, segment)[0])
             return
         for f in self.iter_frames(edits, segment):
             yield to_uint8(np.repeat(f[..., None], 3, -1) if f.ndim == 2 else f)
