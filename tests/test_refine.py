@@ -10,7 +10,7 @@ from gendef.decomposition.clip import decompose_clip
 from gendef.decomposition.cuts import find_cuts, near_cuts
 from gendef.decomposition.pipeline import decompose, decompose_file
 from gendef.decomposition.refine import Budget, Refinement, frame_psnr, refine_span
-from gendef.decomposition.segmenting import SpanRules
+from gendef.decomposition.segmenting import Span, SpanRules, SpanStream
 from gendef.video.canonical_video import CanonicalVideo
 from gendef.video.io import write_video
 from gendef.video.segments import SegmentedVideo
@@ -133,3 +133,49 @@ def test_a_one_span_clip_is_decompose_files_result_with_refinement_on(tmp_path):
     want = decompose_file(path, size=SIDE, steps=12, layers=1)
     assert isinstance(got, CanonicalVideo)
     assert np.array_equal(got.canonical, want.canonical) and np.array_equal(got.grid, want.grid)
+
+
+def _exact_but(hard: set, most: int):
+    """A stand-in fit (clip_mod's ``fit(k, what)`` form): frames [T, 2, 2, 3] whose colour encodes
+    the clip frame are rendered exactly, except the ``hard`` ones, unless the piece has at most ``most`` frames."""
+    def fit(frames):
+        canon = np.zeros((2, len(frames) + 1, 3), np.float32)
+        grid = np.zeros((len(frames), 2, 2, 2), np.float32)
+        for i, f in enumerate(frames):
+            canon[:, i] = f[0, 0]
+            grid[i, ..., 0] = len(frames) if int(round(f[0, 0, 0] * 256)) in hard and len(frames) > most else i
+        return CanonicalVideo(canon, grid, 10.0)
+    return lambda k, what: fit
+
+
+def _random_spans(rng, n: int) -> tuple:
+    """(spans overlapping by 2 within shots, cuts) as ``plan_spans`` makes them, of random lengths."""
+    cuts = sorted(rng.choice(np.arange(4, n - 3), int(rng.integers(0, 3)), replace=False).tolist())
+    cuts = [c for i, c in enumerate(cuts) if i == 0 or c - cuts[i - 1] >= 4]
+    bounds, spans = [0] + cuts + [n], []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        s = a
+        while (e := s + int(rng.integers(4, 12))) < b - 2:
+            spans.append(Span(s, e, "content"))
+            s = e - 2
+        spans.append(Span(s, b, "cut" if b < n else "end"))
+    return spans, cuts
+
+
+def test_refined_chains_are_valid_whatever_the_spans_and_keep_the_budget():
+    rng = np.random.default_rng(1)
+    split = new_cuts = 0
+    for _ in range(200):
+        n = int(rng.integers(12, 60))
+        frames = np.stack([np.full((2, 2, 3), t / 256, np.float32) for t in range(n)])
+        spans, cuts = _random_spans(rng, n)
+        fit = _exact_but(set(rng.choice(n, int(rng.integers(1, 6)), replace=False).tolist()), int(rng.integers(2, 6)))
+        rules = Refinement(budget=float(rng.uniform(0.1, 1.5)), min_frames=int(rng.integers(2, 4)))
+        pieces, worst = clip_mod._fit_spans(SpanStream(iter(frames), spans), fit, True)
+        spent, all_cuts = clip_mod._refine_spans(iter(frames), spans, cuts, rng.random(n) < 0.1, pieces, worst, fit, rules)
+        segments = [p for span_pieces in pieces for p in span_pieces]
+        chain = SegmentedVideo(segments, fps=10, cuts=all_cuts)  # raises if a frame had three segments or a gap
+        assert chain.num_frames == n and spent <= rules.budget * n
+        split += len(segments) > len(spans)
+        new_cuts += len(all_cuts) > len(cuts)
+    assert split >= 40 and new_cuts >= 15  # the check reaches splits and new cuts (measured: 56 and 25 of 200)
