@@ -2,12 +2,15 @@
 
     python -m benchmarks.whole_clips --clips bikes,world --size 256
     python -m benchmarks.whole_clips --make-1080p /tmp/c1080.mp4 --frames 1800   # the 60 s 1080p clip
+    python -m benchmarks.whole_clips --clips bikes --refine-budget 0.25 --per-frame /tmp/bikes.json
 
 Each clip is decomposed from its file by ``decompose_clip`` (two streaming passes), then every
 frame is rendered and scored against the source frame area-scaled to the working size (read
 again as a stream): "mean dB" is the mean of the per-frame PSNRs, "worst" the worst frame,
 "all dB" the PSNR of the mean squared error over every frame (as benchmarks/decompose.py scores). Peak RSS is the process's high-water mark (ru_maxrss), so run one clip per
-process for a clean number: ``--clips`` with one name.
+process for a clean number: ``--clips`` with one name. ``--refine-budget B`` turns on
+``decompose_clip``'s refinement (``refine.Refinement(budget=B)``); ``--per-frame`` writes every
+frame's PSNR and the segments to a .json.
 """
 from __future__ import annotations
 
@@ -54,7 +57,9 @@ def make_clip(path: str, frames: int, fps: float = 30.0) -> None:
     out.release()
 
 
-def score(vid, path, start, count, hw) -> tuple:
+def score(vid, path, start, count, hw, per_frame=None) -> tuple:
+    """(mean of per-frame PSNRs, worst frame, PSNR over all frames); ``per_frame``: a list the
+    per-frame PSNRs are appended to."""
     from gendef.decomposition.clip import _frames
     from gendef.decomposition.quality import psnr
 
@@ -64,6 +69,8 @@ def score(vid, path, start, count, hw) -> tuple:
         scores.append(psnr(a, b))
         sq.append(float(np.mean((a.astype(np.float64) - b) ** 2)))
     overall = 10 * np.log10(1.0 / max(np.mean(sq), 1e-10))
+    if per_frame is not None:
+        per_frame.extend(scores)
     return float(np.mean(scores)), float(np.min(scores)), float(overall)
 
 
@@ -94,6 +101,20 @@ def chain_figure(vid, path: str, height: int = 120, most: int = 6) -> None:
     cv2.imwrite(path, strip[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
 
 
+def dump_per_frame(path: str, vid, start: int, per_frame: list) -> None:
+    """JSON: the clip's first frame, each frame's PSNR, and each segment's span, why it ended and
+    its own fit PSNR (frame numbers relative to ``start``)."""
+    import json
+
+    segs = list(zip(vid.starts, vid.segments)) if hasattr(vid, "segments") else [(0, vid)]
+    rows = [{"start": int(s), "end": int(s + v.num_frames), "ends_by": v.metadata.get("ends_by"), "psnr": v.metadata.get("psnr"),
+             "layers": v.metadata.get("layers_chosen")} for s, v in segs]
+    doc = {"start": int(start), "psnr": [round(float(x), 3) for x in per_frame], "segments": rows, "cuts": [int(c) for c in getattr(vid, "cuts", [])]}
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", default="bikes,world")
@@ -102,12 +123,15 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--layers", default="auto")
+    ap.add_argument("--refine-budget", type=float, default=0.0, help="split and refit poorly explained spans, refitting at most this share of the clip's frames (default 0: no refinement)")
     ap.add_argument("--no-score", action="store_true", help="time and memory only")
+    ap.add_argument("--per-frame", default=None, help="write each frame's PSNR and the segments (spans, why each ended) of the (last) clip here (.json)")
     ap.add_argument("--figure", default=None, help="write the chain of canonical images of the (last) clip here (.jpg)")
     ap.add_argument("--make-1080p", default=None, help="write a 1080p test clip of --frames frames here, then decompose it")
     args = ap.parse_args(argv)
     from gendef.decomposition.clip import decompose_clip
     from gendef.decomposition.inputs import working_size
+    from gendef.decomposition.refine import Refinement
     from gendef.video.reader import probe
 
     names = args.clips.split(",")
@@ -123,16 +147,20 @@ def main(argv=None) -> int:
         info = probe(path)
         hw = working_size(info.height, info.width, args.size)
         t0, c0 = time.perf_counter(), time.process_time()
-        vid = decompose_clip(path, start=args.start, frames=args.frames, size=args.size, steps=args.steps, layers=args.layers, output_size="working")
+        vid = decompose_clip(path, start=args.start, frames=args.frames, size=args.size, steps=args.steps, layers=args.layers, output_size="working",
+                             refinement=Refinement(budget=args.refine_budget) if args.refine_budget > 0 else None)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         n = vid.num_frames
         segs = len(vid.segments) if hasattr(vid, "segments") else 1
         cuts = len(getattr(vid, "cuts", []))
         mean = worst = stip = overall = float("nan")
+        per_frame = []
         if not args.no_score:
-            mean, worst, overall = score(vid, path, args.start, n, hw)
+            mean, worst, overall = score(vid, path, args.start, n, hw, per_frame)
             stip = max(stipples(vid, path, args.start, hw))
+        if args.per_frame and per_frame:
+            dump_per_frame(args.per_frame, vid, args.start, per_frame)
         label = Path(name).stem[:9]
         if args.figure:
             chain_figure(vid, args.figure)

@@ -24,6 +24,8 @@ every editor works on it unchanged. Stages, one module each:
    statistics, ``segmenting`` splits the clip into overlapping spans where one canvas stops
    explaining it (cut, drift, changed content, length); each span is decomposed as above and
    the spans are chained in a ``SegmentedVideo``. Frames stream from the file, one span at a time.
+   Opt-in, ``refine`` then splits and refits the spans whose worst frame the fit explains
+   poorly, within a budget of refitted frames (``decompose_clip(..., refinement=Refinement())``).
 
 The grid saved is the working-resolution frame size, in canonical pixels, so
 ``cv2.remap(canonical, grid[t, ..., 0], grid[t, ..., 1], INTER_LINEAR)`` renders
