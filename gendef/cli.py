@@ -257,6 +257,11 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         help="size of the output frames and canonical: source (default), 1080p, 720p, working, WxH or a long side; "
         "the motion is fitted at --size, the canonical is rebuilt from the full-size frames",
     )
+    parser.add_argument(
+        "--refine", type=float, default=None, metavar="SHARE",
+        help="whole clips: split and refit the spans whose worst frame the fit explains poorly, refitting at most "
+        "SHARE x the clip's frames (e.g. 0.25; default: off)",
+    )
     parser.add_argument("--device", default="cpu", help="where the optimisation runs: cpu (default), cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=1, help="torch threads during the fit (default 1: its many small ops gain little from more)")
     parser.add_argument("--video", default=None, help="also write the reconstruction as .mp4/.gif")
@@ -268,6 +273,7 @@ def cmd_decompose(args) -> int:
     """``decompose``: the whole clip by default, split into segments where one canvas stops
     explaining it; raises DecomposeError (one line) on bad input."""
     from .decomposition.clip import decompose_clip
+    from .decomposition.refine import Refinement
     from .errors import DecomposeError
 
     out = Path(args.out)
@@ -279,13 +285,16 @@ def cmd_decompose(args) -> int:
         raise DecomposeError(f"--steps must be >= 0, got {args.steps}")
     if args.threads < 1:
         raise DecomposeError(f"--threads must be >= 1, got {args.threads}")
+    if args.refine is not None and not 0 < args.refine <= 1:
+        raise DecomposeError(f"--refine must be a share of the clip's frames in (0, 1], got {args.refine}")
+    refinement = None if args.refine is None else Refinement(budget=args.refine)
     bar, close = (None, lambda: None) if args.quiet else _progress_bar("decompose")
     progress = None if bar is None else (lambda i, n, m: bar(i / n if n else 0.0, m))
     try:
         vid = decompose_clip(
             args.input, start=args.start, frames=args.frames, size=args.size, steps=args.steps,
             progress=progress, canvas_scale=args.canvas_scale, device=args.device, output_size=args.output_size,
-            layers=args.layers, threads=args.threads,
+            layers=args.layers, threads=args.threads, refinement=refinement,
         )
     finally:
         close()

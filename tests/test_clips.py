@@ -178,3 +178,20 @@ def test_clips_without_movers_pay_no_layers_trial(tmp_path, monkeypatch):
     assert calls == [] and "layers_trials" not in auto.metadata
     for a, b in zip(auto.segments, one.segments):
         assert np.array_equal(a.grid, b.grid) and np.array_equal(a.canonical, b.canonical)
+
+
+def test_the_cli_refines_on_request_and_refuses_a_bad_share(tmp_path, capsys):
+    from gendef.cli import main
+
+    frames = np.concatenate([pan(texture(8), 10, 32, speed=0.3), pan(texture(9), 10, 32, speed=-0.3)])
+    src = write_video(frames, tmp_path / "two.mp4", fps=10)
+    out = tmp_path / "two.npz"
+    assert main(["decompose", str(src), "--out", str(out), "--size", "32", "--steps", "3", "--layers", "1", "--quiet",
+                 "--refine", "0.5"]) == 0
+    from gendef.video.segments import SegmentedVideo
+
+    meta = SegmentedVideo.load(out).metadata
+    assert meta["refine_floor_db"] == 27.0 and 0 <= meta["refitted_frames"] <= 10
+    capsys.readouterr()
+    assert main(["decompose", str(src), "--out", str(out), "--refine", "2", "--quiet"]) != 0
+    assert "--refine must be a share" in capsys.readouterr().err
