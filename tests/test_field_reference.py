@@ -44,3 +44,12 @@ def test_stage2_takes_the_reference_time_from_its_config_and_keeps_every_weight(
     assert new.field_reference_time == 16.0 and G.field_reference_time is None
     old, now = G.state_dict(), new.state_dict()
     assert old.keys() == now.keys() and all(torch.equal(old[k], now[k]) for k in old)
+
+
+def test_stage2_can_start_the_field_moving_from_a_random_last_layer():
+    G = GenDeF(**TINY)
+    new = retimed_motion(G, TINY, {"field_reference_time": 4.0, "deformation_init": "xavier"})
+    new.deformation.reset_output()
+    m = _m(new.eval().sample(seed=0, num_frames=8))
+    assert m[4] < 1e-4 and m[0] > 1e-3  # zero at the reference time, moving elsewhere
+    assert G.deformation.to_outs[-1].conv.weight.abs().sum() == 0

@@ -77,7 +77,9 @@ def load_stage1(cfg: dict, device):
 
 
 MOTION_TIME_KEYS = ("time_min_period", "time_max_period", "motion_anchor_spacing")
-WEIGHTLESS_KEYS = ("field_reference_time",)  # stage 2 always takes these from its own config: no weight depends on them
+# Stage 2 always takes these from its own config: no weight depends on them (deformation_init only says how
+# reset_output starts the last ToOut; zero <-> xavier keep its shape, "none" does not and is refused).
+WEIGHTLESS_KEYS = ("field_reference_time", "deformation_init")
 
 
 def retimed_motion(G, saved: dict, retime: dict):
