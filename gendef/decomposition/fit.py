@@ -125,6 +125,7 @@ class Fit:
         self.ex, self.ey = fit_losses.edge_weights(torch.from_numpy(gray)[:, None].to(self.device))
         self.canonical = None
         self.level_psnr = None  # PSNR of the last step of the last level fitted (at that level's size)
+        self.history = []  # per finished level: (factor, [PSNR of each step at that level's size])
         self.done = 0
         self.total_steps = max(settings.steps, 1)
 
@@ -155,44 +156,32 @@ class Fit:
     # ---- stages ---------------------------------------------------------------------
     def fit_level(self, factor: int, n_steps: int, first_level: bool) -> None:
         """Adam at one level; updates ``self.canonical`` (this level's canvas) and the fields."""
-        t_count = self.video.shape[0]
-        samplers = [f.sampler(factor) for f in self.fields]
-        hl, wl = samplers[0].hw
-        labels_l = self._level_labels((hl, wl))
-        frames_l = torch.from_numpy(resize_frames(self.video, (hl, wl))).permute(0, 3, 1, 2).contiguous().to(self.device)
-        canvas_l = self.canvas.at_level(factor)
-        chunk = max(1, CHUNK_PIXELS // (hl * wl))
-        frames_stack = frames_l.permute(1, 0, 2, 3).reshape(1, 3, t_count * hl, wl)
-        canonical = _start_canonical(self.canonical, frames_l, self.level_grid(samplers, labels_l), canvas_l, chunk)
-        lattices = [lat for f in self.fields for lat in f.lattices]
-        opt = torch.optim.Adam([{"params": [canonical]}, {"params": lattices}], betas=(0.9, 0.99))
-        for it in range(n_steps):
-            lrs = _learning_rates(it, n_steps, factor, first_level, self.canvas.scale)
-            for group, lr in zip(opt.param_groups, lrs):
-                group["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            grid = self.level_grid(samplers, labels_l)
-            sq_err, leaf = fit_losses.photometric_backward(canonical, grid, frames_stack, canvas_l, chunk, self.settings.robust)
-            torch.autograd.backward([grid, self.regularisers(canonical)], [leaf.grad, None])
-            opt.step()
-            with torch.no_grad():
-                canonical.clamp_(0.0, 1.0)
-            self.done += 1
-            self.level_psnr = 10 * math.log10(1.0 / max(sq_err / frames_l.numel(), 1e-10))
-            if it % 10 == 0 or it == n_steps - 1:
-                self.report(0.1 + 0.85 * self.done / self.total_steps, f"scale 1/{factor}: step {it + 1}/{n_steps}, PSNR {self.level_psnr:.2f} dB")
-        self.canonical = canonical
+        self.start_level(factor, n_steps, first_level).advance(n_steps).finish()
+
+    def start_level(self, factor: int, n_steps: int, first_level: bool) -> "LevelRun":
+        """A level's optimisation, to be run in parts (``LevelRun.advance``) and then ``finish``ed:
+        the same steps, in the same order, as ``fit_level``."""
+        return LevelRun(self, factor, n_steps, first_level)
 
     def errors(self, layer: int = None) -> np.ndarray:
-        """Mean absolute colour error [T, H, W] of the current fit (of one layer's field if given)."""
+        """Mean absolute colour error [T, H, W] of the current fit (of one layer's field if given).
+        While only a coarser level is fitted, the error at that level, upsampled: the level's own
+        canonical against the frames at its size, so what it cannot yet resolve is not an error."""
+        factor = self.history[-1][0] if self.history else 1
         with torch.no_grad():
-            samplers = [f.sampler(1) for f in self.fields]
+            samplers = [f.sampler(factor) for f in self.fields]
+            hl, wl = samplers[0].hw
             if layer is None:
-                grid = self.level_grid(samplers, self._level_labels(samplers[0].hw))
+                grid = self.level_grid(samplers, self._level_labels((hl, wl)))
             else:
                 grid = samplers[layer].grid()
-            vid = self._video(grid)
-        return np.abs(vid.frames() - self.video).mean(-1)
+            canon = self.canonical.detach()[0].permute(1, 2, 0).cpu().numpy()
+            vid = CanonicalVideo(canonical=np.clip(canon, 0.0, 1.0), grid=grid.permute(0, 2, 3, 1).contiguous().cpu().numpy().astype(np.float32))
+        if factor == 1:
+            return np.abs(vid.frames() - self.video).mean(-1)
+        err = np.abs(vid.frames() - resize_frames(self.video, (hl, wl))).mean(-1)
+        h, w = self.video.shape[1:3]
+        return np.stack([cv2.resize(e, (w, h), interpolation=cv2.INTER_LINEAR) for e in err])
 
     def add_layer(self, mask: np.ndarray) -> None:
         """A new independently moving layer showing the pixels ``mask`` [T, H, W] bool."""
@@ -229,8 +218,15 @@ class Fit:
                 lab[(m == 0) & (lab == k)] = 0
             self.labels[t] = lab
 
-    def _video(self, grid) -> CanonicalVideo:
+    def _full_canonical(self) -> np.ndarray:
+        """The canonical [Hc, Wc, 3] at full size (upsampled while only a coarser level is fitted)."""
         canon = self.canonical.detach()[0].permute(1, 2, 0).cpu().numpy()
+        if canon.shape[:2] != self.canvas.hw:
+            canon = cv2.resize(canon, (self.canvas.width, self.canvas.height), interpolation=cv2.INTER_LINEAR)
+        return canon
+
+    def _video(self, grid) -> CanonicalVideo:
+        canon = self._full_canonical()
         return CanonicalVideo(canonical=np.clip(canon, 0.0, 1.0), grid=grid.permute(0, 2, 3, 1).contiguous().cpu().numpy().astype(np.float32))
 
     def result(self, fps: float) -> CanonicalVideo:
@@ -246,6 +242,53 @@ class Fit:
             "layers": [list(map(int, b)) for b in self.boxes],
         }
         return vid
+
+
+class LevelRun:
+    """Adam at one level of a ``Fit``, resumable: ``advance(k)`` takes the next k of its
+    ``n_steps`` steps (learning rates follow the whole level's schedule), ``finish`` hands the
+    canonical to the fit. ``psnrs``: the PSNR of every step taken (at this level's size)."""
+
+    def __init__(self, fit: Fit, factor: int, n_steps: int, first_level: bool):
+        self.fit, self.factor, self.n_steps, self.first_level = fit, factor, n_steps, first_level
+        t_count = fit.video.shape[0]
+        self.samplers = [f.sampler(factor) for f in fit.fields]
+        hl, wl = self.samplers[0].hw
+        self.labels_l = fit._level_labels((hl, wl))
+        frames_l = torch.from_numpy(resize_frames(fit.video, (hl, wl))).permute(0, 3, 1, 2).contiguous().to(fit.device)
+        self.canvas_l = fit.canvas.at_level(factor)
+        self.chunk = max(1, CHUNK_PIXELS // (hl * wl))
+        self.frames_stack = frames_l.permute(1, 0, 2, 3).reshape(1, 3, t_count * hl, wl)
+        self.numel = frames_l.numel()
+        self.canonical = _start_canonical(fit.canonical, frames_l, fit.level_grid(self.samplers, self.labels_l), self.canvas_l, self.chunk)
+        lattices = [lat for f in fit.fields for lat in f.lattices]
+        self.opt = torch.optim.Adam([{"params": [self.canonical]}, {"params": lattices}], betas=(0.9, 0.99))
+        self.it, self.psnrs = 0, []
+
+    def advance(self, k: int) -> "LevelRun":
+        fit, opt = self.fit, self.opt
+        for it in range(self.it, min(self.it + k, self.n_steps)):
+            lrs = _learning_rates(it, self.n_steps, self.factor, self.first_level, fit.canvas.scale)
+            for group, lr in zip(opt.param_groups, lrs):
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            grid = fit.level_grid(self.samplers, self.labels_l)
+            sq_err, leaf = fit_losses.photometric_backward(self.canonical, grid, self.frames_stack, self.canvas_l, self.chunk, fit.settings.robust)
+            torch.autograd.backward([grid, fit.regularisers(self.canonical)], [leaf.grad, None])
+            opt.step()
+            with torch.no_grad():
+                self.canonical.clamp_(0.0, 1.0)
+            fit.done += 1
+            fit.level_psnr = 10 * math.log10(1.0 / max(sq_err / self.numel, 1e-10))
+            self.psnrs.append(fit.level_psnr)
+            if it % 10 == 0 or it == self.n_steps - 1:
+                fit.report(0.1 + 0.85 * fit.done / fit.total_steps, f"scale 1/{self.factor}: step {it + 1}/{self.n_steps}, PSNR {fit.level_psnr:.2f} dB")
+            self.it = it + 1
+        return self
+
+    def finish(self) -> None:
+        self.fit.canonical = self.canonical
+        self.fit.history.append((self.factor, self.psnrs))
 
 
 def fit_layered(video: np.ndarray, settings: FitSettings, fps: float, report: ProgressFn, flows: tuple = ()) -> CanonicalVideo:
