@@ -87,3 +87,28 @@ def test_the_trials_one_canvas_arm_is_the_fits_own_record(disc):
     tried = layer_choice.trial(run, one.fit.history[0][1], 5)
     assert tried["one_canvas_db"] == round(one.fit.history[0][1][4], 2) and tried["layers_db"] == round(run.psnrs[4], 2)
     assert run.it == 5 and tried["gain_db"] >= layer_choice.TRIAL_GAIN_DB
+
+
+def test_the_cpu_adam_is_torch_adam_bit_for_bit():
+    """The fit's Adam on the CPU (no torch.optim, whose first use imports torch._dynamo) takes the
+    very steps torch.optim.Adam takes: two groups, their lrs changed before every step."""
+    import torch
+
+    from gendef.decomposition.adam import CpuAdam, adam
+
+    rng = np.random.default_rng(0)
+    start = [torch.from_numpy(rng.standard_normal(s).astype(np.float32)) for s in ((1, 3, 5, 7), (4, 2, 3, 3))]
+    runs = []
+    for make in (CpuAdam, torch.optim.Adam):
+        a, b = (x.clone().requires_grad_(True) for x in start)
+        opt = make([{"params": [a]}, {"params": [b]}], betas=(0.9, 0.99))
+        for it in range(25):
+            for group, lr in zip(opt.param_groups, (0.02 / (1 + it), 0.1 * (it % 3 + 1))):
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            ((a.sin() * 3).square().sum() + (b - 0.5).abs().sum() * (it % 2)).backward()
+            opt.step()
+        runs.append((a.detach().numpy(), b.detach().numpy()))
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+    assert float(np.abs(runs[0][0] - start[0].numpy()).max()) > 0.05  # they did move (0.077)
+    assert isinstance(adam([{"params": [start[0].clone().requires_grad_(True)]}], (0.9, 0.99), torch.device("cpu")), CpuAdam)

@@ -15,6 +15,7 @@ import torch
 
 from ..video.canonical_video import CanonicalVideo
 from . import fit_losses
+from .adam import adam
 from .canvas import Canvas, plan_canvas, splat_canonical, stack_below
 from .field import ResidualField
 from .inputs import resize_frames
@@ -262,7 +263,7 @@ class LevelRun:
         self.numel = frames_l.numel()
         self.canonical = _start_canonical(fit.canonical, frames_l, fit.level_grid(self.samplers, self.labels_l), self.canvas_l, self.chunk)
         lattices = [lat for f in fit.fields for lat in f.lattices]
-        self.opt = torch.optim.Adam([{"params": [self.canonical]}, {"params": lattices}], betas=(0.9, 0.99))
+        self.opt = adam([{"params": [self.canonical]}, {"params": lattices}], (0.9, 0.99), fit.device)
         self.it, self.psnrs = 0, []
 
     def advance(self, k: int) -> "LevelRun":
