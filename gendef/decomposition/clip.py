@@ -7,7 +7,8 @@ Two streaming passes over the file, each holding at most one span of working-siz
 2. each span's frames are decomposed (``pipeline.decompose``; with ``layers="auto"`` a span
    runs the layers' trial only where its one-canvas fit finds movers), one CanonicalVideo per span;
    with ``refinement``, a span whose worst frame the fit explains poorly is split there and that
-   part fitted again (``refine.refine_span``, within a budget of frames).
+   part fitted again (``refine.refine_span``, within a budget of frames); a refit keeps its span's
+   choice of one canvas under ``layers="auto"`` (no second trial of layers on the same frames).
 
 A clip that needs one span is decomposed exactly as ``decompose_file`` does (same numbers).
 """
