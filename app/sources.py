@@ -47,6 +47,7 @@ OUTPUT_SIZES = (OUTPUT_SOURCE, OUTPUT_1080P, OUTPUT_720P, OUTPUT_WORKING)
 MAX_DECOMPOSE_STEPS = 2000
 MAX_SEED = 2**31 - 1
 REFINE_LABEL = "Refine worst spans: share of frames refitted"
+DEFAULT_REFINE = Refinement().budget  # on by default, as the CLI's --refine and decompose_clip
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_CLIP = EXAMPLES / "astronaut_pan.mp4"
 EXAMPLE_NPZ = EXAMPLES / "astronaut_pan.npz"
@@ -83,7 +84,7 @@ def build(studio) -> None:
             with gr.Row():
                 clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
                 clip_steps = gr.Slider(0, 1000, value=200, step=10, label="Optimisation steps", info="fewer is faster, more is sharper", elem_id="clip-steps")
-            clip_refine = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label=REFINE_LABEL, elem_id="clip-refine",
+            clip_refine = gr.Slider(0.0, 1.0, value=DEFAULT_REFINE, step=0.05, label=REFINE_LABEL, elem_id="clip-refine",
                                     info="whole clips split into segments: 0 = off (the default); e.g. 0.5 splits and refits the "
                                     "spans whose worst frame is poor, up to half the clip's frames (slower)")
             decompose_btn = gr.Button("Decompose into canonical image + field", variant="primary", elem_id="decompose-btn")
@@ -291,7 +292,7 @@ def _clip_frames(num_frames) -> Optional[int]:
 
 
 def clip_refinement(share) -> Optional[Refinement]:
-    """The Refine slider as ``decompose_clip`` takes it: 0 (the default) or empty: off (None);
+    """The Refine slider as ``decompose_clip`` takes it: 0 or empty: off (None);
     a share of the clip's frames in (0, 1]: ``Refinement(budget=share)``, as the CLI's ``--refine SHARE``."""
     if share in (None, ""):
         return None
@@ -300,11 +301,14 @@ def clip_refinement(share) -> Optional[Refinement]:
 
 
 def _refine_note(refinement: Optional[Refinement], video: Video, n: Optional[int]) -> str:
-    """What refinement did, for the status line; a one-span result says it was not used (gr.Info)."""
+    """What refinement did, for the status line; a one-span result says it was not used (gr.Info) when
+    the slider was moved from its default (at the default every short clip would get the note)."""
     if refinement is None:
         return ""
     if isinstance(video, SegmentedVideo):
         return f"; refinement refitted {video.metadata.get('refitted_frames', 0)} frames"
+    if refinement == Refinement(budget=DEFAULT_REFINE):
+        return ""
     why = f"{n} frames set by hand are fitted with one canonical image" if n is not None and n <= MAX_FRAMES else "the clip is one span"
     gr.Info(f"Refinement not used: {why}; it splits and refits the segments of whole clips.")
     return ""
@@ -359,7 +363,7 @@ def open_example(state, progress=gr.Progress(), studio=None):
 
 
 @friendly
-def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, refine=0.0, progress=gr.Progress(),
+def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, refine=DEFAULT_REFINE, progress=gr.Progress(),
                      studio=None):
     """Real clip -> CanonicalVideo (or, where the decomposer splits the clip, a chain of segments) with
     the decomposer (gendef.decomposition): motion fitted at the working size, canonical image rebuilt

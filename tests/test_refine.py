@@ -119,7 +119,7 @@ def test_a_clip_explained_well_is_left_unchanged(tmp_path):
     frames = pan(texture(5), 20, SIDE, speed=0.4)
     path = write_video(frames, tmp_path / "pan.mp4", fps=10)
     rules = SpanRules(max_span=12, min_span=8)
-    plain = decompose_clip(path, size=SIDE, steps=24, layers=1, rules=rules)
+    plain = decompose_clip(path, size=SIDE, steps=24, layers=1, rules=rules, refinement=None)
     refined = decompose_clip(path, size=SIDE, steps=24, layers=1, rules=rules, refinement=Refinement(budget=1.0))
     assert isinstance(refined, SegmentedVideo) and refined.starts == plain.starts and refined.cuts == plain.cuts
     assert refined.metadata["refitted_frames"] == 0

@@ -242,6 +242,9 @@ def test_the_refine_slider_is_passed_to_decompose_clip(decomposed, cut_clip, mon
     chain = decomposed[0]["state"].video
     calls = _recording(monkeypatch, chain)
     sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING)  # the slider's default
+    assert calls["clip"]["refinement"] == Refinement(budget=0.25) == Refinement()
+    calls = _recording(monkeypatch, chain)
+    sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0)  # off
     assert calls["clip"]["refinement"] is None
     refined = SegmentedVideo(list(zip(chain.starts, chain.segments)), fps=chain.fps, cuts=chain.cuts, metadata={"refitted_frames": 7})
     calls = _recording(monkeypatch, refined)
@@ -273,13 +276,17 @@ def test_refinement_is_not_used_on_one_span_and_a_note_says_so(decomposed, cut_c
     assert calls["clip"]["refinement"].budget == 0.5
     assert notes[-1].startswith("Refinement not used: the clip is one span")
     notes.clear()
-    sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING)  # off: no note
-    assert notes == []
+    sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0)  # off: no note
+    sources.decompose_upload(StudioState(), str(cut_clip), 16, 64, 0, 3, sources.OUTPUT_WORKING)  # the default: no note
+    assert notes and not any(n.startswith("Refinement") for n in notes)  # (16 frames of 20 say which they are)
 
 
 def test_a_whole_clip_refined_for_real(decomposed, cut_clip):
-    """The real decomposer with the slider at 0.5: the chain says refinement ran, and on how many frames (off: no trace)."""
-    assert "refine_floor_db" not in decomposed[0]["state"].video.metadata
+    """The real decomposer with the slider at 0.5: the chain says refinement ran, and on how many frames; on by
+    default (the fixture's decompose), and off at 0: no trace."""
+    assert decomposed[0]["state"].video.metadata["refine_floor_db"] == 27.0
+    off = sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0)["state"]
+    assert "refine_floor_db" not in off.video.metadata and "refinement" not in off.source
     state = sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0.5)["state"]
     v = state.video
     assert isinstance(v, SegmentedVideo) and v.num_frames == 20 and 10 in v.cuts

@@ -133,7 +133,7 @@ def decompose_clip(
     progress: Optional[SegmentProgress] = None,
     rules: SpanRules = SpanRules(),
     info=None,
-    refinement: Optional[Refinement] = None,
+    refinement: Optional[Refinement] = Refinement(),
     **kwargs,
 ):
     """A clip file -> CanonicalVideo (one span: exactly ``decompose_file``) or SegmentedVideo.
@@ -143,8 +143,9 @@ def decompose_clip(
     ``output_size`` applies to a one-span clip only: several spans stay at the working size
     (metadata ``output_note`` says so). ``info``: the clip's header when the caller has probed it
     already (``gendef.video.reader.probe``). ``refinement``: when and how much a poorly explained
-    span is split and refitted (``refine.Refinement``; None, the default: never, so existing
-    results stay as they were).
+    span is split and refitted (``refine.Refinement``; by default a budget of 0.25 of the clip's
+    frames; None: never, as before issue 28's refinement). A one-span clip is ``decompose_file``'s
+    result either way.
     """
     from ..video.audio import source_audio
     from ..video.reader import probe
