@@ -17,6 +17,13 @@ def parse_args(argv=None):
     p.add_argument("--verbose", action="store_true", help="let the video decoders (OpenCV, ffmpeg) log to the terminal")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the whole studio, set once at start (default: torch's)")
     p.add_argument(
+        "--max-upload-mb",
+        default=None,
+        metavar="N",
+        help="largest upload in MB, 1..4096, e.g. to reopen a whole clip's exported .npz "
+        "(default: $GENDEF_MAX_UPLOAD_MB or 50, as on a Space)",
+    )
+    p.add_argument(
         "--checkpoint",
         default=None,
         help="save_pretrained folder or hub id (default: $GENDEF_CHECKPOINT or checkpoints/default)",
@@ -40,6 +47,13 @@ def main(argv=None):
     missing = missing_message("app")
     if missing:
         sys.exit(f"error: {missing}")
+    from app.uploads import Uploads
+    from gendef.errors import GenDeFError
+
+    try:
+        uploads = Uploads.at_launch(args.max_upload_mb, os.environ)  # absurd caps stop here, in one line
+    except GenDeFError as e:
+        sys.exit(f"error: {e}")
     set_verbose(args.verbose)
     from app.checkpoints import is_served
     from app.services import Services
@@ -47,11 +61,11 @@ def main(argv=None):
     from app.ui import build_demo, launch_kwargs
 
     # the studio's one Services: beyond loopback the Checkpoint box takes only safe names
-    services = Services(threads=args.threads, served=is_served(args.host, args.share))
+    services = Services(threads=args.threads, served=is_served(args.host, args.share), uploads=uploads)
     services.start()
     install_exit_cleanup()
     demo = build_demo(args.checkpoint, services)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True, **launch_kwargs())
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True, **launch_kwargs(services.uploads))
 
 
 if __name__ == "__main__":

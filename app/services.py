@@ -1,4 +1,4 @@
-"""What the studio loads once and every session shares: models, the stylizer, the segmenter, the thread budget.
+"""What the studio loads once and every session shares: models, the stylizer, the segmenter, the thread budget, the upload limits.
 
 One ``Services`` object is made where the studio starts (``app.py`` / ``app.ui.build_demo``) and
 handed to every callback that needs it (through ``app.studio.Studio``). A callback called without
@@ -16,21 +16,25 @@ from typing import Callable, Optional
 from gendef.editing.slot import Slot
 
 from . import checkpoints
+from .uploads import Uploads
 
 
 class Services:
-    """The loaded models and the thread budget of one studio process.
+    """The loaded models, the thread budget and the upload limits of one studio process.
 
     ``threads``: torch threads for the whole process, set once by :meth:`start` (None leaves
     torch's default); jobs never change it. ``served``: the studio is reachable beyond loopback
     (``--host``/``--share``), so the Checkpoint box takes only safe names (a Space always is).
+    ``uploads``: the upload cap and the .npz memory budget (``app.uploads.Uploads``; None: the
+    defaults, 50 MB), which Gradio's ``max_file_size`` and the studio's own checks share.
     """
 
-    def __init__(self, threads: Optional[int] = None, served: bool = False):
+    def __init__(self, threads: Optional[int] = None, served: bool = False, uploads: Optional[Uploads] = None):
         if threads is not None and int(threads) < 1:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
         self.threads = None if threads is None else int(threads)
         self.served = bool(served)
+        self.uploads = Uploads() if uploads is None else uploads
         self._lock = threading.Lock()
         self._models: dict = {}  # checkpoint as typed -> LoadedModel
         self._preloaded: dict = {}  # ("stylizer", control, fast) / ("segmenter",) -> instance built by a test or a Space

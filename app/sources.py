@@ -9,6 +9,7 @@ import gradio as gr
 
 from gendef import decomposition
 from gendef.video import fullsize
+from gendef.decomposition.refine import Refinement
 from gendef.decomposition.segmenting import SpanRules
 from gendef.errors import GenDeFError
 from gendef.video.canonical_video import CanonicalVideo
@@ -19,7 +20,8 @@ from gendef.video.reader import VideoInfo, probe
 from .chain import canvas_side
 from .errors import fail, friendly, number, require, whole_number
 from .state import SHORT_CLIP_FRAMES, StudioState, TabPart, Video
-from .studio import LOADED, default_studio
+from .studio import LOADED, default_studio, services_of
+from .uploads import DEFAULT_MAX_UPLOAD_MB, Uploads
 from .views import display_scale, status_line
 
 PANEL = "source"
@@ -32,7 +34,7 @@ MAX_PREVIEW_BYTES = 256 << 20
 # A whole clip of up to MAX_FRAMES frames is split at its hard cuts only (one canvas per shot, as the
 # studio always fitted such clips, at the output size where it is one shot); longer clips by every rule.
 SHORT_CLIP_RULES = SpanRules(max_span=MAX_FRAMES, drift=math.inf, content=math.inf)
-MAX_UPLOAD_MB = 50
+MAX_UPLOAD_MB = DEFAULT_MAX_UPLOAD_MB  # the default cap; a studio's own is its services.uploads (python app.py --max-upload-mb N)
 MAX_CLIP_SECONDS = 600
 MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE = 64, 256
 MAX_GRID_SIDE = 512  # the motion (grid) the studio keeps: generated or working size
@@ -44,6 +46,8 @@ OUTPUT_SOURCE, OUTPUT_1080P, OUTPUT_720P, OUTPUT_WORKING = "source (≤ 1080p)",
 OUTPUT_SIZES = (OUTPUT_SOURCE, OUTPUT_1080P, OUTPUT_720P, OUTPUT_WORKING)
 MAX_DECOMPOSE_STEPS = 2000
 MAX_SEED = 2**31 - 1
+REFINE_LABEL = "Refine worst spans: share of frames refitted"
+DEFAULT_REFINE = Refinement().budget  # on by default, as the CLI's --refine and decompose_clip
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLE_CLIP = EXAMPLES / "astronaut_pan.mp4"
 EXAMPLE_NPZ = EXAMPLES / "astronaut_pan.npz"
@@ -71,7 +75,8 @@ def build(studio) -> None:
                 sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-btn")
                 motion_btn = gr.Button("New motion", elem_id="new-motion-btn")
         with gr.Tab("Upload clip", id="tab-upload"):
-            clip = gr.File(label=f"Video clip (≤ {MAX_UPLOAD_MB} MB)", file_types=list(VIDEO_EXTS), elem_id="clip-file")
+            cap = studio.services.uploads.max_mb
+            clip = gr.File(label=f"Video clip (≤ {cap} MB)", file_types=list(VIDEO_EXTS), elem_id="clip-file")
             with gr.Row():
                 clip_frames = gr.Number(0, label="Frames to use (0 = whole clip)", precision=0, minimum=0, maximum=MAX_CLIP_FRAMES,
                                         info=f"whole clips up to {MAX_CLIP_FRAMES} frames; up to {MAX_FRAMES}: one canonical image", elem_id="clip-frames")
@@ -79,11 +84,14 @@ def build(studio) -> None:
             with gr.Row():
                 clip_start = gr.Number(0, label="Start frame", precision=0, minimum=0)
                 clip_steps = gr.Slider(0, 1000, value=200, step=10, label="Optimisation steps", info="fewer is faster, more is sharper", elem_id="clip-steps")
+            clip_refine = gr.Slider(0.0, 1.0, value=DEFAULT_REFINE, step=0.05, label=REFINE_LABEL, elem_id="clip-refine",
+                                    info="whole clips split into segments: 0 = off (the default); e.g. 0.5 splits and refits the "
+                                    "spans whose worst frame is poor, up to half the clip's frames (slower)")
             decompose_btn = gr.Button("Decompose into canonical image + field", variant="primary", elem_id="decompose-btn")
             if EXAMPLE_CLIP.is_file():
                 gr.Examples([[str(EXAMPLE_CLIP)]], inputs=[clip], label="Example clip")
         with gr.Tab("Open .npz", id="tab-open"):
-            npz = gr.File(label="CanonicalVideo (.npz)", file_types=[".npz"], elem_id="npz-file")
+            npz = gr.File(label=f"CanonicalVideo (.npz, ≤ {cap} MB)", file_types=[".npz"], elem_id="npz-file")
             open_btn = gr.Button("Open", variant="primary", elem_id="open-btn")
             example_btn = gr.Button("Open the example (astronaut photo, known pan + zoom)", visible=EXAMPLE_NPZ.is_file(), elem_id="example-npz-btn")
     output_size = gr.Dropdown(
@@ -98,7 +106,7 @@ def build(studio) -> None:
     studio.on(motion_btn.click, new_motion, sample_inputs, (LOADED,), concurrency_id="model")
     studio.on(open_btn.click, open_npz, ["state", npz], (LOADED,))
     studio.on(example_btn.click, open_example, ["state"], (LOADED,))
-    studio.on(decompose_btn.click, decompose_upload, ["state", clip, clip_frames, clip_size, clip_start, clip_steps, output_size], (LOADED,),
+    studio.on(decompose_btn.click, decompose_upload, ["state", clip, clip_frames, clip_size, clip_start, clip_steps, output_size, clip_refine], (LOADED,),
               concurrency_id="heavy", concurrency_limit=1)
     studio.on(studio.demo.load, sample, sample_inputs, (LOADED,), concurrency_id="model")
 
@@ -208,8 +216,9 @@ def bounded_preview(state: StudioState) -> None:
     state.preview = state.video.with_size((max(2, int(h * s)), max(2, int(w * s))))
 
 
-def _check_npz_header(path: Path) -> None:
-    """The studio's limits checked on the .npz headers (either kind), before anything is decompressed."""
+def _check_npz_header(path: Path, uploads: Uploads) -> None:
+    """The studio's limits checked on the .npz headers (either kind), before anything is decompressed:
+    the sizes, the grids, and all the arrays together against ``uploads.npz_budget``."""
     from gendef.video.npzformat import check_npz, check_segmented_npz, is_segmented_npz
 
     if is_segmented_npz(path):
@@ -225,15 +234,7 @@ def _check_npz_header(path: Path) -> None:
     what = f"{t} frames of {w}x{h} motion" if len(pairs) == 1 else f"{len(pairs)} segments of {w}x{h} motion"
     most = MAX_NPZ_GRID_BYTES if len(pairs) == 1 else MAX_CHAIN_GRID_BYTES
     require(nbytes <= most, f"{path.name} holds {what} ({nbytes / 2**20:.0f} MB); the studio opens at most {most >> 20} MB.")
-
-
-def _upload_path(file) -> Path:
-    require(file is not None, "Choose a file first.")
-    path = Path(getattr(file, "name", file))
-    require(path.is_file(), f"{path.name}: upload not found, please upload it again.")
-    size_mb = path.stat().st_size / 2**20
-    require(size_mb <= MAX_UPLOAD_MB, f"{path.name} is {size_mb:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
-    return path
+    uploads.check_npz_memory(path.name, members.values())
 
 
 def _header(clip) -> Optional[VideoInfo]:
@@ -290,9 +291,34 @@ def _clip_frames(num_frames) -> Optional[int]:
     return whole_number(num_frames, "Frames", MIN_FRAMES, MAX_CLIP_FRAMES)
 
 
-def _decompose(path: Path, info, start: int, n: Optional[int], size: int, steps: int, out_size: str, progress) -> Video:
-    """Up to MAX_FRAMES frames: one canonical image (``decompose_file``), as ever; a whole clip or a longer
-    span: ``decompose_clip``, streamed, split into segments where one canvas stops explaining the frames."""
+def clip_refinement(share) -> Optional[Refinement]:
+    """The Refine slider as ``decompose_clip`` takes it: 0 or empty: off (None);
+    a share of the clip's frames in (0, 1]: ``Refinement(budget=share)``, as the CLI's ``--refine SHARE``."""
+    if share in (None, ""):
+        return None
+    share = number(share, REFINE_LABEL, 0.0, 1.0)
+    return None if share == 0 else Refinement(budget=share)
+
+
+def _refine_note(refinement: Optional[Refinement], video: Video, n: Optional[int]) -> str:
+    """What refinement did, for the status line; a one-span result says it was not used (gr.Info) when
+    the slider was moved from its default (at the default every short clip would get the note)."""
+    if refinement is None:
+        return ""
+    if isinstance(video, SegmentedVideo):
+        return f"; refinement refitted {video.metadata.get('refitted_frames', 0)} frames"
+    if refinement == Refinement(budget=DEFAULT_REFINE):
+        return ""
+    why = f"{n} frames set by hand are fitted with one canonical image" if n is not None and n <= MAX_FRAMES else "the clip is one span"
+    gr.Info(f"Refinement not used: {why}; it splits and refits the segments of whole clips.")
+    return ""
+
+
+def _decompose(path: Path, info, start: int, n: Optional[int], size: int, steps: int, out_size: str, progress,
+               refinement: Optional[Refinement] = None) -> Video:
+    """Up to MAX_FRAMES frames: one canonical image (``decompose_file``), as ever (``refinement`` is not
+    used there); a whole clip or a longer span: ``decompose_clip``, streamed, split into segments where
+    one canvas stops explaining the frames, then refined when ``refinement`` is given."""
     if n is not None and n <= MAX_FRAMES:
         def report(fraction, message=""):
             progress(min(max(float(fraction), 0.0), 1.0) * 0.75, desc=message or "decomposing")
@@ -310,16 +336,17 @@ def _decompose(path: Path, info, start: int, n: Optional[int], size: int, steps:
     count = n if n is not None else (info.frames - start if info is not None else MAX_CLIP_FRAMES)
     rules = SHORT_CLIP_RULES if count <= MAX_FRAMES else SpanRules()
     return decomposition.decompose_clip(str(path), start=start, frames=n, size=size, steps=steps, progress=per_segment,
-                                        rules=rules, output_size=out_size, info=info, threads=None)
+                                        rules=rules, output_size=out_size, info=info, threads=None, refinement=refinement)
 
 
 @friendly
 def open_npz(state, file, progress=gr.Progress(), studio=None):
     """Re-open a CanonicalVideo, or a whole clip's chain of segments, saved by the studio, the CLI or the Python API."""
     state = _fresh(state)
-    path = _upload_path(file)
+    uploads = services_of(studio).uploads
+    path = uploads.file(file)
     require(path.suffix.lower() == ".npz", f"{path.name}: expected a .npz CanonicalVideo file.")
-    _check_npz_header(path)
+    _check_npz_header(path, uploads)
     progress(0.1, desc="reading")
     video = load_video_npz(path)  # a chain of segments is a whole clip: kept whole, as when it was decomposed
     video = _limit_video(video, MAX_CLIP_FRAMES if isinstance(video, SegmentedVideo) else MAX_FRAMES)
@@ -336,28 +363,33 @@ def open_example(state, progress=gr.Progress(), studio=None):
 
 
 @friendly
-def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, progress=gr.Progress(), studio=None):
+def decompose_upload(state, file, num_frames, size, start=0, steps=200, output_size=OUTPUT_SOURCE, refine=DEFAULT_REFINE, progress=gr.Progress(),
+                     studio=None):
     """Real clip -> CanonicalVideo (or, where the decomposer splits the clip, a chain of segments) with
     the decomposer (gendef.decomposition): motion fitted at the working size, canonical image rebuilt
     from the full-size frames at the output size. Frames empty or 0: the whole clip (at most
     MAX_CLIP_FRAMES, refused from the header otherwise), progress shown per segment. The header is
-    probed once here and handed to the decomposer; threads stay as the services set them."""
+    probed once here and handed to the decomposer; threads stay as the services set them. ``refine``:
+    the share of a whole clip's frames refinement may refit (0: off; ``clip_refinement``); a clip
+    fitted as one span is not refined, and a note says so."""
     state = _fresh(state)
-    path = _upload_path(file)
+    path = services_of(studio).uploads.file(file)
     require(path.suffix.lower() in VIDEO_EXTS, f"{path.name}: unsupported type; upload one of {', '.join(VIDEO_EXTS)}.")
     n = _clip_frames(num_frames)
     size = whole_number(size, "Size", MIN_DECOMPOSE_SIZE, MAX_DECOMPOSE_SIZE)
     start = whole_number(start or 0, "Start frame", 0, 10**7)
     steps = whole_number(steps, "Steps", 0, MAX_DECOMPOSE_STEPS)
+    refinement = clip_refinement(refine)
     info = _header(path)
     _check_clip(path, info, start, n)
     out_size = decompose_output_size(info, output_size)
     progress(0.0, desc="decomposing")
-    video = _decompose(path, info, start, n, size, steps, out_size, progress)
+    video = _decompose(path, info, start, n, size, steps, out_size, progress, refinement)
     if video.metadata.get("output_note"):  # several segments stay at the working size
         gr.Info(video.metadata["output_note"][0].upper() + video.metadata["output_note"][1:] + ".")
     video = _limit_video(video, MAX_FRAMES if n is not None and n <= MAX_FRAMES else MAX_CLIP_FRAMES)
     chosen = video.metadata.get("layers_reason")
-    state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})" + (f"; {chosen}" if chosen else ""))
+    refined = _refine_note(refinement, video, n)
+    state.set_video(video, f"Decomposed {path.name} (frames {start}..{start + video.num_frames - 1})" + (f"; {chosen}" if chosen else "") + refined)
     bounded_preview(state)
     return loaded_views(state, progress, studio=studio)

@@ -11,6 +11,7 @@ from .checkpoints import default_checkpoint
 from .services import Services
 from .state import StudioState, cleanup
 from .studio import Studio
+from .uploads import Uploads
 
 TABS = (sources, viewer, scribble, stylize, segment, track, export)  # each placed in its PANEL, in this order
 
@@ -18,7 +19,6 @@ SESSION_TTL_S = 2 * 3600
 SESSION_CAPACITY = 100  # sessions kept in memory; each may hold a few hundred MB of frames
 CONCURRENCY = 2
 QUEUE_MAX = 32
-MAX_FILE_SIZE = f"{sources.MAX_UPLOAD_MB}mb"
 
 CSS = """
 #studio-title h1 {margin-bottom: 0}
@@ -39,8 +39,9 @@ def theme():
     )
 
 
-def launch_kwargs() -> dict:
-    return dict(theme=theme(), css=CSS, max_file_size=MAX_FILE_SIZE, state_session_capacity=SESSION_CAPACITY)
+def launch_kwargs(uploads: Uploads = Uploads()) -> dict:
+    """``demo.launch`` settings; Gradio's upload cap is the studio's (``services.uploads``: 50 MB unless raised at launch)."""
+    return dict(theme=theme(), css=CSS, max_file_size=uploads.gradio_max_file_size, state_session_capacity=SESSION_CAPACITY)
 
 
 def build_demo(checkpoint=None, services=None, tabs=TABS) -> gr.Blocks:

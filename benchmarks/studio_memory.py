@@ -7,8 +7,9 @@ then the export of the whole clip, in a child process whose peak RSS the parent 
 Runs ``app.sources.decompose_upload`` (the function behind the Decompose button: the whole clip, or
 ``--frames`` N from frame 0, output size "source (≤ 1080p)") and then ``app.export.export_all`` in-process in a child, no browser;
 with ``--open``, ``app.sources.open_npz`` (the Open button: the .npz and its views) instead of the
-decompose (``--lift-upload-cap``: a file over the studio's upload cap, which the studio refuses in one
-line, is opened anyway, to measure what opening it would cost); with ``--edit``, Stylize's first look applied (the result views) and the result exported.
+decompose (``--lift-upload-cap``: the studio started as ``python app.py --max-upload-mb N`` with N the
+file's size in MB rounded up, as a person reopening a whole clip's export over the default 50 MB cap
+would start it); with ``--edit``, Stylize's first look applied (the result views) and the result exported.
 The child prints its peak RSS after each stage (ru_maxrss is a high-water mark: an export
 that needs less than the decompose leaves it unchanged), the parent the child's peak. The fit's
 memory does not depend on the steps, so a few are enough for memory.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -31,14 +33,19 @@ def rss() -> float:
 def child(path: str, frames: int, size: int, steps: int, export: bool, reopen: bool, edit: bool, lift_cap: bool) -> None:
     from app import export as export_tab
     from app import sources
+    from app.services import Services
     from app.state import StudioState
+    from app.studio import Studio
+    from app.ui import TABS
+    from app.uploads import Uploads
 
     report, stage = {"before_gib": rss()}, "open" if reopen else "decompose"
     t0, c0 = time.perf_counter(), time.process_time()
     quiet = lambda *a, **k: None  # noqa: E731
     if reopen:
-        sources.MAX_UPLOAD_MB = max(sources.MAX_UPLOAD_MB, os.path.getsize(path) / 2**20) if lift_cap else sources.MAX_UPLOAD_MB
-        out = sources.open_npz(StudioState(), path, progress=quiet)
+        flag = str(max(sources.MAX_UPLOAD_MB, math.ceil(os.path.getsize(path) / 2**20))) if lift_cap else None
+        studio = Studio(Services(uploads=Uploads.at_launch(flag, {})), TABS)  # what app.py builds for --max-upload-mb N
+        out = sources.open_npz(StudioState(), path, progress=quiet, studio=studio)
     else:
         out = sources.decompose_upload(StudioState(), path, frames, size, 0, steps, sources.OUTPUT_SOURCE, progress=quiet)
     state = out["state"]
@@ -66,7 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--open", action="store_true", help="CLIP is a .npz the studio exported: open it instead of decomposing")
-    ap.add_argument("--lift-upload-cap", action="store_true", help="with --open: let the studio open a .npz over its upload cap")
+    ap.add_argument("--lift-upload-cap", action="store_true", help="with --open: start the studio with --max-upload-mb N, N the file's size in MB rounded up")
     ap.add_argument("--edit", action="store_true", help="apply the first look (Stylize) before the export, and export the result")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -8,8 +8,8 @@ Each clip is decomposed from its file by ``decompose_clip`` (two streaming passe
 frame is rendered and scored against the source frame area-scaled to the working size (read
 again as a stream): "mean dB" is the mean of the per-frame PSNRs, "worst" the worst frame,
 "all dB" the PSNR of the mean squared error over every frame (as benchmarks/decompose.py scores). Peak RSS is the process's high-water mark (ru_maxrss), so run one clip per
-process for a clean number: ``--clips`` with one name. ``--refine-budget B`` turns on
-``decompose_clip``'s refinement (``refine.Refinement(budget=B)``); ``--per-frame`` writes every
+process for a clean number: ``--clips`` with one name. ``--refine-budget B`` sets
+``decompose_clip``'s refinement (``refine.Refinement(budget=B)``; default 0.25 as the library's, 0: off); ``--per-frame`` writes every
 frame's PSNR and the segments to a .json.
 """
 from __future__ import annotations
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--layers", default="auto")
-    ap.add_argument("--refine-budget", type=float, default=0.0, help="split and refit poorly explained spans, refitting at most this share of the clip's frames (default 0: no refinement)")
+    ap.add_argument("--refine-budget", type=float, default=0.25, help="split and refit poorly explained spans, refitting at most this share of the clip's frames (default 0.25, decompose_clip's; 0: no refinement)")
     ap.add_argument("--no-score", action="store_true", help="time and memory only")
     ap.add_argument("--per-frame", default=None, help="write each frame's PSNR and the segments (spans, why each ended) of the (last) clip here (.json)")
     ap.add_argument("--figure", default=None, help="write the chain of canonical images of the (last) clip here (.jpg)")

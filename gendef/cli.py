@@ -258,9 +258,9 @@ def add_decompose_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         "the motion is fitted at --size, the canonical is rebuilt from the full-size frames",
     )
     parser.add_argument(
-        "--refine", type=float, default=None, metavar="SHARE",
+        "--refine", type=float, default=0.25, metavar="SHARE",
         help="whole clips: split and refit the spans whose worst frame the fit explains poorly, refitting at most "
-        "SHARE x the clip's frames (e.g. 0.25; default: off)",
+        "SHARE x the clip's frames (default 0.25; 0: off)",
     )
     parser.add_argument("--device", default="cpu", help="where the optimisation runs: cpu (default), cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=1, help="torch threads during the fit (default 1: its many small ops gain little from more)")
@@ -285,9 +285,9 @@ def cmd_decompose(args) -> int:
         raise DecomposeError(f"--steps must be >= 0, got {args.steps}")
     if args.threads < 1:
         raise DecomposeError(f"--threads must be >= 1, got {args.threads}")
-    if args.refine is not None and not 0 < args.refine <= 1:
-        raise DecomposeError(f"--refine must be a share of the clip's frames in (0, 1], got {args.refine}")
-    refinement = None if args.refine is None else Refinement(budget=args.refine)
+    if not 0 <= args.refine <= 1:
+        raise DecomposeError(f"--refine must be a share of the clip's frames in [0, 1] (0: off), got {args.refine}")
+    refinement = Refinement(budget=args.refine) if args.refine > 0 else None
     bar, close = (None, lambda: None) if args.quiet else _progress_bar("decompose")
     progress = None if bar is None else (lambda i, n, m: bar(i / n if n else 0.0, m))
     try:

@@ -80,7 +80,7 @@ def test_content_that_enters_and_leaves_gets_new_segments_and_reconstructs(tmp_p
     frames = entering_clip()
     path = write_video(frames, tmp_path / "enter.mp4", fps=10)
     rules = SpanRules(max_span=40, min_span=8, content=0.04)
-    vid = decompose_clip(path, size=48, steps=30, layers=1, rules=rules)
+    vid = decompose_clip(path, size=48, steps=30, layers=1, rules=rules, refinement=None)  # the planner's spans alone
     assert isinstance(vid, SegmentedVideo) and len(vid.segments) >= 3
     assert vid.num_frames == 40
     assert {v.metadata["ends_by"] for v in vid.segments[:-1]} == {"content"}
@@ -180,7 +180,7 @@ def test_clips_without_movers_pay_no_layers_trial(tmp_path, monkeypatch):
         assert np.array_equal(a.grid, b.grid) and np.array_equal(a.canonical, b.canonical)
 
 
-def test_the_cli_refines_on_request_and_refuses_a_bad_share(tmp_path, capsys):
+def test_the_cli_refines_by_default_on_request_and_refuses_a_bad_share(tmp_path, capsys):
     from gendef.cli import main
 
     frames = np.concatenate([pan(texture(8), 10, 32, speed=0.3), pan(texture(9), 10, 32, speed=-0.3)])
@@ -195,3 +195,8 @@ def test_the_cli_refines_on_request_and_refuses_a_bad_share(tmp_path, capsys):
     capsys.readouterr()
     assert main(["decompose", str(src), "--out", str(out), "--refine", "2", "--quiet"]) != 0
     assert "--refine must be a share" in capsys.readouterr().err
+    base = ["decompose", str(src), "--out", str(out), "--size", "32", "--steps", "3", "--layers", "1", "--quiet"]
+    assert main(base) == 0  # on by default, at 0.25 of the clip's frames
+    assert SegmentedVideo.load(out).metadata["refine_floor_db"] == 27.0
+    assert main([*base, "--refine", "0"]) == 0
+    assert "refine_floor_db" not in SegmentedVideo.load(out).metadata

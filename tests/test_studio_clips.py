@@ -212,3 +212,83 @@ def test_a_whole_clips_mask_and_tracks_are_drawn_a_chunk_at_a_time(long_state):
     pos, vis = st.part(track.TrackPart).tracks
     assert st.result.frames.dtype == np.uint8 and vis[:10].all()
     np.testing.assert_array_equal(st.result.frames, to_uint8(viz.draw_tracks(frames, pos, vis)))
+
+
+# ------------------------------------------------------------------------------ refinement (opt-in)
+def _recording(monkeypatch, result):
+    """decompose_clip and decompose_file replaced by fakes that record what they were given and return ``result``."""
+    from gendef import decomposition
+
+    calls = {}
+
+    def fake_clip(path, **kw):
+        calls["clip"] = kw
+        return result
+
+    def fake_file(path, **kw):
+        calls["file"] = kw
+        return result if not isinstance(result, SegmentedVideo) else result.segments[0]
+
+    monkeypatch.setattr(decomposition, "decompose_clip", fake_clip)
+    monkeypatch.setattr(decomposition, "decompose_file", fake_file)
+    return calls
+
+
+def test_the_refine_slider_is_passed_to_decompose_clip(decomposed, cut_clip, monkeypatch):
+    from gendef.decomposition.refine import Refinement
+
+    assert sources.clip_refinement(0) is None and sources.clip_refinement(None) is None and sources.clip_refinement("") is None
+    assert sources.clip_refinement(0.5) == Refinement(budget=0.5) and sources.clip_refinement(1) == Refinement(budget=1.0)
+    chain = decomposed[0]["state"].video
+    calls = _recording(monkeypatch, chain)
+    sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING)  # the slider's default
+    assert calls["clip"]["refinement"] == Refinement(budget=0.25) == Refinement()
+    calls = _recording(monkeypatch, chain)
+    sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0)  # off
+    assert calls["clip"]["refinement"] is None
+    refined = SegmentedVideo(list(zip(chain.starts, chain.segments)), fps=chain.fps, cuts=chain.cuts, metadata={"refitted_frames": 7})
+    calls = _recording(monkeypatch, refined)
+    out = sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0.5)
+    assert calls["clip"]["refinement"] == Refinement(budget=0.5) and "file" not in calls
+    assert out["state"].source.endswith("; refinement refitted 7 frames")
+
+
+@pytest.mark.parametrize("bad, message", [(1.5, "between 0 and 1, got 1.5"), (-0.25, "between 0 and 1, got -0.25"),
+                                          ("lots", "must be a number between 0 and 1")])
+def test_a_refine_share_out_of_range_is_one_line(bad, message, cut_clip, monkeypatch):
+    calls = _recording(monkeypatch, None)
+    with pytest.raises(gr.Error, match=message) as err:
+        sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, bad)
+    assert "\n" not in err.value.message and err.value.message.startswith(sources.REFINE_LABEL) and calls == {}
+
+
+def test_refinement_is_not_used_on_one_span_and_a_note_says_so(decomposed, cut_clip, monkeypatch):
+    one = decomposed[0]["state"].video.segments[0]  # a CanonicalVideo: what a one-span clip gives
+    notes = []
+    monkeypatch.setattr(gr, "Info", notes.append)
+    calls = _recording(monkeypatch, one)
+    out = sources.decompose_upload(StudioState(), str(cut_clip), 16, 64, 0, 3, sources.OUTPUT_WORKING, 0.5)  # 16 frames by hand
+    assert "refinement" not in calls["file"] and "clip" not in calls
+    assert notes[-1].startswith("Refinement not used: 16 frames set by hand are fitted with one canonical image")
+    assert "refinement" not in out["state"].source
+    calls = _recording(monkeypatch, one)
+    sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0.5)  # whole clip, one span
+    assert calls["clip"]["refinement"].budget == 0.5
+    assert notes[-1].startswith("Refinement not used: the clip is one span")
+    notes.clear()
+    sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0)  # off: no note
+    sources.decompose_upload(StudioState(), str(cut_clip), 16, 64, 0, 3, sources.OUTPUT_WORKING)  # the default: no note
+    assert notes and not any(n.startswith("Refinement") for n in notes)  # (16 frames of 20 say which they are)
+
+
+def test_a_whole_clip_refined_for_real(decomposed, cut_clip):
+    """The real decomposer with the slider at 0.5: the chain says refinement ran, and on how many frames; on by
+    default (the fixture's decompose), and off at 0: no trace."""
+    assert decomposed[0]["state"].video.metadata["refine_floor_db"] == 27.0
+    off = sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0)["state"]
+    assert "refine_floor_db" not in off.video.metadata and "refinement" not in off.source
+    state = sources.decompose_upload(StudioState(), str(cut_clip), 0, 64, 0, 3, sources.OUTPUT_WORKING, 0.5)["state"]
+    v = state.video
+    assert isinstance(v, SegmentedVideo) and v.num_frames == 20 and 10 in v.cuts
+    assert v.metadata["refine_floor_db"] == 27.0 and 0 <= v.metadata["refitted_frames"] <= 10
+    assert state.source.endswith(f"; refinement refitted {v.metadata['refitted_frames']} frames")

@@ -160,6 +160,18 @@ def test_freeze_canonical_without_reg(stage1, data, tmp_path):
     assert not torch.equal(before.deformation.to_outs[-1].conv.weight, after.deformation.to_outs[-1].conv.weight)
 
 
+def test_drift_start_runs_before_the_adversarial_steps(stage1, data, tmp_path, capsys):
+    from gendef import GenDeF
+
+    out_dir = tmp_path / "drift"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=1", "drift_start_steps=3", "model.deformation_init=xavier", "sample_every=0", *FAST])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "drift start 3/3" in printed and printed.index("drift start 3/3") < printed.index("done at step 1")
+    assert GenDeF.from_pretrained(out_dir).deformation.to_outs[-1].conv.weight.abs().sum() > 0
+
+
 def test_d_warmup_trains_d_alone(stage1, data, tmp_path):
     from safetensors.torch import load_file
 

@@ -137,6 +137,10 @@ class TrainConfig:
     d_warmup_kimg: float = setting(0.0, "stage 2 trains D alone for its first this many kimg (G and G_ema keep "
                                    "stage 1's weights; the zero field's still clips teach D that real clips move)",
                                    Rule("float", 0, 1e6), "kimg")
+    drift_start_steps: int = setting(0, "stage 2 first fits G_d (and the motion code) for this many steps to a "
+                                     "coherent drift, past the blur valley (train/drift_start.py; 0 = off; not on resume)",
+                                     Rule("int", 0, 100000), "steps")
+    drift_start_speed: float = setting(1.0, "the drift start's speed", Rule("float", 0, 25), "% of the side per frame")
     freeze_canonical: bool = setting(False, "stage 2 keeps G_c fixed ('pt. then fix')", _FLAG)
     reset_deformation: bool = setting(True, "stage 2 re-initialises G_d's last ToOut as deformation_init says",
                                       _FLAG)

@@ -145,6 +145,17 @@ def generator_times(cfg: dict, dataset, b: int, device) -> torch.Tensor:
     return sample_generator_times(b, k, max_dist, lengths, int(cfg["max_num_frames"]), device)
 
 
+def drift_start(G, cfg: dict, draw_times) -> None:
+    """``drift_start_steps``: G_d fitted to a coherent drift before the adversarial steps (train/drift_start.py),
+    from the run's seed and without touching the run's random stream."""
+    from train.drift_start import fit_drift
+
+    with torch.random.fork_rng(devices=[G.device] if G.device.type == "cuda" else []):
+        torch.manual_seed(int(cfg["seed"]))
+        fit_drift(G, int(cfg["drift_start_steps"]), float(cfg["drift_start_speed"]), int(cfg["batch_size"]),
+                  draw_times, lr=float(cfg["lr"]) * float(cfg["lr_deformation_mult"]))
+
+
 def train(run: Run) -> None:
     from gendef.generator import losses
     from gendef.data import ClipDataset
@@ -155,6 +166,8 @@ def train(run: Run) -> None:
         G.canonical.requires_grad_(False)
     dataset = run.dataset(ClipDataset, G.resolution, num_frames=int(cfg["clip_frames"]), max_dist=int(cfg["max_dist"]),
                           time_sampling=cfg["time_sampling"])
+    if int(cfg["drift_start_steps"]) > 0 and not (cfg["resume"] or cfg["resume_pack"]):
+        drift_start(G, cfg, lambda b: generator_times(cfg, dataset, b, "cpu"))
     run.setup(G, D, disc_cfg, trained=G, video=True)
     data = run.loader(dataset)
     lam = float(cfg["lambda_reg"])

@@ -7,7 +7,8 @@ Two streaming passes over the file, each holding at most one span of working-siz
 2. each span's frames are decomposed (``pipeline.decompose``; with ``layers="auto"`` a span
    runs the layers' trial only where its one-canvas fit finds movers), one CanonicalVideo per span;
    with ``refinement``, a span whose worst frame the fit explains poorly is split there and that
-   part fitted again (``refine.refine_span``, within a budget of frames).
+   part fitted again (``refine.refine_span``, within a budget of frames); a refit keeps its span's
+   choice of one canvas under ``layers="auto"`` (no second trial of layers on the same frames).
 
 A clip that needs one span is decomposed exactly as ``decompose_file`` does (same numbers).
 """
@@ -79,9 +80,16 @@ def _fit_spans(stream: SpanStream, fit, score: bool) -> tuple:
     for k, (span, video) in enumerate(stream):
         vid = fit(k, "")(video)
         if score:
-            worst.append(float(frame_psnr(vid.iter_frames(), video).min()))
+            worst.append(float(frame_psnr(vid.frames(), video).min()))  # the fit's own render, cached
         pieces.append([_segment(vid, span.start, span.reason)])
     return pieces, worst
+
+
+def _layers_of(span_vid, layers) -> dict:
+    """``layers`` for a refit of part of a span: one canvas where ``auto`` chose one for the whole span
+    (its trial, if movers called for one, found layers did not pay there); else as asked."""
+    auto = isinstance(layers, str) and layers.strip().lower() == "auto"
+    return {"layers": 1} if auto and span_vid.metadata.get("layers_chosen") == 1 else {}
 
 
 def _segment(vid, start: int, reason: str) -> tuple:
@@ -125,7 +133,7 @@ def decompose_clip(
     progress: Optional[SegmentProgress] = None,
     rules: SpanRules = SpanRules(),
     info=None,
-    refinement: Optional[Refinement] = None,
+    refinement: Optional[Refinement] = Refinement(),
     **kwargs,
 ):
     """A clip file -> CanonicalVideo (one span: exactly ``decompose_file``) or SegmentedVideo.
@@ -135,8 +143,9 @@ def decompose_clip(
     ``output_size`` applies to a one-span clip only: several spans stay at the working size
     (metadata ``output_note`` says so). ``info``: the clip's header when the caller has probed it
     already (``gendef.video.reader.probe``). ``refinement``: when and how much a poorly explained
-    span is split and refitted (``refine.Refinement``; None, the default: never, so existing
-    results stay as they were).
+    span is split and refitted (``refine.Refinement``; by default a budget of 0.25 of the clip's
+    frames; None: never, as before issue 28's refinement). A one-span clip is ``decompose_file``'s
+    result either way.
     """
     from ..video.audio import source_audio
     from ..video.reader import probe
@@ -162,15 +171,18 @@ def decompose_clip(
             kwargs["canvas_scale"] = SEGMENT_CANVAS_SCALE
         seg_steps = SEGMENT_STEPS if steps is None else steps
 
-        def fit(k, what):
+        def fit(k, what, **over):
             tell = lambda f, m: report(k, len(spans), f"segment {k + 1}/{len(spans)} (frames {spans[k].start}-{spans[k].end - 1}){what}: {m}")  # noqa: E731
-            return lambda v: decompose(v, size=size, steps=seg_steps, fps=info.fps, progress=tell, **kwargs)  # noqa: E731
+            return lambda v: decompose(v, size=size, steps=seg_steps, fps=info.fps, progress=tell, **{**kwargs, **over})  # noqa: E731
+
+        def refit(k, what):  # a piece keeps its span's choice of one canvas (no second trial of layers on its frames)
+            return fit(k, what, **_layers_of(pieces[k][0][1], kwargs.get("layers", "auto")))
 
         stream = SpanStream(_frames(path, start, count, hw), spans)
         pieces, worst = _fit_spans(stream, fit, refinement is not None)
         spent = 0
         if refinement is not None:
-            spent, cuts = _refine_spans(_frames(path, start, count, hw), spans, cuts, near, pieces, worst, fit, refinement)
+            spent, cuts = _refine_spans(_frames(path, start, count, hw), spans, cuts, near, pieces, worst, refit, refinement)
         segments = [p for span_pieces in pieces for p in span_pieces]
     except VideoIOError as e:
         raise DecomposeError(str(e)) from None
