@@ -160,6 +160,18 @@ def test_freeze_canonical_without_reg(stage1, data, tmp_path):
     assert not torch.equal(before.deformation.to_outs[-1].conv.weight, after.deformation.to_outs[-1].conv.weight)
 
 
+def test_a_random_restart_of_g_d_is_drawn_from_the_run_seed(stage1):
+    from train.config import load_config
+    from train.finetune import load_stage1
+
+    def last(seed):
+        cfg = load_config(TINY, [f"init={stage1}", "model.deformation_init=xavier", f"seed={seed}"], "finetune")
+        return load_stage1(cfg, "cpu")[0].deformation.to_outs[-1].conv.weight.detach().clone()
+
+    a, b, c = last(3), last(3), last(4)
+    assert torch.equal(a, b) and not torch.equal(a, c) and a.abs().sum() > 0
+
+
 def test_drift_start_runs_before_the_adversarial_steps(stage1, data, tmp_path, capsys):
     from gendef import GenDeF
 

@@ -55,7 +55,9 @@ def load_stage1(cfg: dict, device):
     if retime:
         G = retimed_motion(G, saved, retime)
     if cfg["reset_deformation"]:
-        G.deformation.reset_output()  # as deformation_init says (Table A1); "zero": frames = canonical
+        with torch.random.fork_rng(devices=[]):  # a random (xavier) restart drawn from the run's seed
+            torch.manual_seed(int(cfg["seed"]))
+            G.deformation.reset_output()  # as deformation_init says (Table A1); "zero": frames = canonical
     disc_cfg = {"resolution": G.resolution}
     if (init / "discriminator_config.json").is_file():
         disc_cfg.update(json.loads((init / "discriminator_config.json").read_text()))
