@@ -160,6 +160,25 @@ def test_freeze_canonical_without_reg(stage1, data, tmp_path):
     assert not torch.equal(before.deformation.to_outs[-1].conv.weight, after.deformation.to_outs[-1].conv.weight)
 
 
+def test_a_checkpoint_exports_as_the_run_exports_itself(stage1, data, tmp_path):
+    from safetensors.torch import load_file
+
+    from gendef import GenDeF
+    from train.export_checkpoint import main as export_main
+
+    out_dir = tmp_path / "s2"
+    assert finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out_dir}", f"init={stage1}",
+                          "max_steps=2", "ckpt_every=2", "sample_every=0", "model.field_reference_time=4", *FAST]) == 0
+    assert export_main([str(out_dir), str(tmp_path / "exp")]) == 0
+    run, exp = GenDeF.from_pretrained(out_dir), GenDeF.from_pretrained(tmp_path / "exp")
+    assert exp.field_reference_time == 4.0 == run.field_reference_time
+    a, b = run.state_dict(), exp.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    da, db = (load_file(str(d / "discriminator.safetensors")) for d in (out_dir, tmp_path / "exp"))
+    assert da.keys() == db.keys() and all(torch.equal(da[k].float(), db[k].float()) for k in da)
+    assert export_main([str(out_dir), str(tmp_path / "x"), "--step", "7"]) == 2
+
+
 def test_a_random_restart_of_g_d_is_drawn_from_the_run_seed(stage1):
     from train.config import load_config
     from train.finetune import load_stage1
