@@ -24,7 +24,10 @@ __all__ = ["export_checkpoint"]
 
 def _checkpoint(run_dir: Path, step: Optional[int]) -> Path:
     root = run_dir / "checkpoints"
-    name = f"step-{step:08d}" if step is not None else (root / "latest").read_text().strip() if (root / "latest").is_file() else ""
+    if step is not None:
+        name = f"step-{step:08d}"
+    else:
+        name = (root / "latest").read_text().strip() if (root / "latest").is_file() else ""
     if not name or not (root / name / "G_ema.safetensors").is_file():
         raise TrainError(f"{run_dir}: no checkpoint {name or '(latest)'} with G_ema.safetensors under {root}")
     return root / name

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from train.batches import sample_clip_times, sample_generator_times
+from train.config import per_process_batch
 from train.errors import TrainError
 from train.run import Run, run_stage
 
@@ -55,8 +57,7 @@ def load_stage1(cfg: dict, device):
     if retime:
         G = retimed_motion(G, saved, retime)
     if cfg["reset_deformation"]:
-        with torch.random.fork_rng(devices=[]):  # a random (xavier) restart drawn from the run's seed
-            torch.manual_seed(int(cfg["seed"]))
+        with seeded(cfg):  # a random (xavier) restart drawn from the run's seed
             G.deformation.reset_output()  # as deformation_init says (Table A1); "zero": frames = canonical
     disc_cfg = {"resolution": G.resolution}
     if (init / "discriminator_config.json").is_file():
@@ -147,14 +148,21 @@ def generator_times(cfg: dict, dataset, b: int, device) -> torch.Tensor:
     return sample_generator_times(b, k, max_dist, lengths, int(cfg["max_num_frames"]), device)
 
 
-def drift_start(G, cfg: dict, draw_times) -> None:
+@contextmanager
+def seeded(cfg: dict, device=None):
+    """Random draws from the run's seed, leaving the run's own random stream as it was."""
+    with torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda" else []):
+        torch.manual_seed(int(cfg["seed"]))
+        yield
+
+
+def drift_start(G, cfg: dict, batch: int, draw_times) -> None:
     """``drift_start_steps``: G_d fitted to a coherent drift before the adversarial steps (train/drift_start.py),
-    from the run's seed and without touching the run's random stream."""
+    ``batch`` clips a step (this process's share), from the run's seed."""
     from train.drift_start import fit_drift
 
-    with torch.random.fork_rng(devices=[G.device] if G.device.type == "cuda" else []):
-        torch.manual_seed(int(cfg["seed"]))
-        fit_drift(G, int(cfg["drift_start_steps"]), float(cfg["drift_start_speed"]), int(cfg["batch_size"]),
+    with seeded(cfg, G.device):
+        fit_drift(G, int(cfg["drift_start_steps"]), float(cfg["drift_start_speed"]), batch,
                   draw_times, lr=float(cfg["lr"]) * float(cfg["lr_deformation_mult"]))
 
 
@@ -169,7 +177,8 @@ def train(run: Run) -> None:
     dataset = run.dataset(ClipDataset, G.resolution, num_frames=int(cfg["clip_frames"]), max_dist=int(cfg["max_dist"]),
                           time_sampling=cfg["time_sampling"])
     if int(cfg["drift_start_steps"]) > 0 and not (cfg["resume"] or cfg["resume_pack"]):
-        drift_start(G, cfg, lambda b: generator_times(cfg, dataset, b, "cpu"))
+        batch = per_process_batch(cfg, run.accelerator.num_processes)
+        drift_start(G, cfg, batch, lambda b: generator_times(cfg, dataset, b, "cpu"))
     run.setup(G, D, disc_cfg, trained=G, video=True)
     data = run.loader(dataset)
     lam = float(cfg["lambda_reg"])
