@@ -3,7 +3,9 @@ past the blur valley (train/README 11)."""
 import torch
 
 from gendef import GenDeF
-from train.drift_start import UNIFORMITY, drift_loss, fit_drift
+import pytest
+
+from train.drift_start import UNIFORMITY, drift_loss, fit_drift, row_profile
 
 from tests.test_motion_time import TINY
 
@@ -31,6 +33,26 @@ def test_a_still_field_costs_the_squared_speed_and_spread_costs_its_variance():
     spread[..., :4, :, 0] = 1.0  # half the frame 1 px left of the other half, in every frame: variance 0.125 per axis
     loss2, _ = drift_loss(spread, TIMES, 0.5)
     assert abs(loss2.item() - (0.25 + UNIFORMITY * 0.125)) < 1e-6
+
+
+def test_the_sky_profile_slows_from_the_top_row_to_a_still_ground():
+    w = row_profile("sky", 64)
+    assert w[0] > 0.99 and w[-14:].abs().max() == 0  # the lowest 22 % (the mean horizon) stand still
+    assert bool((w[1:] <= w[:-1]).all()) and 0.5 < float(w.mean()) < 0.6
+    assert torch.equal(row_profile("uniform", 8), torch.ones(8))
+    with pytest.raises(ValueError, match="drift_start_profile"):
+        row_profile("wind", 8)
+
+
+def test_a_sky_drift_costs_nothing_under_its_profile_and_a_whole_frame_drift_does():
+    w = row_profile("sky", 8)
+    v = torch.tensor([[0.6, 0.0], [0.0, -0.6]])
+    sky = _uniform(v, TIMES) * w[None, None, :, None, None]
+    loss, speed = drift_loss(sky, TIMES, 0.6, w)
+    assert loss.item() < 1e-10
+    torch.testing.assert_close(speed, torch.tensor([0.6, 0.6]))
+    whole, _ = drift_loss(_uniform(v, TIMES), TIMES, 0.6, w)
+    assert whole.item() > 1e-3  # the ground moves: spread from the profile, and a faster top row
 
 
 def test_a_bent_path_costs_its_distance_from_the_line():

@@ -140,7 +140,10 @@ class TrainConfig:
     drift_start_steps: int = setting(0, "stage 2 first fits G_d (and the motion code) for this many steps to a "
                                      "coherent drift, past the blur valley (train/drift_start.py; 0 = off; not on resume)",
                                      Rule("int", 0, 100000), "steps")
-    drift_start_speed: float = setting(1.0, "the drift start's speed", Rule("float", 0, 25), "% of the side per frame")
+    drift_start_speed: float = setting(1.0, "the drift start's speed (its top row's)", Rule("float", 0, 25),
+                                       "% of the side per frame")
+    drift_start_profile: str = setting("uniform", "the drift start's speed by row (train/drift_start.py): uniform, "
+                                       "or sky (slowing to a still horizon)", _choice("uniform", "sky"))
     freeze_canonical: bool = setting(False, "stage 2 keeps G_c fixed ('pt. then fix')", _FLAG)
     reset_deformation: bool = setting(True, "stage 2 re-initialises G_d's last ToOut as deformation_init says",
                                       _FLAG)

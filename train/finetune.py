@@ -81,8 +81,9 @@ def load_stage1(cfg: dict, device):
 
 MOTION_TIME_KEYS = ("time_min_period", "time_max_period", "motion_anchor_spacing")
 # Stage 2 always takes these from its own config: no weight depends on them (deformation_init only says how
-# reset_output starts the last ToOut; zero <-> xavier keep its shape, "none" does not and is refused).
-WEIGHTLESS_KEYS = ("field_reference_time", "deformation_init")
+# reset_output starts the last ToOut; zero <-> xavier keep its shape, "none" does not and is refused; warp_padding
+# only says what the warp samples outside the canonical image).
+WEIGHTLESS_KEYS = ("field_reference_time", "deformation_init", "warp_padding")
 
 
 def retimed_motion(G, saved: dict, retime: dict):
@@ -163,7 +164,8 @@ def drift_start(G, cfg: dict, batch: int, draw_times) -> None:
 
     with seeded(cfg, G.device):
         fit_drift(G, int(cfg["drift_start_steps"]), float(cfg["drift_start_speed"]), batch,
-                  draw_times, lr=float(cfg["lr"]) * float(cfg["lr_deformation_mult"]))
+                  draw_times, lr=float(cfg["lr"]) * float(cfg["lr_deformation_mult"]),
+                  profile=cfg["drift_start_profile"])
 
 
 def train(run: Run) -> None:

@@ -144,8 +144,9 @@ class GenDeFConfig:
     share_latent: bool = setting(False, "true: z_d = z (the official code feeds one z to both mapping networks); "
                                  "false: an independent z_d", _FLAG)
     warp_padding: str = setting("black", "what the warp samples outside the canonical image: black (as cv2.remap "
-                                "renders a CanonicalVideo) or grey (0 in [-1, 1], official)",
-                                Rule("choice", choices=("black", "grey")))
+                                "renders a CanonicalVideo), grey (0 in [-1, 1], official) or border (the nearest "
+                                "edge pixel: a drift brings in the edge's colours, not a band)",
+                                Rule("choice", choices=("black", "grey", "border")))
     field_reference_time: Optional[float] = setting(
         None, "every frame's field minus G_d's field at this time, so the canonical image is the frame at that "
         "time and G_d's output is motion only (train/README 11); null = the paper's absolute field",

@@ -104,9 +104,14 @@ class GenDeF(
 
         Outside the canonical image counts as black, exactly as ``cv2.remap`` with
         a zero border renders a CanonicalVideo, so training and rendering agree;
-        ``warp_padding="grey"`` samples 0 in [-1, 1] there instead (official GenDeF).
+        ``warp_padding="grey"`` samples 0 in [-1, 1] there instead (official GenDeF), ``"border"`` the
+        nearest edge pixel (cv2's BORDER_REPLICATE).
         """
         b, t, h, w, _ = grid_norm.shape
+        if self.warp_padding == "border":
+            src = canonical.repeat_interleave(t, dim=0)
+            out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+            return out.reshape(b, t, 3, h, w)
         if self.warp_padding == "grey":
             src = canonical.repeat_interleave(t, dim=0)
             out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
