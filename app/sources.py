@@ -199,7 +199,8 @@ def _limit_video(video: Video, most: int = MAX_FRAMES) -> Video:
         gr.Warning(f"The file has {video.num_frames} frames; the studio keeps the first {most}.")
         if isinstance(video, SegmentedVideo):
             return video.head(most)
-        video = CanonicalVideo(video.canonical, video.grid[:most], video.fps, dict(video.metadata), size=video.size)
+        video = CanonicalVideo(video.canonical, video.grid[:most], video.fps, dict(video.metadata), size=video.size,
+                               padding=video.padding)
     return video
 
 

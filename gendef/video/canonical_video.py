@@ -30,6 +30,11 @@ Output size versus grid size (the rule every operation follows):
   return [T, H, W, ...], ``track`` returns output-pixel positions,
   ``frame_to_canonical`` takes them, ``flows`` are output-sized and in output
   pixels (frame-space flow: the exact flow at the grid's pixels, upsampled).
+
+Outside the canonical image (``padding``, the generator's ``warp_padding`` names): a video shows
+what the model that made it was trained to show there -- ``black`` (0, the default), ``grey`` (0.5
+for colour) or ``border`` (the nearest edge pixel). Masks, overlays and other non-colour images
+get 0 outside for black and grey and the edge for border (the rule in :mod:`gendef.video.padding`).
 """
 from __future__ import annotations
 
@@ -40,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-import cv2
 import numpy as np
 
 from ..errors import CanonicalVideoError
@@ -48,6 +52,7 @@ from ..imageutil import to_float01
 from . import tracking
 from .frame_edit import frame_layer_to_canonical
 from .grid import upsample_grid
+from .padding import PADDINGS, check_padding, remap
 from .npzformat import (  # noqa: F401  (the file limits are part of this module's API)
     FORMAT_VERSION, MAX_CANVAS_PIXELS, MAX_FILE_FRAMES, MAX_GRID_VALUES, MAX_METADATA_BYTES, check_npz,
     read_canonical_arrays, write_npz,
@@ -55,6 +60,7 @@ from .npzformat import (  # noqa: F401  (the file limits are part of this module
 
 __all__ = [
     "CanonicalVideo",
+    "PADDINGS",
     "check_npz",
 ]
 
@@ -71,11 +77,15 @@ MAX_RENDER_BYTES = 6 << 30
 # --------------------------------------------------------------------------------------
 @dataclass(eq=False)
 class CanonicalVideo:
-    """Canonical image [Hc, Wc, 3] float32 in [0, 1] + grid [T, Hg, Wg, 2] + fps + output ``size``.
+    """Canonical image [Hc, Wc, 3] float32 in [0, 1] + grid [T, Hg, Wg, 2] + fps + output ``size`` + ``padding``.
 
     ``size`` = (H, W) of the output frames, default the grid's own (Hg, Wg). The grid
     values are pixels of ``canonical``; output pixels map onto the grid lattice with
-    pixel centres aligned (see the module docstring for the exact rule).
+    pixel centres aligned (see the module docstring for the exact rule). ``padding``:
+    what frames show where the grid samples outside the canonical image, one of
+    :data:`PADDINGS` -- "black" (0; the default), "grey" (0.5) or "border" (the nearest
+    edge pixel), as the generator's ``warp_padding``; every operation that warps a
+    canonical-space image follows it (masks and overlays: 0 outside unless "border").
     """
 
     canonical: np.ndarray
@@ -83,6 +93,7 @@ class CanonicalVideo:
     fps: float = 16.0
     metadata: dict = field(default_factory=dict)
     size: Optional[tuple] = None
+    padding: str = "black"
 
     def __post_init__(self):
         self.canonical = _validate_canonical(self.canonical)
@@ -96,6 +107,7 @@ class CanonicalVideo:
         if not isinstance(self.metadata, dict):
             raise CanonicalVideoError("metadata must be a dict")
         self.size = _validate_size(self.size, self.grid_size)
+        self.padding = check_padding(self.padding)
         self._frames_cache = None
 
     # ---- shape helpers ---------------------------------------------------------------
@@ -120,9 +132,10 @@ class CanonicalVideo:
 
     def __repr__(self) -> str:
         grid = "" if self.grid_size == self.size else f", grid_size={self.grid_size}"
+        padding = "" if self.padding == "black" else f", padding={self.padding!r}"
         return (
             f"CanonicalVideo(canonical={self.canvas_size}, frames={self.num_frames}, "
-            f"frame_size={self.frame_size}{grid}, fps={self.fps:g})"
+            f"frame_size={self.frame_size}{grid}, fps={self.fps:g}{padding})"
         )
 
     # ---- output pixels <-> grid lattice ------------------------------------------------
@@ -153,25 +166,21 @@ class CanonicalVideo:
             )
 
     # ---- rendering ---------------------------------------------------------------------
-    def _remap(self, image: np.ndarray, t: int, border_value=0.0, grid_t: Optional[np.ndarray] = None) -> np.ndarray:
+    def _remap(self, image: np.ndarray, t: int, colour: bool = False, grid_t: Optional[np.ndarray] = None) -> np.ndarray:
+        """One frame of a canonical-space image of at most 4 channels; ``colour``: its channels are colours
+        (outside the canvas they follow ``padding`` in full; otherwise as masks, see the class docstring)."""
         g = self.frame_grid(t) if grid_t is None else grid_t
-        r = cv2.remap(
-            image,
-            g[..., 0],
-            g[..., 1],
-            interpolation=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=border_value,
-        )
+        chans = 1 if image.ndim == 2 else image.shape[2]
+        r = remap(image, g, self.padding, colour_channels=chans if colour else 0)
         return r[..., None] if image.ndim == 3 and r.ndim == 2 else r
 
-    def _warp_frame(self, img: np.ndarray, t: int, grid_t: Optional[np.ndarray] = None) -> np.ndarray:
+    def _warp_frame(self, img: np.ndarray, t: int, grid_t: Optional[np.ndarray] = None, colour: bool = False) -> np.ndarray:
         """One frame of a float canonical-space image (any channel count)."""
         g = self.frame_grid(t) if grid_t is None else grid_t
         if img.ndim == 3 and img.shape[2] > 4:  # cv2.remap handles at most 4 channels per call
-            parts = [self._remap(np.ascontiguousarray(img[..., s : s + 4]), t, grid_t=g) for s in range(0, img.shape[2], 4)]
+            parts = [self._remap(np.ascontiguousarray(img[..., s : s + 4]), t, colour, grid_t=g) for s in range(0, img.shape[2], 4)]
             return np.concatenate(parts, axis=-1)
-        return self._remap(img, t, grid_t=g)
+        return self._remap(img, t, colour, grid_t=g)
 
     def _canonical_space(self, image: np.ndarray) -> np.ndarray:
         img = np.asarray(image)
@@ -182,24 +191,28 @@ class CanonicalVideo:
             )
         return np.ascontiguousarray(to_float01(img))
 
-    def warp(self, image: np.ndarray) -> np.ndarray:
+    def warp(self, image: np.ndarray, colour: Optional[bool] = None) -> np.ndarray:
         """Warp any image living in canonical space (any channel count) through every frame.
 
         Returns [T, H, W] for a 2-D input and [T, H, W, C] otherwise, float32, at output size.
+        Outside the canvas a colour image shows what ``padding`` says (grey: 0.5); any other
+        image (mask, alpha, labels) shows 0, or its edge for "border". ``colour``: whether
+        ``image`` is a colour image; None (default) means "it has 3 channels".
         """
         img = self._canonical_space(image)
         chans = 1 if img.ndim == 2 else img.shape[2]
+        colour = chans == 3 if colour is None else bool(colour)
         self.check_alloc(chans, 4, "warping")
         out = np.empty((self.num_frames,) + self.frame_size + img.shape[2:], dtype=np.float32)
         for t in range(self.num_frames):
-            out[t] = self._warp_frame(img, t)
+            out[t] = self._warp_frame(img, t, colour=colour)
         return out
 
     def frames(self) -> np.ndarray:
         """The video: [T, H, W, 3] float32 (cached up to 512 MB; the object is treated as immutable)."""
         if self._frames_cache is not None:
             return self._frames_cache
-        out = self.warp(self.canonical)
+        out = self.warp(self.canonical, colour=True)
         if out.nbytes <= 512 << 20:
             self._frames_cache = out
         return out
@@ -226,9 +239,9 @@ class CanonicalVideo:
     def _render_prepared(self, kind: str, img: np.ndarray, t: int) -> np.ndarray:
         g = self.frame_grid(t)
         if kind != "rgba":
-            return self._warp_frame(img, t, grid_t=g)
+            return self._warp_frame(img, t, grid_t=g, colour=kind != "mask")
         w = self._remap(img, t, grid_t=g)
-        base = self._frames_cache[t] if self._frames_cache is not None else self._remap(self.canonical, t, grid_t=g)
+        base = self._frames_cache[t] if self._frames_cache is not None else self._remap(self.canonical, t, True, grid_t=g)
         a = np.clip(w[..., 3:4], 0.0, 1.0)
         return np.clip(w[..., :3] + base * (1.0 - a), 0.0, 1.0).astype(np.float32)
 
@@ -251,6 +264,10 @@ class CanonicalVideo:
         * RGB [Hc, Wc, 3]: a replacement canonical image (e.g. stylised).
         * RGBA [Hc, Wc, 4]: an overlay (scribble), alpha-composited over the original frames.
         * mask [Hc, Wc] or [Hc, Wc, 1]: warped soft mask [T, H, W].
+
+        Outside the canvas (``padding``): the video and an RGB replacement show black, grey or the
+        edge; an overlay adds nothing there unless "border" (then its edge), a mask is 0 there
+        unless "border" (then its edge) -- so ``render(rgba)`` equals ``with_edit(rgba).frames()``.
         """
         if image is None:
             return self.frames().copy()
@@ -300,7 +317,7 @@ class CanonicalVideo:
     # ---- output size and canonical resolution ------------------------------------------
     def with_size(self, size: Sequence[int]) -> "CanonicalVideo":
         """Same canonical and motion, frames rendered at ``size`` = (H, W)."""
-        return CanonicalVideo(self.canonical, self.grid, self.fps, dict(self.metadata), size=tuple(size))
+        return CanonicalVideo(self.canonical, self.grid, self.fps, dict(self.metadata), size=tuple(size), padding=self.padding)
 
     def with_canonical_resolution(self, canonical: np.ndarray, size: Optional[Sequence[int]] = None) -> "CanonicalVideo":
         """Same video with a canonical image of the same canvas at another resolution.
@@ -315,7 +332,7 @@ class CanonicalVideo:
         scale = np.array([wn / wc, hn / hc], np.float32)
         grid = (self.grid + 0.5) * scale - 0.5
         out_size = self.size if size is None else tuple(size)
-        return CanonicalVideo(new, grid, self.fps, dict(self.metadata), size=out_size)
+        return CanonicalVideo(new, grid, self.fps, dict(self.metadata), size=out_size, padding=self.padding)
 
     # ---- persistence (gendef.video.npzformat) --------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> Path:
@@ -327,6 +344,7 @@ class CanonicalVideo:
             grid=self.grid,
             fps=np.array(self.fps, dtype=np.float64),
             size=np.array(self.size, dtype=np.int64),
+            padding=np.array(self.padding),
             metadata=np.array(json.dumps(meta)),
         ))
 
@@ -335,7 +353,8 @@ class CanonicalVideo:
         """Read an ``.npz`` written by :meth:`save`; any damage gives a CanonicalVideoError.
 
         Member headers are checked against the MAX_* limits (:func:`check_npz`) before any
-        array is decompressed.
+        array is decompressed. A file written before ``padding`` existed loads as "black"; a
+        padding other than :data:`PADDINGS` is refused.
         """
         return cls(**read_canonical_arrays(path))
 
@@ -383,7 +402,7 @@ class CanonicalVideo:
         src = to_uint8(img) if kind in ("video", "rgb") else None
         for t in range(self.num_frames):
             if src is not None:
-                yield self._remap(src, t)
+                yield self._remap(src, t, True)
             else:
                 f = self._render_prepared(kind, img, t)
                 yield to_uint8(f[..., None] if f.ndim == 2 else f)
@@ -419,7 +438,8 @@ class CanonicalVideo:
 
     def with_canonical(self, canonical: np.ndarray) -> "CanonicalVideo":
         """Same motion, another canonical image (an edit baked in)."""
-        return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size)
+        return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size,
+                              padding=self.padding)
 
 
 # --------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ..imageutil import to_float01
 from .canonical_video import CanonicalVideo, MAX_OUTPUT_SIDE
 from ..errors import OutputSizeError
 from .grid import invert_grid, upsample_grid
+from .padding import remap
 
 __all__ = [
     "OUTPUT_SIZE_CHOICES",
@@ -215,8 +216,9 @@ def _inverse_maps(video: CanonicalVideo, stride: int) -> list:
 def _back_project(video: CanonicalVideo, frames, canon: np.ndarray, inv: list, delta: float) -> tuple:
     """One pass over the clip: back-warped weighted residuals [Hc, Wc, 3], their weights [Hc, Wc], sq. error.
 
-    The render carries an alpha channel of ones, so output pixels that sample outside
-    the canvas get (fractionally) no vote; Huber weights min(1, delta / |residual|)
+    The render (outside the canvas as the video's ``padding`` shows it) carries an alpha channel
+    of ones, so output pixels that sample outside the canvas get (fractionally) no vote, except
+    with "border" padding, where they show the edge pixel and vote for it; Huber weights min(1, delta / |residual|)
     damp frames that disagree (occlusions, moving objects, lighting).
     """
     hc, wc = video.canvas_size
@@ -225,7 +227,7 @@ def _back_project(video: CanonicalVideo, frames, canon: np.ndarray, inv: list, d
     sq = 0.0
     for t in range(video.num_frames):
         g = video.frame_grid(t)
-        packed = cv2.remap(rgba, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        packed = remap(rgba, g, video.padding, colour_channels=3)
         res = np.subtract(_frame_at(frames, t, video.size), packed[..., :3])
         n2 = np.einsum("hwc,hwc->hw", res, res)
         sq += float(n2.sum())

@@ -1,10 +1,15 @@
 """The two .npz formats of the data model, read and written as plain arrays.
 
-* A CanonicalVideo file holds ``canonical``, ``grid``, ``fps``, ``size`` and a JSON ``metadata`` string.
+* A CanonicalVideo file holds ``canonical``, ``grid``, ``fps``, ``size``, ``padding`` (a string, one
+  of :data:`~gendef.video.padding.PADDINGS`) and a JSON ``metadata`` string.
 * A SegmentedVideo file (a whole clip as a chain of segments) holds ``seg{i}_canonical`` and
   ``seg{i}_grid`` for every segment, ``starts`` (first clip frame of each segment), ``cuts`` (clip
-  frames where a hard cut starts a segment), ``fps``, ``size``, a JSON ``metadata`` string and a
-  JSON ``segment_metadata`` string (a list, one dict per segment).
+  frames where a hard cut starts a segment), ``fps``, ``size``, ``padding`` (one string per
+  segment), a JSON ``metadata`` string and a JSON ``segment_metadata`` string (a list, one dict per
+  segment).
+
+Files written before ``padding`` existed have none: every video in them is "black". A padding
+outside the list is refused (one line).
 
 Every member's shape, dtype and declared size is checked against the MAX_* limits from the
 archive's .npy headers (:mod:`gendef.video.npzfile`) before anything is decompressed, so a small
@@ -24,6 +29,7 @@ import numpy as np
 
 from ..errors import CanonicalVideoError, NpzHeaderError
 from .npzfile import read_npz_headers
+from .padding import PADDINGS
 
 __all__ = [
     "FORMAT_VERSION", "MAX_FILE_FRAMES", "MAX_CANVAS_PIXELS", "MAX_GRID_VALUES", "MAX_METADATA_BYTES",
@@ -40,6 +46,7 @@ MAX_FILE_FRAMES = 4096
 MAX_CANVAS_PIXELS = 4096 * 4096  # Hc * Wc of the canonical image (192 MiB as float32 RGB)
 MAX_GRID_VALUES = 1 << 27  # T * H * W * 2: 512 MiB as float32, e.g. 256 frames of 512x512
 MAX_METADATA_BYTES = 1 << 20
+_MAX_PADDING_CHARS = 16  # a padding name is a short string (PADDINGS), one per video
 _HEADER_SLACK = 1 << 16  # a zip entry may declare this much more than its array (the .npy header)
 # A SegmentedVideo file: each segment within the limits above, and the whole clip within these
 MAX_SEGMENTS = 256
@@ -114,11 +121,12 @@ def check_npz(path: PathLike) -> dict:
 
 def _npz_limit_problem(members: dict) -> Optional[str]:
     c, g, f = members["canonical"], members["grid"], members["fps"]
-    m = members.get("metadata")
-    problem = _pair_problem(c, g, "canonical", "grid") or _fps_problem(f) or _metadata_problem(m)
+    m, p = members.get("metadata"), members.get("padding")
+    problem = (_pair_problem(c, g, "canonical", "grid") or _fps_problem(f) or _metadata_problem(m)
+               or _padding_problem(p, ()))
     if problem:
         return problem
-    return _declared_problem((c, g, f) + ((m,) if m is not None else ()))
+    return _declared_problem((c, g, f) + tuple(x for x in (m, p) if x is not None))
 
 
 def _pair_problem(c, g, cname: str, gname: str) -> Optional[str]:
@@ -147,6 +155,14 @@ def _metadata_problem(m, what: str = "metadata") -> Optional[str]:
     if m is not None and (m.nbytes > MAX_METADATA_BYTES or m.dtype.kind != "U"):
         return f"{what} must be a JSON string under {MAX_METADATA_BYTES} bytes, the file declares {m.shape} {m.dtype}"
     return None
+
+
+def _padding_problem(p, shape: tuple) -> Optional[str]:
+    """The ``padding`` member (if any): short strings, ``shape`` () for a video, (n,) for n segments."""
+    if p is None or (p.shape == shape and p.dtype.kind == "U" and p.dtype.itemsize <= 4 * _MAX_PADDING_CHARS):
+        return None
+    what = f"{shape[0]} strings" if shape else "one string"
+    return f"padding must be {what} (one of {', '.join(PADDINGS)}), the file declares {p.shape} {p.dtype}"
 
 
 def _declared_problem(members) -> Optional[str]:
@@ -199,7 +215,8 @@ def _segmented_problem(members: dict) -> Optional[str]:
     if values > MAX_CLIP_GRID_VALUES:
         return f"the segments' grids hold {values} values, over the limit of {MAX_CLIP_GRID_VALUES} ({MAX_CLIP_GRID_VALUES * 4 >> 20} MiB)"
     problem = (_fps_problem(members["fps"]) or _metadata_problem(members.get("metadata"))
-               or _metadata_problem(members.get("segment_metadata"), "segment_metadata"))
+               or _metadata_problem(members.get("segment_metadata"), "segment_metadata")
+               or _padding_problem(members.get("padding"), (n,)))
     return problem or _declared_problem(members.values())
 
 
@@ -230,7 +247,7 @@ def _json(data, key: str, default):
 
 
 def read_canonical_arrays(path: PathLike) -> dict:
-    """``{canonical, grid, fps, size, metadata}`` of a CanonicalVideo .npz (headers checked first)."""
+    """``{canonical, grid, fps, size, padding, metadata}`` of a CanonicalVideo .npz (headers checked first)."""
     name = getattr(path, "name", path)
     check_npz(path)
     with _reading(name), np.load(path, allow_pickle=False) as data:
@@ -238,24 +255,37 @@ def read_canonical_arrays(path: PathLike) -> dict:
         if missing:
             raise CanonicalVideoError(f"{name}: not a CanonicalVideo file (missing {', '.join(missing)})")
         return dict(canonical=data["canonical"], grid=data["grid"], fps=float(data["fps"]),
-                    size=_read_size(data, name), metadata=_json(data, "metadata", {}))
+                    size=_read_size(data, name), padding=_read_paddings(data, name, 1)[0],
+                    metadata=_json(data, "metadata", {}))
 
 
 def read_segmented_arrays(path: PathLike) -> dict:
-    """``{segments: [(start, canonical, grid, metadata)], cuts, fps, size, metadata}`` of a SegmentedVideo .npz."""
+    """``{segments: [(start, canonical, grid, metadata, padding)], cuts, fps, size, metadata}`` of a SegmentedVideo .npz."""
     name = getattr(path, "name", path)
     check_segmented_npz(path)
     with _reading(name), np.load(path, allow_pickle=False) as data:
         starts = [int(s) for s in data["starts"]]
         seg_meta = _json(data, "segment_metadata", [])
+        paddings = _read_paddings(data, name, len(starts))
         segments = [
             (starts[i], data[f"seg{i}_canonical"], data[f"seg{i}_grid"],
-             seg_meta[i] if i < len(seg_meta) and isinstance(seg_meta[i], dict) else {})
+             seg_meta[i] if i < len(seg_meta) and isinstance(seg_meta[i], dict) else {}, paddings[i])
             for i in range(len(starts))
         ]
         cuts = [int(c) for c in data["cuts"]] if "cuts" in data.files else []
         return dict(segments=segments, cuts=cuts, fps=float(data["fps"]), size=_read_size(data, name),
                     metadata=_json(data, "metadata", {}))
+
+
+def _read_paddings(data, name, n: int) -> list:
+    """The ``n`` paddings of a saved file (shape checked with the headers); "black" for files written before it existed."""
+    if "padding" not in data.files:
+        return ["black"] * n
+    values = [str(v) for v in np.asarray(data["padding"]).reshape(-1)]
+    bad = [v for v in values if v not in PADDINGS]
+    if bad:
+        raise CanonicalVideoError(f"{name}: unknown padding {bad[0]!r} (a video's padding is one of {', '.join(PADDINGS)})")
+    return values
 
 
 def _read_size(data, name) -> Optional[tuple]:

@@ -25,13 +25,13 @@ import os
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-import cv2
 import numpy as np
 
 from ..errors import CanonicalVideoError
 from ..imageutil import to_float01, to_uint8
 from .canonical_video import MAX_RENDER_BYTES, CanonicalVideo
 from .npzformat import FORMAT_VERSION, MAX_SEGMENTS, is_segmented_npz, read_segmented_arrays, write_npz
+from .padding import remap as padding_remap
 from . import tracking
 from .tracking import validate_points
 
@@ -42,7 +42,8 @@ class SegmentedVideo:
     """Segments ``[(start_frame, CanonicalVideo), ...]`` in clip order, an fps, metadata and hard ``cuts``.
 
     ``cuts``: clip frames where a segment starts with a hard cut (zero overlap, no blend); each must be
-    some segment's start. ``fps`` defaults to the first segment's. All segments share one output size.
+    some segment's start. ``fps`` defaults to the first segment's. All segments share one output size;
+    each keeps its own ``padding`` (what it shows outside its canvas), saved with the chain.
     """
 
     def __init__(self, segments, fps: Optional[float] = None, metadata: Optional[dict] = None, cuts=()):
@@ -385,7 +386,8 @@ class SegmentedVideo:
         while True:
             s, v = pairs[-1]
             if s + v.num_frames > n:
-                pairs[-1] = (s, CanonicalVideo(v.canonical, v.grid[: n - s], v.fps, dict(v.metadata), size=v.size))
+                pairs[-1] = (s, CanonicalVideo(v.canonical, v.grid[: n - s], v.fps, dict(v.metadata), size=v.size,
+                                               padding=v.padding))
             if len(pairs) > 1 and pairs[-1][0] + pairs[-1][1].num_frames <= pairs[-2][0] + pairs[-2][1].num_frames:
                 pairs.pop()
                 continue
@@ -404,6 +406,7 @@ class SegmentedVideo:
         arrays.update(
             starts=np.array(self.starts, np.int64), cuts=np.array(sorted(self.cuts), np.int64),
             fps=np.array(self.fps, np.float64), size=np.array(self.size, np.int64),
+            padding=np.array([seg.padding for seg in self.segments]),
             metadata=np.array(json.dumps(meta)),
             segment_metadata=np.array(json.dumps([dict(s.metadata) for s in self.segments])),
         )
@@ -414,7 +417,7 @@ class SegmentedVideo:
         """Read a file written by :meth:`save` (headers checked against the limits before any array is read)."""
         a = read_segmented_arrays(path)
         try:
-            pairs = [(s, CanonicalVideo(c, g, a["fps"], m, size=a["size"])) for s, c, g, m in a["segments"]]
+            pairs = [(s, CanonicalVideo(c, g, a["fps"], m, size=a["size"], padding=p)) for s, c, g, m, p in a["segments"]]
             return cls(pairs, fps=a["fps"], metadata=a["metadata"], cuts=a["cuts"])
         except CanonicalVideoError as e:
             raise CanonicalVideoError(f"{getattr(path, 'name', path)}: {e}") from None
@@ -424,7 +427,8 @@ class SegmentedVideo:
         if self.num_segments != 1:
             raise CanonicalVideoError(f"a chain of {self.num_segments} segments is not one CanonicalVideo")
         seg = self.segments[0]
-        return CanonicalVideo(seg.canonical, seg.grid, self.fps, {**seg.metadata, **self.metadata}, size=seg.size)
+        return CanonicalVideo(seg.canonical, seg.grid, self.fps, {**seg.metadata, **self.metadata}, size=seg.size,
+                              padding=seg.padding)
 
 
 def load_video_npz(path: Union[str, os.PathLike, io.IOBase]) -> Union[CanonicalVideo, SegmentedVideo]:
@@ -522,12 +526,15 @@ def _weight(layer: np.ndarray) -> np.ndarray:
 
 
 def _layer_on_frame(seg: CanonicalVideo, layer: np.ndarray, t: int) -> np.ndarray:
-    """A canonical-space layer (straight RGBA or mask) as seen in the segment's local frame t (same kind)."""
+    """A canonical-space layer (straight RGBA or mask) as seen in the segment's local frame t (same kind).
+
+    Outside the segment's canvas the layer is 0, or its edge for a "border" segment (the rule for
+    masks and overlays in :mod:`gendef.video.padding`).
+    """
     g = seg.frame_grid(t)
 
     def remap(x):
-        return cv2.remap(np.ascontiguousarray(x), g[..., 0], g[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        return padding_remap(np.ascontiguousarray(x), g, seg.padding)
 
     if layer.ndim == 2:
         return np.clip(remap(layer), 0.0, 1.0)
