@@ -19,6 +19,7 @@ import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..errors import ModelConfigError
+from ..video.padding import PADDINGS
 from ..settings import Rule, check_fields, check_flat, flat_defaults, from_flat, rules, setting, settings, to_flat
 
 __all__ = [
@@ -143,10 +144,11 @@ class GenDeFConfig:
                          "the network", Rule("float", 1e-3, 1000), "frames per second")
     share_latent: bool = setting(False, "true: z_d = z (the official code feeds one z to both mapping networks); "
                                  "false: an independent z_d", _FLAG)
-    warp_padding: str = setting("black", "what the warp samples outside the canonical image: black (as cv2.remap "
-                                "renders a CanonicalVideo), grey (0 in [-1, 1], official) or border (the nearest "
-                                "edge pixel: a drift brings in the edge's colours, not a band)",
-                                Rule("choice", choices=("black", "grey", "border")))
+    warp_padding: str = setting("black", "what the warp samples outside the canonical image: black, grey (0 in "
+                                "[-1, 1], official) or border (the nearest edge pixel: a drift brings in the edge's "
+                                "colours, not a band); sampled videos carry it (CanonicalVideo.padding) and render "
+                                "the same",
+                                Rule("choice", choices=PADDINGS))
     field_reference_time: Optional[float] = setting(
         None, "every frame's field minus G_d's field at this time, so the canonical image is the frame at that "
         "time and G_d's output is motion only (train/README 11); null = the paper's absolute field",

@@ -102,10 +102,10 @@ class GenDeF(
     def warp(self, canonical: torch.Tensor, grid_norm: torch.Tensor) -> torch.Tensor:
         """x_t = T(x_c, m + dm_t): canonical [B,3,R,R] in [-1,1], grid [B,T,H,W,2] -> frames [B,T,3,H,W].
 
-        Outside the canonical image counts as black, exactly as ``cv2.remap`` with
-        a zero border renders a CanonicalVideo, so training and rendering agree;
-        ``warp_padding="grey"`` samples 0 in [-1, 1] there instead (official GenDeF), ``"border"`` the
-        nearest edge pixel (cv2's BORDER_REPLICATE).
+        Outside the canonical image counts as black (``warp_padding="black"``); ``"grey"`` samples
+        0 in [-1, 1] there instead (official GenDeF), ``"border"`` the nearest edge pixel. A sampled
+        CanonicalVideo carries the same ``padding`` and renders it with cv2.remap (a zero border,
+        0.5, BORDER_REPLICATE), so training and rendering agree.
         """
         b, t, h, w, _ = grid_norm.shape
         if self.warp_padding == "border":
@@ -186,7 +186,11 @@ class GenDeF(
         start_time: float = 0.0,
         progress=None,
     ) -> List[CanonicalVideo]:
-        """Many videos in one batch. Frames are generated in chunks to bound memory (128+ frames)."""
+        """Many videos in one batch. Frames are generated in chunks to bound memory (128+ frames).
+
+        Each video's ``padding`` is the model's ``warp_padding``, so its frames show outside the
+        canonical image what the model's own warp shows there.
+        """
         seeds = [int(s) for s in seeds]
         if not seeds:
             return []
@@ -226,6 +230,7 @@ class GenDeF(
                 grid=grid[i],
                 fps=fps,
                 metadata={"source": "gendef", "seed": seeds[i], "motion_seed": motion_seeds[i], "truncation_psi": truncation_psi},
+                padding=self.warp_padding,
             )
             for i in range(len(seeds))
         ]
