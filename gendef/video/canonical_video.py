@@ -336,17 +336,22 @@ class CanonicalVideo:
 
     # ---- persistence (gendef.video.npzformat) --------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> Path:
-        """Write an ``.npz`` (no pickles). Written atomically: a crash leaves the old file."""
+        """Write an ``.npz`` (no pickles). Written atomically: a crash leaves the old file.
+
+        ``padding`` is written unless it is "black" (the default, what a file without it means).
+        """
         meta = dict(self.metadata)
         meta.setdefault("format_version", FORMAT_VERSION)
-        return write_npz(path, dict(
+        arrays = dict(
             canonical=self.canonical,
             grid=self.grid,
             fps=np.array(self.fps, dtype=np.float64),
             size=np.array(self.size, dtype=np.int64),
-            padding=np.array(self.padding),
             metadata=np.array(json.dumps(meta)),
-        ))
+        )
+        if self.padding != "black":
+            arrays["padding"] = np.array(self.padding)
+        return write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, io.IOBase]) -> "CanonicalVideo":

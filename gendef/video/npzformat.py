@@ -8,8 +8,8 @@
   segment), a JSON ``metadata`` string and a JSON ``segment_metadata`` string (a list, one dict per
   segment).
 
-Files written before ``padding`` existed have none: every video in them is "black". A padding
-outside the list is refused (one line).
+``padding`` is written only when some video is not "black"; a file without it (every file written
+before it existed) is all "black". A padding outside the list is refused (one line).
 
 Every member's shape, dtype and declared size is checked against the MAX_* limits from the
 archive's .npy headers (:mod:`gendef.video.npzfile`) before anything is decompressed, so a small

@@ -396,7 +396,7 @@ class SegmentedVideo:
         return SegmentedVideo(pairs, fps=self.fps, metadata=dict(self.metadata), cuts=[c for c in self.cuts if c in kept])
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
-        """Write the whole chain to one ``.npz`` (no pickles), atomically."""
+        """Write the whole chain to one ``.npz`` (no pickles), atomically (``padding``, one per segment, only if one isn't black)."""
         meta = dict(self.metadata)
         meta.setdefault("format_version", FORMAT_VERSION)
         arrays = {}
@@ -406,10 +406,11 @@ class SegmentedVideo:
         arrays.update(
             starts=np.array(self.starts, np.int64), cuts=np.array(sorted(self.cuts), np.int64),
             fps=np.array(self.fps, np.float64), size=np.array(self.size, np.int64),
-            padding=np.array([seg.padding for seg in self.segments]),
             metadata=np.array(json.dumps(meta)),
             segment_metadata=np.array(json.dumps([dict(s.metadata) for s in self.segments])),
         )
+        if any(seg.padding != "black" for seg in self.segments):  # none written: every segment black
+            arrays["padding"] = np.array([seg.padding for seg in self.segments])
         return write_npz(path, arrays)
 
     @classmethod
