@@ -25,7 +25,7 @@ def _one_line(e) -> str:
     return text
 
 
-@pytest.mark.parametrize("cls, n", [(GenDeFConfig, 36), (DiscriminatorConfig, 10), (TrainConfig, 77)])
+@pytest.mark.parametrize("cls, n", [(GenDeFConfig, 37), (DiscriminatorConfig, 10), (TrainConfig, 77)])
 def test_every_field_has_meaning_default_rule_and_is_documented(cls, n):
     fields = flat_fields(cls)
     assert len(fields) == n
@@ -50,7 +50,7 @@ def test_one_definition_gives_signature_schema_and_defaults():
     assert DEFAULTS["lr"] == TrainConfig.__dataclass_fields__["lr"].default == 0.0025
     cfg = GenDeFConfig.from_flat({"channel_base": 512, "deformation_channel_base": 64, "time_num_freqs": 8})
     assert (cfg.canonical.channel_base, cfg.deformation.channel_base, cfg.motion.num_freqs) == (512, 64, 8)
-    assert cfg.to_flat()["channel_base"] == 512 and len(cfg.to_flat()) == 36
+    assert cfg.to_flat()["channel_base"] == 512 and len(cfg.to_flat()) == 37
 
 
 @pytest.fixture
@@ -136,8 +136,8 @@ def test_an_old_flat_config_json_loads_and_is_written_back_the_same(tmp_path):
     assert model.config.mtm_resolutions == (8, 16) and model.config.deformation.mtm_resolutions == (4, 16)
     model.save_pretrained(tmp_path / "ck")
     written = json.loads((tmp_path / "ck" / "config.json").read_text())
-    assert {k: written[k] for k in old} == old and set(written) - set(old) == {"field_reference_time"}
-    assert written["field_reference_time"] is None  # a key added later is written with its default
+    assert {k: written[k] for k in old} == old and set(written) - set(old) == {"field_reference_time", "warp_interpolation"}
+    assert written["field_reference_time"] is None and written["warp_interpolation"] == "bilinear"  # later keys: defaults
     loaded = GenDeF.from_pretrained(tmp_path / "ck")
     assert loaded.config == model.config and loaded.canonical.layers[3].offset is not None
 
@@ -145,7 +145,7 @@ def test_an_old_flat_config_json_loads_and_is_written_back_the_same(tmp_path):
 def test_the_shipped_config_json_without_the_new_keys_loads():
     shipped = json.loads((ROOT / "checkpoints" / "default" / "config.json").read_text())
     flat = GenDeF.from_pretrained(ROOT / "checkpoints" / "default").config.to_flat()
-    assert {k: flat[k] for k in shipped} == shipped and len(shipped) == 22 and len(flat) == 36
+    assert {k: flat[k] for k in shipped} == shipped and len(shipped) == 22 and len(flat) == 37
 
 
 def test_an_old_state_pack_config_still_validates_and_builds_its_model():

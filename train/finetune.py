@@ -82,8 +82,8 @@ def load_stage1(cfg: dict, device):
 MOTION_TIME_KEYS = ("time_min_period", "time_max_period", "motion_anchor_spacing")
 # Stage 2 always takes these from its own config: no weight depends on them (deformation_init only says how
 # reset_output starts the last ToOut; zero <-> xavier keep its shape, "none" does not and is refused; warp_padding
-# only says what the warp samples outside the canonical image).
-WEIGHTLESS_KEYS = ("field_reference_time", "deformation_init", "warp_padding")
+# and warp_interpolation only say how the warp samples the canonical image).
+WEIGHTLESS_KEYS = ("field_reference_time", "deformation_init", "warp_padding", "warp_interpolation")
 
 
 def retimed_motion(G, saved: dict, retime: dict):

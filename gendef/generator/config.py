@@ -19,7 +19,7 @@ import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..errors import ModelConfigError
-from ..video.padding import PADDINGS
+from ..video.padding import INTERPOLATIONS, PADDINGS
 from ..settings import Rule, check_fields, check_flat, flat_defaults, from_flat, rules, setting, settings, to_flat
 
 __all__ = [
@@ -149,6 +149,9 @@ class GenDeFConfig:
                                 "colours, not a band); sampled videos carry it (CanonicalVideo.padding) and render "
                                 "the same",
                                 Rule("choice", choices=PADDINGS))
+    warp_interpolation: str = setting("bilinear", "how the warp samples the canonical image: bilinear, or bicubic "
+                                      "(a = -0.75, clamped to the colour range: a sub-pixel shift blurs less)",
+                                      Rule("choice", choices=INTERPOLATIONS))
     field_reference_time: Optional[float] = setting(
         None, "every frame's field minus G_d's field at this time, so the canonical image is the frame at that "
         "time and G_d's output is motion only (train/README 11); null = the paper's absolute field",

@@ -67,6 +67,7 @@ class GenDeF(
         self.config = config
         self._hub_mixin_config = config.to_flat()  # config.json stays the flat dict
         self.warp_padding = config.warp_padding
+        self.warp_interpolation = config.warp_interpolation
         self.resolution = config.resolution
         self.z_dim = config.z_dim
         self.fps = float(config.fps)
@@ -105,20 +106,18 @@ class GenDeF(
         Outside the canonical image counts as black (``warp_padding="black"``); ``"grey"`` samples
         0 in [-1, 1] there instead (official GenDeF), ``"border"`` the nearest edge pixel. A sampled
         CanonicalVideo carries the same ``padding`` and renders it with cv2.remap (a zero border,
-        0.5, BORDER_REPLICATE), so training and rendering agree.
+        0.5, BORDER_REPLICATE), so training and rendering agree. ``warp_interpolation="bicubic"`` samples
+        bicubically (a = -0.75, as cv2.INTER_CUBIC) and clamps to [-1, 1].
         """
         b, t, h, w, _ = grid_norm.shape
-        if self.warp_padding == "border":
-            src = canonical.repeat_interleave(t, dim=0)
-            out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="border", align_corners=True)
-            return out.reshape(b, t, 3, h, w)
-        if self.warp_padding == "grey":
-            src = canonical.repeat_interleave(t, dim=0)
-            out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
-            return out.reshape(b, t, 3, h, w)
-        src = ((canonical + 1) * 0.5).repeat_interleave(t, dim=0)
-        out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
-        return (out * 2 - 1).reshape(b, t, 3, h, w)
+        black = self.warp_padding == "black"
+        src = ((canonical + 1) * 0.5 if black else canonical).repeat_interleave(t, dim=0)
+        out = F.grid_sample(src, grid_norm.reshape(b * t, h, w, 2).to(src.dtype), mode=self.warp_interpolation,
+                            padding_mode="border" if self.warp_padding == "border" else "zeros", align_corners=True)
+        out = out * 2 - 1 if black else out
+        if self.warp_interpolation == "bicubic":
+            out = out.clamp(-1.0, 1.0)
+        return out.reshape(b, t, 3, h, w)
 
     def generate(
         self,

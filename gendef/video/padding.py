@@ -19,9 +19,10 @@ import numpy as np
 
 from ..errors import CanonicalVideoError
 
-__all__ = ["PADDINGS", "check_padding", "remap"]
+__all__ = ["INTERPOLATIONS", "PADDINGS", "check_padding", "remap"]
 
 PADDINGS = ("black", "grey", "border")
+INTERPOLATIONS = ("bilinear", "bicubic")  # the generator's warp_interpolation names
 
 
 def check_padding(padding) -> str:
