@@ -125,7 +125,8 @@ def _export_npz(state: StudioState, use_result: bool) -> Video:
     meta = dict(video.metadata, studio_source=state.source)
     if isinstance(video, SegmentedVideo):
         return SegmentedVideo(list(zip(video.starts, video.segments)), fps=video.fps, metadata=meta, cuts=video.cuts)
-    return CanonicalVideo(video.canonical, video.grid, video.fps, meta, size=video.size, padding=video.padding)
+    return CanonicalVideo(video.canonical, video.grid, video.fps, meta, size=video.size, padding=video.padding,
+                          interpolation=video.interpolation)
 
 
 @friendly

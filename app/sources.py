@@ -200,7 +200,7 @@ def _limit_video(video: Video, most: int = MAX_FRAMES) -> Video:
         if isinstance(video, SegmentedVideo):
             return video.head(most)
         video = CanonicalVideo(video.canonical, video.grid[:most], video.fps, dict(video.metadata), size=video.size,
-                               padding=video.padding)
+                               padding=video.padding, interpolation=video.interpolation)
     return video
 
 

@@ -35,6 +35,9 @@ Outside the canonical image (``padding``, the generator's ``warp_padding`` names
 what the model that made it was trained to show there -- ``black`` (0, the default), ``grey`` (0.5
 for colour) or ``border`` (the nearest edge pixel). Masks, overlays and other non-colour images
 get 0 outside for black and grey and the edge for border (the rule in :mod:`gendef.video.padding`).
+Between pixels (``interpolation``, the generator's ``warp_interpolation`` names): ``bilinear`` (the
+default) or ``bicubic`` (cv2.INTER_CUBIC, clipped to [0, 1]) for what the frames show -- colours and
+overlays; masks and other non-colour images are bilinear on every video (the same module's rule).
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ from ..imageutil import to_float01
 from . import tracking
 from .frame_edit import frame_layer_to_canonical
 from .grid import upsample_grid
-from .padding import PADDINGS, check_padding, remap
+from .padding import INTERPOLATIONS, PADDINGS, check_interpolation, check_padding, remap
 from .npzformat import (  # noqa: F401  (the file limits are part of this module's API)
     FORMAT_VERSION, MAX_CANVAS_PIXELS, MAX_FILE_FRAMES, MAX_GRID_VALUES, MAX_METADATA_BYTES, check_npz,
     read_canonical_arrays, write_npz,
@@ -60,6 +63,7 @@ from .npzformat import (  # noqa: F401  (the file limits are part of this module
 
 __all__ = [
     "CanonicalVideo",
+    "INTERPOLATIONS",
     "PADDINGS",
     "check_npz",
 ]
@@ -77,7 +81,8 @@ MAX_RENDER_BYTES = 6 << 30
 # --------------------------------------------------------------------------------------
 @dataclass(eq=False)
 class CanonicalVideo:
-    """Canonical image [Hc, Wc, 3] float32 in [0, 1] + grid [T, Hg, Wg, 2] + fps + output ``size`` + ``padding``.
+    """Canonical image [Hc, Wc, 3] float32 in [0, 1] + grid [T, Hg, Wg, 2] + fps + output ``size`` + ``padding``
+    + ``interpolation``.
 
     ``size`` = (H, W) of the output frames, default the grid's own (Hg, Wg). The grid
     values are pixels of ``canonical``; output pixels map onto the grid lattice with
@@ -86,6 +91,10 @@ class CanonicalVideo:
     :data:`PADDINGS` -- "black" (0; the default), "grey" (0.5) or "border" (the nearest
     edge pixel), as the generator's ``warp_padding``; every operation that warps a
     canonical-space image follows it (masks and overlays: 0 outside unless "border").
+    ``interpolation``: how frames sample between canonical pixels, one of :data:`INTERPOLATIONS`
+    -- "bilinear" (the default) or "bicubic" (sharper; clipped to [0, 1]), as the generator's
+    ``warp_interpolation``; colours and overlays follow it, masks and other non-colour images
+    are always bilinear.
     """
 
     canonical: np.ndarray
@@ -94,6 +103,7 @@ class CanonicalVideo:
     metadata: dict = field(default_factory=dict)
     size: Optional[tuple] = None
     padding: str = "black"
+    interpolation: str = "bilinear"
 
     def __post_init__(self):
         self.canonical = _validate_canonical(self.canonical)
@@ -108,6 +118,7 @@ class CanonicalVideo:
             raise CanonicalVideoError("metadata must be a dict")
         self.size = _validate_size(self.size, self.grid_size)
         self.padding = check_padding(self.padding)
+        self.interpolation = check_interpolation(self.interpolation)
         self._frames_cache = None
 
     # ---- shape helpers ---------------------------------------------------------------
@@ -133,9 +144,10 @@ class CanonicalVideo:
     def __repr__(self) -> str:
         grid = "" if self.grid_size == self.size else f", grid_size={self.grid_size}"
         padding = "" if self.padding == "black" else f", padding={self.padding!r}"
+        interp = "" if self.interpolation == "bilinear" else f", interpolation={self.interpolation!r}"
         return (
             f"CanonicalVideo(canonical={self.canvas_size}, frames={self.num_frames}, "
-            f"frame_size={self.frame_size}{grid}, fps={self.fps:g}{padding})"
+            f"frame_size={self.frame_size}{grid}, fps={self.fps:g}{padding}{interp})"
         )
 
     # ---- output pixels <-> grid lattice ------------------------------------------------
@@ -166,12 +178,16 @@ class CanonicalVideo:
             )
 
     # ---- rendering ---------------------------------------------------------------------
-    def _remap(self, image: np.ndarray, t: int, colour: bool = False, grid_t: Optional[np.ndarray] = None) -> np.ndarray:
+    def _remap(self, image: np.ndarray, t: int, colour: bool = False, grid_t: Optional[np.ndarray] = None,
+               shown: Optional[bool] = None) -> np.ndarray:
         """One frame of a canonical-space image of at most 4 channels; ``colour``: its channels are colours
-        (outside the canvas they follow ``padding`` in full; otherwise as masks, see the class docstring)."""
+        (outside the canvas they follow ``padding`` in full; otherwise as masks, see the class docstring).
+        ``shown``: it is what a frame shows, so it follows ``interpolation`` (default: colour images; an
+        overlay passes True); otherwise bilinear (masks and other non-colour images)."""
         g = self.frame_grid(t) if grid_t is None else grid_t
         chans = 1 if image.ndim == 2 else image.shape[2]
-        r = remap(image, g, self.padding, colour_channels=chans if colour else 0)
+        interp = self.interpolation if (colour if shown is None else shown) else "bilinear"
+        r = remap(image, g, self.padding, colour_channels=chans if colour else 0, interpolation=interp)
         return r[..., None] if image.ndim == 3 and r.ndim == 2 else r
 
     def _warp_frame(self, img: np.ndarray, t: int, grid_t: Optional[np.ndarray] = None, colour: bool = False) -> np.ndarray:
@@ -196,8 +212,9 @@ class CanonicalVideo:
 
         Returns [T, H, W] for a 2-D input and [T, H, W, C] otherwise, float32, at output size.
         Outside the canvas a colour image shows what ``padding`` says (grey: 0.5); any other
-        image (mask, alpha, labels) shows 0, or its edge for "border". ``colour``: whether
-        ``image`` is a colour image; None (default) means "it has 3 channels".
+        image (mask, alpha, labels) shows 0, or its edge for "border". A colour image follows
+        ``interpolation`` (bicubic: clipped to [0, 1]); any other image is bilinear. ``colour``:
+        whether ``image`` is a colour image; None (default) means "it has 3 channels".
         """
         img = self._canonical_space(image)
         chans = 1 if img.ndim == 2 else img.shape[2]
@@ -240,9 +257,9 @@ class CanonicalVideo:
         g = self.frame_grid(t)
         if kind != "rgba":
             return self._warp_frame(img, t, grid_t=g, colour=kind != "mask")
-        w = self._remap(img, t, grid_t=g)
+        w = self._remap(img, t, grid_t=g, shown=True)
         base = self._frames_cache[t] if self._frames_cache is not None else self._remap(self.canonical, t, True, grid_t=g)
-        a = np.clip(w[..., 3:4], 0.0, 1.0)
+        a = w[..., 3:4] if self.interpolation == "bicubic" else np.clip(w[..., 3:4], 0.0, 1.0)  # rings as baked in
         return np.clip(w[..., :3] + base * (1.0 - a), 0.0, 1.0).astype(np.float32)
 
     def render_frame(self, t: int, image: Optional[np.ndarray] = None) -> np.ndarray:
@@ -268,6 +285,8 @@ class CanonicalVideo:
         Outside the canvas (``padding``): the video and an RGB replacement show black, grey or the
         edge; an overlay adds nothing there unless "border" (then its edge), a mask is 0 there
         unless "border" (then its edge) -- so ``render(rgba)`` equals ``with_edit(rgba).frames()``.
+        Between pixels the video, RGB replacements and overlays follow ``interpolation``; masks are
+        bilinear.
         """
         if image is None:
             return self.frames().copy()
@@ -317,7 +336,8 @@ class CanonicalVideo:
     # ---- output size and canonical resolution ------------------------------------------
     def with_size(self, size: Sequence[int]) -> "CanonicalVideo":
         """Same canonical and motion, frames rendered at ``size`` = (H, W)."""
-        return CanonicalVideo(self.canonical, self.grid, self.fps, dict(self.metadata), size=tuple(size), padding=self.padding)
+        return CanonicalVideo(self.canonical, self.grid, self.fps, dict(self.metadata), size=tuple(size), padding=self.padding,
+                              interpolation=self.interpolation)
 
     def with_canonical_resolution(self, canonical: np.ndarray, size: Optional[Sequence[int]] = None) -> "CanonicalVideo":
         """Same video with a canonical image of the same canvas at another resolution.
@@ -332,13 +352,15 @@ class CanonicalVideo:
         scale = np.array([wn / wc, hn / hc], np.float32)
         grid = (self.grid + 0.5) * scale - 0.5
         out_size = self.size if size is None else tuple(size)
-        return CanonicalVideo(new, grid, self.fps, dict(self.metadata), size=out_size, padding=self.padding)
+        return CanonicalVideo(new, grid, self.fps, dict(self.metadata), size=out_size, padding=self.padding,
+                              interpolation=self.interpolation)
 
     # ---- persistence (gendef.video.npzformat) --------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write an ``.npz`` (no pickles). Written atomically: a crash leaves the old file.
 
-        ``padding`` is written unless it is "black" (the default, what a file without it means).
+        ``padding`` is written unless it is "black", ``interpolation`` unless it is "bilinear" (the
+        defaults, what a file without them means), so such files stay byte for byte as before.
         """
         meta = dict(self.metadata)
         meta.setdefault("format_version", FORMAT_VERSION)
@@ -351,6 +373,8 @@ class CanonicalVideo:
         )
         if self.padding != "black":
             arrays["padding"] = np.array(self.padding)
+        if self.interpolation != "bilinear":
+            arrays["interpolation"] = np.array(self.interpolation)
         return write_npz(path, arrays)
 
     @classmethod
@@ -358,8 +382,9 @@ class CanonicalVideo:
         """Read an ``.npz`` written by :meth:`save`; any damage gives a CanonicalVideoError.
 
         Member headers are checked against the MAX_* limits (:func:`check_npz`) before any
-        array is decompressed. A file written before ``padding`` existed loads as "black"; a
-        padding other than :data:`PADDINGS` is refused.
+        array is decompressed. A file written before ``padding`` existed loads as "black", one
+        before ``interpolation`` as "bilinear"; a padding other than :data:`PADDINGS` or an
+        interpolation other than :data:`INTERPOLATIONS` is refused.
         """
         return cls(**read_canonical_arrays(path))
 
@@ -444,7 +469,7 @@ class CanonicalVideo:
     def with_canonical(self, canonical: np.ndarray) -> "CanonicalVideo":
         """Same motion, another canonical image (an edit baked in)."""
         return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size,
-                              padding=self.padding)
+                              padding=self.padding, interpolation=self.interpolation)
 
 
 # --------------------------------------------------------------------------------------

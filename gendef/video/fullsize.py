@@ -216,7 +216,8 @@ def _inverse_maps(video: CanonicalVideo, stride: int) -> list:
 def _back_project(video: CanonicalVideo, frames, canon: np.ndarray, inv: list, delta: float) -> tuple:
     """One pass over the clip: back-warped weighted residuals [Hc, Wc, 3], their weights [Hc, Wc], sq. error.
 
-    The render (outside the canvas as the video's ``padding`` shows it) carries an alpha channel
+    The render (outside the canvas as the video's ``padding`` shows it, between pixels as its
+    ``interpolation``: bicubic clipped to [0, 1], alpha included) carries an alpha channel
     of ones, so output pixels that sample outside the canvas get (fractionally) no vote, except
     with "border" padding, where they show the edge pixel and vote for it; Huber weights min(1, delta / |residual|)
     damp frames that disagree (occlusions, moving objects, lighting).
@@ -227,7 +228,7 @@ def _back_project(video: CanonicalVideo, frames, canon: np.ndarray, inv: list, d
     sq = 0.0
     for t in range(video.num_frames):
         g = video.frame_grid(t)
-        packed = remap(rgba, g, video.padding, colour_channels=3)
+        packed = remap(rgba, g, video.padding, colour_channels=3, interpolation=video.interpolation)
         res = np.subtract(_frame_at(frames, t, video.size), packed[..., :3])
         n2 = np.einsum("hwc,hwc->hw", res, res)
         sq += float(n2.sum())
@@ -312,7 +313,8 @@ def _refine_plan(refine_steps: Optional[int], device: Optional[str]) -> tuple:
 def _refine(video: CanonicalVideo, frames, steps: int, device: str) -> np.ndarray:
     """A few Adam steps on the full-size canonical (grid fixed), Charbonnier loss over all frames.
 
-    Meant for a GPU: every frame's upsampled grid and the frames stay on the device.
+    Meant for a GPU: every frame's upsampled grid and the frames stay on the device. Frames are
+    sampled with the video's ``interpolation`` (grid_sample's bilinear or bicubic, as the video renders).
     """
     import torch
     import torch.nn.functional as F
@@ -327,7 +329,7 @@ def _refine(video: CanonicalVideo, frames, steps: int, device: str) -> np.ndarra
     for _ in range(int(steps)):
         opt.zero_grad(set_to_none=True)
         for g, target in zip(grids, targets):
-            out = F.grid_sample(canon, g, mode="bilinear", padding_mode="border", align_corners=True)
+            out = F.grid_sample(canon, g, mode=video.interpolation, padding_mode="border", align_corners=True)
             loss = ((out - target).pow(2) + 1e-6).sqrt().mean() / len(grids)
             loss.backward()
         opt.step()

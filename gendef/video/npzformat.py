@@ -1,15 +1,17 @@
 """The two .npz formats of the data model, read and written as plain arrays.
 
 * A CanonicalVideo file holds ``canonical``, ``grid``, ``fps``, ``size``, ``padding`` (a string, one
-  of :data:`~gendef.video.padding.PADDINGS`) and a JSON ``metadata`` string.
+  of :data:`~gendef.video.padding.PADDINGS`), ``interpolation`` (a string, one of
+  :data:`~gendef.video.padding.INTERPOLATIONS`) and a JSON ``metadata`` string.
 * A SegmentedVideo file (a whole clip as a chain of segments) holds ``seg{i}_canonical`` and
   ``seg{i}_grid`` for every segment, ``starts`` (first clip frame of each segment), ``cuts`` (clip
-  frames where a hard cut starts a segment), ``fps``, ``size``, ``padding`` (one string per
-  segment), a JSON ``metadata`` string and a JSON ``segment_metadata`` string (a list, one dict per
-  segment).
+  frames where a hard cut starts a segment), ``fps``, ``size``, ``padding`` and ``interpolation``
+  (one string per segment each), a JSON ``metadata`` string and a JSON ``segment_metadata`` string
+  (a list, one dict per segment).
 
-``padding`` is written only when some video is not "black"; a file without it (every file written
-before it existed) is all "black". A padding outside the list is refused (one line).
+``padding`` is written only when some video is not "black", ``interpolation`` only when some video
+is not "bilinear"; a file without them (every file written before they existed) is all "black" and
+"bilinear". A name outside its list is refused (one line).
 
 Every member's shape, dtype and declared size is checked against the MAX_* limits from the
 archive's .npy headers (:mod:`gendef.video.npzfile`) before anything is decompressed, so a small
@@ -29,7 +31,7 @@ import numpy as np
 
 from ..errors import CanonicalVideoError, NpzHeaderError
 from .npzfile import read_npz_headers
-from .padding import PADDINGS
+from .padding import INTERPOLATIONS, PADDINGS
 
 __all__ = [
     "FORMAT_VERSION", "MAX_FILE_FRAMES", "MAX_CANVAS_PIXELS", "MAX_GRID_VALUES", "MAX_METADATA_BYTES",
@@ -46,7 +48,8 @@ MAX_FILE_FRAMES = 4096
 MAX_CANVAS_PIXELS = 4096 * 4096  # Hc * Wc of the canonical image (192 MiB as float32 RGB)
 MAX_GRID_VALUES = 1 << 27  # T * H * W * 2: 512 MiB as float32, e.g. 256 frames of 512x512
 MAX_METADATA_BYTES = 1 << 20
-_MAX_PADDING_CHARS = 16  # a padding name is a short string (PADDINGS), one per video
+_MAX_NAME_CHARS = 16  # a padding or interpolation name is a short string (PADDINGS, INTERPOLATIONS), one per video
+_NAMED = {"padding": (PADDINGS, "black"), "interpolation": (INTERPOLATIONS, "bilinear")}  # member: (choices, missing)
 _HEADER_SLACK = 1 << 16  # a zip entry may declare this much more than its array (the .npy header)
 # A SegmentedVideo file: each segment within the limits above, and the whole clip within these
 MAX_SEGMENTS = 256
@@ -121,12 +124,12 @@ def check_npz(path: PathLike) -> dict:
 
 def _npz_limit_problem(members: dict) -> Optional[str]:
     c, g, f = members["canonical"], members["grid"], members["fps"]
-    m, p = members.get("metadata"), members.get("padding")
+    m, named = members.get("metadata"), tuple(members.get(k) for k in _NAMED)
     problem = (_pair_problem(c, g, "canonical", "grid") or _fps_problem(f) or _metadata_problem(m)
-               or _padding_problem(p, ()))
+               or _names_problem(members, ()))
     if problem:
         return problem
-    return _declared_problem((c, g, f) + tuple(x for x in (m, p) if x is not None))
+    return _declared_problem((c, g, f) + tuple(x for x in (m,) + named if x is not None))
 
 
 def _pair_problem(c, g, cname: str, gname: str) -> Optional[str]:
@@ -157,12 +160,15 @@ def _metadata_problem(m, what: str = "metadata") -> Optional[str]:
     return None
 
 
-def _padding_problem(p, shape: tuple) -> Optional[str]:
-    """The ``padding`` member (if any): short strings, ``shape`` () for a video, (n,) for n segments."""
-    if p is None or (p.shape == shape and p.dtype.kind == "U" and p.dtype.itemsize <= 4 * _MAX_PADDING_CHARS):
-        return None
-    what = f"{shape[0]} strings" if shape else "one string"
-    return f"padding must be {what} (one of {', '.join(PADDINGS)}), the file declares {p.shape} {p.dtype}"
+def _names_problem(members: dict, shape: tuple) -> Optional[str]:
+    """The ``padding`` and ``interpolation`` members (if any): short strings, ``shape`` () for a video, (n,) for n segments."""
+    for key, (choices, _) in _NAMED.items():
+        p = members.get(key)
+        if p is None or (p.shape == shape and p.dtype.kind == "U" and p.dtype.itemsize <= 4 * _MAX_NAME_CHARS):
+            continue
+        what = f"{shape[0]} strings" if shape else "one string"
+        return f"{key} must be {what} (one of {', '.join(choices)}), the file declares {p.shape} {p.dtype}"
+    return None
 
 
 def _declared_problem(members) -> Optional[str]:
@@ -216,7 +222,7 @@ def _segmented_problem(members: dict) -> Optional[str]:
         return f"the segments' grids hold {values} values, over the limit of {MAX_CLIP_GRID_VALUES} ({MAX_CLIP_GRID_VALUES * 4 >> 20} MiB)"
     problem = (_fps_problem(members["fps"]) or _metadata_problem(members.get("metadata"))
                or _metadata_problem(members.get("segment_metadata"), "segment_metadata")
-               or _padding_problem(members.get("padding"), (n,)))
+               or _names_problem(members, (n,)))
     return problem or _declared_problem(members.values())
 
 
@@ -247,7 +253,7 @@ def _json(data, key: str, default):
 
 
 def read_canonical_arrays(path: PathLike) -> dict:
-    """``{canonical, grid, fps, size, padding, metadata}`` of a CanonicalVideo .npz (headers checked first)."""
+    """``{canonical, grid, fps, size, padding, interpolation, metadata}`` of a CanonicalVideo .npz (headers checked first)."""
     name = getattr(path, "name", path)
     check_npz(path)
     with _reading(name), np.load(path, allow_pickle=False) as data:
@@ -255,21 +261,23 @@ def read_canonical_arrays(path: PathLike) -> dict:
         if missing:
             raise CanonicalVideoError(f"{name}: not a CanonicalVideo file (missing {', '.join(missing)})")
         return dict(canonical=data["canonical"], grid=data["grid"], fps=float(data["fps"]),
-                    size=_read_size(data, name), padding=_read_paddings(data, name, 1)[0],
-                    metadata=_json(data, "metadata", {}))
+                    size=_read_size(data, name), padding=_read_names(data, name, "padding", 1)[0],
+                    interpolation=_read_names(data, name, "interpolation", 1)[0], metadata=_json(data, "metadata", {}))
 
 
 def read_segmented_arrays(path: PathLike) -> dict:
-    """``{segments: [(start, canonical, grid, metadata, padding)], cuts, fps, size, metadata}`` of a SegmentedVideo .npz."""
+    """``{segments: [(start, canonical, grid, metadata, padding, interpolation)], cuts, fps, size, metadata}`` of a
+    SegmentedVideo .npz."""
     name = getattr(path, "name", path)
     check_segmented_npz(path)
     with _reading(name), np.load(path, allow_pickle=False) as data:
         starts = [int(s) for s in data["starts"]]
         seg_meta = _json(data, "segment_metadata", [])
-        paddings = _read_paddings(data, name, len(starts))
+        paddings = _read_names(data, name, "padding", len(starts))
+        interpolations = _read_names(data, name, "interpolation", len(starts))
         segments = [
             (starts[i], data[f"seg{i}_canonical"], data[f"seg{i}_grid"],
-             seg_meta[i] if i < len(seg_meta) and isinstance(seg_meta[i], dict) else {}, paddings[i])
+             seg_meta[i] if i < len(seg_meta) and isinstance(seg_meta[i], dict) else {}, paddings[i], interpolations[i])
             for i in range(len(starts))
         ]
         cuts = [int(c) for c in data["cuts"]] if "cuts" in data.files else []
@@ -277,14 +285,16 @@ def read_segmented_arrays(path: PathLike) -> dict:
                     metadata=_json(data, "metadata", {}))
 
 
-def _read_paddings(data, name, n: int) -> list:
-    """The ``n`` paddings of a saved file (shape checked with the headers); "black" for files written before it existed."""
-    if "padding" not in data.files:
-        return ["black"] * n
-    values = [str(v) for v in np.asarray(data["padding"]).reshape(-1)]
-    bad = [v for v in values if v not in PADDINGS]
+def _read_names(data, name, key: str, n: int) -> list:
+    """The ``n`` paddings or interpolations (``key``) of a saved file (shape checked with the headers);
+    the default ("black", "bilinear") for files written without the member."""
+    choices, missing = _NAMED[key]
+    if key not in data.files:
+        return [missing] * n
+    values = [str(v) for v in np.asarray(data[key]).reshape(-1)]
+    bad = [v for v in values if v not in choices]
     if bad:
-        raise CanonicalVideoError(f"{name}: unknown padding {bad[0]!r} (a video's padding is one of {', '.join(PADDINGS)})")
+        raise CanonicalVideoError(f"{name}: unknown {key} {bad[0]!r} (a video's {key} is one of {', '.join(choices)})")
     return values
 
 

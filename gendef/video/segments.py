@@ -43,7 +43,8 @@ class SegmentedVideo:
 
     ``cuts``: clip frames where a segment starts with a hard cut (zero overlap, no blend); each must be
     some segment's start. ``fps`` defaults to the first segment's. All segments share one output size;
-    each keeps its own ``padding`` (what it shows outside its canvas), saved with the chain.
+    each keeps its own ``padding`` (what it shows outside its canvas) and ``interpolation``, saved with
+    the chain.
     """
 
     def __init__(self, segments, fps: Optional[float] = None, metadata: Optional[dict] = None, cuts=()):
@@ -387,7 +388,7 @@ class SegmentedVideo:
             s, v = pairs[-1]
             if s + v.num_frames > n:
                 pairs[-1] = (s, CanonicalVideo(v.canonical, v.grid[: n - s], v.fps, dict(v.metadata), size=v.size,
-                                               padding=v.padding))
+                                               padding=v.padding, interpolation=v.interpolation))
             if len(pairs) > 1 and pairs[-1][0] + pairs[-1][1].num_frames <= pairs[-2][0] + pairs[-2][1].num_frames:
                 pairs.pop()
                 continue
@@ -396,7 +397,8 @@ class SegmentedVideo:
         return SegmentedVideo(pairs, fps=self.fps, metadata=dict(self.metadata), cuts=[c for c in self.cuts if c in kept])
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
-        """Write the whole chain to one ``.npz`` (no pickles), atomically (``padding``, one per segment, only if one isn't black)."""
+        """Write the whole chain to one ``.npz`` (no pickles), atomically (``padding``, one per segment, only if one
+        isn't black; ``interpolation`` likewise only if one isn't bilinear)."""
         meta = dict(self.metadata)
         meta.setdefault("format_version", FORMAT_VERSION)
         arrays = {}
@@ -411,6 +413,8 @@ class SegmentedVideo:
         )
         if any(seg.padding != "black" for seg in self.segments):  # none written: every segment black
             arrays["padding"] = np.array([seg.padding for seg in self.segments])
+        if any(seg.interpolation != "bilinear" for seg in self.segments):  # none written: every segment bilinear
+            arrays["interpolation"] = np.array([seg.interpolation for seg in self.segments])
         return write_npz(path, arrays)
 
     @classmethod
@@ -418,7 +422,8 @@ class SegmentedVideo:
         """Read a file written by :meth:`save` (headers checked against the limits before any array is read)."""
         a = read_segmented_arrays(path)
         try:
-            pairs = [(s, CanonicalVideo(c, g, a["fps"], m, size=a["size"], padding=p)) for s, c, g, m, p in a["segments"]]
+            pairs = [(s, CanonicalVideo(c, g, a["fps"], m, size=a["size"], padding=p, interpolation=i))
+                     for s, c, g, m, p, i in a["segments"]]
             return cls(pairs, fps=a["fps"], metadata=a["metadata"], cuts=a["cuts"])
         except CanonicalVideoError as e:
             raise CanonicalVideoError(f"{getattr(path, 'name', path)}: {e}") from None
@@ -429,7 +434,7 @@ class SegmentedVideo:
             raise CanonicalVideoError(f"a chain of {self.num_segments} segments is not one CanonicalVideo")
         seg = self.segments[0]
         return CanonicalVideo(seg.canonical, seg.grid, self.fps, {**seg.metadata, **self.metadata}, size=seg.size,
-                              padding=seg.padding)
+                              padding=seg.padding, interpolation=seg.interpolation)
 
 
 def load_video_npz(path: Union[str, os.PathLike, io.IOBase]) -> Union[CanonicalVideo, SegmentedVideo]:
@@ -529,17 +534,18 @@ def _weight(layer: np.ndarray) -> np.ndarray:
 def _layer_on_frame(seg: CanonicalVideo, layer: np.ndarray, t: int) -> np.ndarray:
     """A canonical-space layer (straight RGBA or mask) as seen in the segment's local frame t (same kind).
 
-    Outside the segment's canvas the layer is 0, or its edge for a "border" segment (the rule for
-    masks and overlays in :mod:`gendef.video.padding`).
+    Outside the segment's canvas the layer is 0, or its edge for a "border" segment; an RGBA layer
+    follows the segment's ``interpolation`` (as an overlay), a mask is bilinear (the rules for masks
+    and overlays in :mod:`gendef.video.padding`).
     """
     g = seg.frame_grid(t)
 
-    def remap(x):
-        return padding_remap(np.ascontiguousarray(x), g, seg.padding)
+    def remap(x, interpolation="bilinear"):
+        return padding_remap(np.ascontiguousarray(x), g, seg.padding, interpolation=interpolation)
 
     if layer.ndim == 2:
         return np.clip(remap(layer), 0.0, 1.0)
-    pre = remap(np.concatenate([layer[..., :3] * layer[..., 3:], layer[..., 3:]], -1))
+    pre = remap(np.concatenate([layer[..., :3] * layer[..., 3:], layer[..., 3:]], -1), seg.interpolation)
     a = np.clip(pre[..., 3:], 0.0, 1.0)
     rgb = np.where(a > 1e-6, pre[..., :3] / np.maximum(a, 1e-6), 0.0)
     return np.clip(np.concatenate([rgb, a], -1), 0.0, 1.0).astype(np.float32)
