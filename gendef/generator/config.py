@@ -150,7 +150,8 @@ class GenDeFConfig:
                                 "the same",
                                 Rule("choice", choices=PADDINGS))
     warp_interpolation: str = setting("bilinear", "how the warp samples the canonical image: bilinear, or bicubic "
-                                      "(a = -0.75, clamped to the colour range: a sub-pixel shift blurs less)",
+                                      "(a = -0.75, clamped to the colour range: a sub-pixel shift blurs less); sampled "
+                                      "videos carry it (CanonicalVideo.interpolation) and render the same",
                                       Rule("choice", choices=INTERPOLATIONS))
     field_reference_time: Optional[float] = setting(
         None, "every frame's field minus G_d's field at this time, so the canonical image is the frame at that "

@@ -107,7 +107,8 @@ class GenDeF(
         0 in [-1, 1] there instead (official GenDeF), ``"border"`` the nearest edge pixel. A sampled
         CanonicalVideo carries the same ``padding`` and renders it with cv2.remap (a zero border,
         0.5, BORDER_REPLICATE), so training and rendering agree. ``warp_interpolation="bicubic"`` samples
-        bicubically (a = -0.75, as cv2.INTER_CUBIC) and clamps to [-1, 1].
+        bicubically (a = -0.75, as cv2.INTER_CUBIC) and clamps to [-1, 1]; a sampled CanonicalVideo
+        carries it as ``interpolation`` and renders with cv2.INTER_CUBIC clipped to [0, 1].
         """
         b, t, h, w, _ = grid_norm.shape
         black = self.warp_padding == "black"
@@ -187,8 +188,8 @@ class GenDeF(
     ) -> List[CanonicalVideo]:
         """Many videos in one batch. Frames are generated in chunks to bound memory (128+ frames).
 
-        Each video's ``padding`` is the model's ``warp_padding``, so its frames show outside the
-        canonical image what the model's own warp shows there.
+        Each video's ``padding`` is the model's ``warp_padding`` and its ``interpolation`` the model's
+        ``warp_interpolation``, so its frames are what the model's own warp shows.
         """
         seeds = [int(s) for s in seeds]
         if not seeds:
@@ -230,6 +231,7 @@ class GenDeF(
                 fps=fps,
                 metadata={"source": "gendef", "seed": seeds[i], "motion_seed": motion_seeds[i], "truncation_psi": truncation_psi},
                 padding=self.warp_padding,
+                interpolation=self.warp_interpolation,
             )
             for i in range(len(seeds))
         ]
