@@ -1,7 +1,8 @@
 """The data model and what serves it (the ground floor: imports only ``gendef.errors`` and ``gendef.imageutil``).
 
-- :mod:`~gendef.video.canonical_video`: ``CanonicalVideo``, a canonical image + sampling grid + fps + padding.
-- :mod:`~gendef.video.padding`: what a video shows outside its canonical image (black, grey or the edge), the one remap.
+- :mod:`~gendef.video.canonical_video`: ``CanonicalVideo``, a canonical image + sampling grid + fps + padding + interpolation.
+- :mod:`~gendef.video.padding`: how a video samples its canonical image (black, grey or the edge outside it;
+  bilinear or bicubic between pixels), the one remap.
 - :mod:`~gendef.video.segments`: ``SegmentedVideo``, a whole clip as a chain of CanonicalVideos;
   ``load_video_npz`` opens either kind of file.
 - :mod:`~gendef.video.tracking`: point tracking (inverse look-up), frame -> canonical look-up, flows.
