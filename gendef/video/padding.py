@@ -21,14 +21,14 @@ Between pixels (``interpolation``):
   colour result clipped to [0, 1] as the model clamps its frames to [-1, 1] (uint8: cv2 saturates).
 
 Bicubic applies to what a frame shows: colour images (the video, an RGB replacement, the uint8
-export, the full-size back-projection's render, its alpha clipped too) and overlays (premultiplied
-colour and alpha sampled unclipped, the composite clipped once, as the same edit baked in rings
-and is clipped), so ``render(rgba)`` stays ``with_edit(rgba).frames()``: equal where frames sample
-whole pixels, and between them apart only as bilinear's are (composited after sampling rather
-than before; no clipped ringing added). Masks and any other non-colour image (``warp(colour=False)``: labels, coordinates)
-stay bilinear on every video: a cubic kernel overshoots a step by up to 11 % and rings beside it
-(a mask above 1 or below 0 beside its edge, a coordinate map bent), and a propagated mask does
-not depend on the model.
+export, the full-size back-projection's render and its alpha) and overlays (premultiplied colour
+and alpha sampled unclipped, the composite clipped once, as the same edit baked in rings and is
+clipped once). So ``render(rgba)`` stays ``with_edit(rgba).frames()``: equal where frames sample
+whole pixels, and between them apart only as under bilinear (composited after sampling rather
+than before), with no clipped ringing added. Masks and any other non-colour image
+(``warp(colour=False)``: labels, coordinates) stay bilinear on every video: a cubic kernel
+overshoots a step by up to 11 % and rings beside it (a mask above 1 or below 0 beside its edge, a
+coordinate map bent), and a propagated mask does not depend on the model.
 """
 from __future__ import annotations
 
