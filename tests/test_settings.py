@@ -142,10 +142,12 @@ def test_an_old_flat_config_json_loads_and_is_written_back_the_same(tmp_path):
     assert loaded.config == model.config and loaded.canonical.layers[3].offset is not None
 
 
-def test_the_shipped_config_json_without_the_new_keys_loads():
-    shipped = json.loads((ROOT / "checkpoints" / "default" / "config.json").read_text())
-    flat = GenDeF.from_pretrained(ROOT / "checkpoints" / "default").config.to_flat()
+def test_the_32px_default_config_json_without_the_new_keys_loads():
+    """The 32 px default's config.json (shipped until issue 27): 22 keys, every later one at its default."""
+    shipped = json.loads((FIXTURES / "default32_config.json").read_text())
+    flat = GenDeFConfig.from_flat(shipped).to_flat()
     assert {k: flat[k] for k in shipped} == shipped and len(shipped) == 22 and len(flat) == 37
+    assert GenDeF(**shipped).config.to_flat() == flat
 
 
 def test_an_old_state_pack_config_still_validates_and_builds_its_model():
