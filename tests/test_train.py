@@ -203,6 +203,26 @@ def test_drift_start_runs_before_the_adversarial_steps(stage1, data, tmp_path, c
     assert GenDeF.from_pretrained(out_dir).deformation.to_outs[-1].conv.weight.abs().sum() > 0
 
 
+def test_stage2_takes_the_warp_and_the_sky_drift_from_its_own_config(stage1, data, tmp_path, capsys):
+    """The default's recipe switches: warp_padding and warp_interpolation are weightless keys stage 2 takes
+    from its own config (stage 1 trained black/bilinear), and the drift start takes its row profile."""
+    import json
+
+    from gendef import GenDeF
+
+    out_dir = tmp_path / "sky"
+    rc = finetune.main(["--config", TINY, f"data={data / 'frames'}", f"output_dir={out_dir}", f"init={stage1}",
+                        "max_steps=1", "drift_start_steps=2", "drift_start_profile=sky", "model.deformation_init=xavier",
+                        "model.warp_padding=border", "model.warp_interpolation=bicubic", "sample_every=0", *FAST])
+    assert rc == 0 and "drift start 2/2" in capsys.readouterr().out
+    saved = json.loads((stage1 / "config.json").read_text())
+    assert (saved.get("warp_padding", "black"), saved.get("warp_interpolation", "bilinear")) != ("border", "bicubic")
+    model = GenDeF.from_pretrained(out_dir)
+    assert (model.warp_padding, model.warp_interpolation) == ("border", "bicubic")
+    video = model.sample(seed=0, num_frames=2)
+    assert (video.padding, video.interpolation) == ("border", "bicubic")
+
+
 def test_d_warmup_trains_d_alone(stage1, data, tmp_path):
     from safetensors.torch import load_file
 
