@@ -11,7 +11,6 @@ import numpy as np
 
 from gendef import viz
 from gendef.video.audio import AUTO, resolve_audio
-from gendef.video.canonical_video import CanonicalVideo
 from gendef.video.chunks import iter_uint8
 from gendef.video.segments import SegmentedVideo
 from gendef.video.io import write_video_and_gif
@@ -125,8 +124,7 @@ def _export_npz(state: StudioState, use_result: bool) -> Video:
     meta = dict(video.metadata, studio_source=state.source)
     if isinstance(video, SegmentedVideo):
         return SegmentedVideo(list(zip(video.starts, video.segments)), fps=video.fps, metadata=meta, cuts=video.cuts)
-    return CanonicalVideo(video.canonical, video.grid, video.fps, meta, size=video.size, padding=video.padding,
-                          interpolation=video.interpolation)
+    return video.replaced(metadata=meta)
 
 
 @friendly

@@ -199,8 +199,7 @@ def _limit_video(video: Video, most: int = MAX_FRAMES) -> Video:
         gr.Warning(f"The file has {video.num_frames} frames; the studio keeps the first {most}.")
         if isinstance(video, SegmentedVideo):
             return video.head(most)
-        video = CanonicalVideo(video.canonical, video.grid[:most], video.fps, dict(video.metadata), size=video.size,
-                               padding=video.padding, interpolation=video.interpolation)
+        video = video.replaced(grid=video.grid[:most])
     return video
 
 

@@ -233,3 +233,14 @@ def _cv2_cubic_tolerance(image: np.ndarray) -> float:
         return 1e-5
     steps = max(np.abs(np.diff(image, axis=0)).max(), np.abs(np.diff(image, axis=1)).max())
     return 1e-5 + 13 * steps / 64
+
+
+def test_replaced_changes_only_what_it_is_given_and_copies_the_metadata():
+    vid = video("bicubic", padding="grey")
+    vid.metadata["note"] = 1
+    short = vid.replaced(grid=vid.grid[:1])
+    assert (short.num_frames, short.padding, short.interpolation, short.size) == (1, "grey", "bicubic", vid.size)
+    short.metadata["note"] = 2
+    assert vid.metadata["note"] == 1
+    with pytest.raises(CanonicalVideoError, match="interpolation must be one of"):
+        vid.replaced(interpolation="nearest")

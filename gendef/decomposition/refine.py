@@ -87,8 +87,7 @@ def frame_psnr(rendered, frames: np.ndarray) -> np.ndarray:
 
 
 def _slice(vid: CanonicalVideo, a: int, b: int) -> CanonicalVideo:
-    return CanonicalVideo(vid.canonical, vid.grid[a:b], vid.fps, dict(vid.metadata), size=vid.size, padding=vid.padding,
-                          interpolation=vid.interpolation)
+    return vid.replaced(grid=vid.grid[a:b])
 
 
 def _refit_frames(plan: list) -> int:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -334,10 +334,15 @@ class CanonicalVideo:
         return tracking.flows(self, space)
 
     # ---- output size and canonical resolution ------------------------------------------
+    def replaced(self, **changes) -> "CanonicalVideo":
+        """This video with ``changes`` to any of its fields, validated as new; every other field kept
+        (``padding`` and ``interpolation`` included), ``metadata`` copied."""
+        changes.setdefault("metadata", dict(self.metadata))
+        return replace(self, **changes)
+
     def with_size(self, size: Sequence[int]) -> "CanonicalVideo":
         """Same canonical and motion, frames rendered at ``size`` = (H, W)."""
-        return CanonicalVideo(self.canonical, self.grid, self.fps, dict(self.metadata), size=tuple(size), padding=self.padding,
-                              interpolation=self.interpolation)
+        return self.replaced(size=tuple(size))
 
     def with_canonical_resolution(self, canonical: np.ndarray, size: Optional[Sequence[int]] = None) -> "CanonicalVideo":
         """Same video with a canonical image of the same canvas at another resolution.
@@ -352,8 +357,7 @@ class CanonicalVideo:
         scale = np.array([wn / wc, hn / hc], np.float32)
         grid = (self.grid + 0.5) * scale - 0.5
         out_size = self.size if size is None else tuple(size)
-        return CanonicalVideo(new, grid, self.fps, dict(self.metadata), size=out_size, padding=self.padding,
-                              interpolation=self.interpolation)
+        return self.replaced(canonical=new, grid=grid, size=out_size)
 
     # ---- persistence (gendef.video.npzformat) --------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> Path:
@@ -468,8 +472,7 @@ class CanonicalVideo:
 
     def with_canonical(self, canonical: np.ndarray) -> "CanonicalVideo":
         """Same motion, another canonical image (an edit baked in)."""
-        return CanonicalVideo(canonical=canonical, grid=self.grid, fps=self.fps, metadata=dict(self.metadata), size=self.size,
-                              padding=self.padding, interpolation=self.interpolation)
+        return self.replaced(canonical=canonical)
 
 
 # --------------------------------------------------------------------------------------

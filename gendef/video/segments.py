@@ -387,8 +387,7 @@ class SegmentedVideo:
         while True:
             s, v = pairs[-1]
             if s + v.num_frames > n:
-                pairs[-1] = (s, CanonicalVideo(v.canonical, v.grid[: n - s], v.fps, dict(v.metadata), size=v.size,
-                                               padding=v.padding, interpolation=v.interpolation))
+                pairs[-1] = (s, v.replaced(grid=v.grid[: n - s]))
             if len(pairs) > 1 and pairs[-1][0] + pairs[-1][1].num_frames <= pairs[-2][0] + pairs[-2][1].num_frames:
                 pairs.pop()
                 continue
@@ -433,8 +432,7 @@ class SegmentedVideo:
         if self.num_segments != 1:
             raise CanonicalVideoError(f"a chain of {self.num_segments} segments is not one CanonicalVideo")
         seg = self.segments[0]
-        return CanonicalVideo(seg.canonical, seg.grid, self.fps, {**seg.metadata, **self.metadata}, size=seg.size,
-                              padding=seg.padding, interpolation=seg.interpolation)
+        return seg.replaced(fps=self.fps, metadata={**seg.metadata, **self.metadata})
 
 
 def load_video_npz(path: Union[str, os.PathLike, io.IOBase]) -> Union[CanonicalVideo, SegmentedVideo]:
